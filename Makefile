@@ -1,0 +1,44 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Both create .venv from the committed lock (requirements.lock) when it is missing or stale.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.cvpipe-installed
+
+.PHONY: demo test lint typecheck pytest lock venv clean golden bench
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check "uv>=0.4"
+	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cvpipe demo
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check components pipelines tests bench
+	$(BIN)/ruff format --check components pipelines tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy components pipelines
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+golden: $(STAMP)
+	$(BIN)/pytest tests/compile --update-golden
+
+# Re-resolve the lock after changing dependencies in pyproject.toml.
+lock:
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_36 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs

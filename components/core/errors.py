@@ -1,0 +1,138 @@
+"""The one errors module of cvpipe.
+
+Every error cvpipe raises on purpose derives from :class:`CvpipeError`, so a
+caller can catch the family with one ``except``. The tree::
+
+    CvpipeError
+    ├── SpecError                 a pipeline spec is invalid (every problem, with its key path)
+    ├── DataError                 input data cannot be used
+    │   ├── AnnotationError       an annotation file cannot be read at all
+    │   ├── ImageError            an image cannot be decoded or is unsafe to decode
+    │   └── QuarantineLimitError  more items were rejected than the spec allows
+    ├── ValidationFailed          data validation found an anomaly whose policy is "fail"
+    ├── LineageError              ML Metadata cannot be opened or a lookup failed
+    ├── RegistryError             a model registry operation failed
+    ├── EvaluationError           predictions or ground truth are unusable for evaluation
+    ├── TrainingError             training cannot start or continue
+    ├── AlertError                an alert could not be delivered after all retries
+    └── PipelineRunError          a pipeline run (local or remote) did not succeed
+
+Messages name the file and the problem; they never need a stack trace to be
+understood.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "AlertError",
+    "AnnotationError",
+    "CvpipeError",
+    "DataError",
+    "EvaluationError",
+    "ImageError",
+    "LineageError",
+    "PipelineRunError",
+    "QuarantineLimitError",
+    "RegistryError",
+    "SpecError",
+    "TrainingError",
+    "ValidationFailed",
+]
+
+
+class CvpipeError(Exception):
+    """Base class of every error cvpipe raises on purpose."""
+
+
+class SpecError(CvpipeError):
+    """A pipeline spec is invalid.
+
+    Attributes:
+        problems: ``(key_path, message)`` pairs, for example
+            ``("train.accelerator.count", "must be >= 1")``.
+        source: the file the spec came from, if any.
+    """
+
+    def __init__(self, problems: Iterable[tuple[str, str]], source: str | None = None):
+        self.problems: list[tuple[str, str]] = list(problems)
+        self.source = source
+        where = f"{source}: " if source else ""
+        lines = [f"{path}: {msg}" if path else msg for path, msg in self.problems]
+        super().__init__(f"{where}invalid pipeline spec\n  " + "\n  ".join(lines))
+
+
+class DataError(CvpipeError):
+    """Input data cannot be used."""
+
+
+class AnnotationError(DataError):
+    """An annotation file cannot be read at all (not one bad item inside it)."""
+
+    def __init__(self, path: str, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class ImageError(DataError):
+    """An image cannot be decoded, or is unsafe to decode."""
+
+    def __init__(self, path: str, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class QuarantineLimitError(DataError):
+    """More items were quarantined than the spec allows.
+
+    The quarantine report is written before this is raised, so nothing is lost.
+    """
+
+    def __init__(self, stage: str, rejected: int, total: int, limit: str, report: str):
+        self.stage = stage
+        self.rejected = rejected
+        self.total = total
+        self.report = report
+        super().__init__(
+            f"{stage}: {rejected} of {total} items quarantined, over the limit of {limit}; "
+            f"see the quarantine report {report}"
+        )
+
+
+class ValidationFailed(CvpipeError):
+    """Data validation found anomalies whose policy is ``fail``."""
+
+    def __init__(self, anomalies: Sequence[str], report: str | None = None):
+        self.anomalies = list(anomalies)
+        self.report = report
+        tail = f"; report: {report}" if report else ""
+        shown = "\n  ".join(self.anomalies[:20])
+        more = f"\n  ... and {len(self.anomalies) - 20} more" if len(self.anomalies) > 20 else ""
+        super().__init__(f"data validation failed{tail}\n  {shown}{more}")
+
+
+class LineageError(CvpipeError):
+    """ML Metadata cannot be opened, or a lineage lookup failed."""
+
+
+class RegistryError(CvpipeError):
+    """A model registry operation failed."""
+
+
+class EvaluationError(CvpipeError):
+    """Predictions or ground truth are unusable for evaluation."""
+
+
+class TrainingError(CvpipeError):
+    """Training cannot start or continue."""
+
+
+class AlertError(CvpipeError):
+    """An alert could not be delivered after all retries."""
+
+
+class PipelineRunError(CvpipeError):
+    """A pipeline run did not succeed."""

@@ -1,0 +1,152 @@
+"""Small file helpers shared by every component: atomic writes and hashing.
+
+Writes that others read (manifests, reports, shards, registry files) go to a
+temporary name in the same directory and are renamed into place, so a reader
+never sees half a file and a killed writer leaves nothing that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "read_json", "sha256_bytes", "sha256_file"]
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Returns the hex sha256 of a file's bytes.
+
+    Args:
+        path: the file.
+
+    Returns:
+        64 hex characters.
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Returns the hex sha256 of some bytes.
+
+    Args:
+        data: the bytes.
+
+    Returns:
+        64 hex characters.
+    """
+    return hashlib.sha256(data).hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
+    """Yields a temporary path beside ``path``; renames it onto ``path`` on success.
+
+    On an exception the temporary file is removed and ``path`` is untouched.
+
+    Args:
+        path: the final path.
+        suffix: suffix of the temporary name (it starts with a dot, so globbing
+            for finished files does not see it).
+
+    Yields:
+        The temporary path to write to.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Writes bytes to ``path`` atomically.
+
+    Args:
+        path: the final path.
+        data: the content.
+
+    Returns:
+        The final path.
+    """
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Writes UTF-8 text to ``path`` atomically.
+
+    Args:
+        path: the final path.
+        text: the content.
+
+    Returns:
+        The final path.
+    """
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> Path:
+    """Writes an object as JSON to ``path`` atomically (pydantic models and numpy values allowed).
+
+    Args:
+        path: the final path.
+        obj: the object.
+        indent: JSON indent; None for compact.
+
+    Returns:
+        The final path.
+    """
+    return atomic_write_text(path, json.dumps(obj, indent=indent, default=_default, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Reads a JSON file.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The parsed value.
+    """
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def open_text(path: str | os.PathLike[str]) -> IO[str]:
+    """Opens a text file as UTF-8, tolerating a byte-order mark."""
+    return open(path, encoding="utf-8-sig")

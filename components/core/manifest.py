@@ -1,0 +1,150 @@
+"""The canonical dataset manifest every ingest format is read into.
+
+One :class:`Manifest` describes a dataset version: the task, the label map,
+and one :class:`ImageRecord` per image with its sha256, size and objects.
+Boxes are absolute pixels ``[x, y, width, height]`` (COCO order), class ids
+come from the label map, masks keep COCO's segmentation encodings (polygons
+or RLE) so nothing is rasterised before it must be.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .io import atomic_write_json, read_json
+from .labelmap import LabelMap
+
+__all__ = ["ImageRecord", "Manifest", "ObjectAnnotation", "Task"]
+
+Task = Literal["classification", "detection", "segmentation"]
+
+
+class ObjectAnnotation(BaseModel):
+    """One annotated object in an image.
+
+    Attributes:
+        class_id: id in the label map.
+        bbox: ``[x, y, width, height]`` in absolute pixels.
+        area: object area in pixels (mask area when a mask exists, else box area).
+        is_crowd: COCO ``iscrowd``: a region of many objects, ignored as a match target.
+        segmentation: COCO polygon list (``[[x1, y1, x2, y2, ...], ...]``) or RLE
+            dict (``{"size": [h, w], "counts": ...}``), or None.
+        annotation_id: the source's id for the object, if it had one.
+    """
+
+    class_id: int
+    bbox: list[float] = Field(min_length=4, max_length=4)
+    area: float = 0.0
+    is_crowd: bool = False
+    segmentation: list[list[float]] | dict[str, Any] | None = None
+    annotation_id: str | None = None
+
+
+class ImageRecord(BaseModel):
+    """One image of the dataset.
+
+    Attributes:
+        image_id: stable id (the source's id, else the relative path).
+        path: path relative to the manifest's ``root`` (or absolute).
+        sha256: hex sha256 of the file's bytes.
+        width: pixels.
+        height: pixels.
+        objects: annotated objects (detection and segmentation).
+        class_id: image-level class (classification).
+        split: a split the source assigned, if any (train/validation/test).
+        source: format-specific extras worth keeping (original file name, ...).
+    """
+
+    image_id: str
+    path: str
+    sha256: str
+    width: int
+    height: int
+    objects: list[ObjectAnnotation] = Field(default_factory=list)
+    class_id: int | None = None
+    split: str | None = None
+    source: dict[str, Any] = Field(default_factory=dict)
+
+
+class Manifest(BaseModel):
+    """A dataset version in canonical form.
+
+    Attributes:
+        task: classification, detection or segmentation.
+        root: directory that relative image paths are resolved against.
+        label_map: the versioned label map.
+        images: one record per accepted image.
+        format: the annotation format it was read from.
+        source: the annotation file or directory it was read from.
+    """
+
+    task: Task
+    root: str
+    label_map: LabelMap
+    images: list[ImageRecord] = Field(default_factory=list)
+    format: str = ""
+    source: str = ""
+
+    def image_path(self, record: ImageRecord) -> Path:
+        """Absolute path of an image record's file."""
+        p = Path(record.path)
+        return p if p.is_absolute() else Path(self.root) / p
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __iter__(self) -> Iterator[ImageRecord]:  # type: ignore[override]
+        return iter(self.images)
+
+    def images_without_annotations(self) -> list[ImageRecord]:
+        """Images with no objects (detection/segmentation) or no class (classification)."""
+        if self.task == "classification":
+            return [r for r in self.images if r.class_id is None]
+        return [r for r in self.images if not r.objects]
+
+    def class_counts(self) -> dict[str, int]:
+        """Examples per class name: objects for detection/segmentation, images for classification.
+
+        Every class of the label map is present, with 0 when it has no example.
+        """
+        counts: Counter[int] = Counter()
+        for r in self.images:
+            if self.task == "classification":
+                if r.class_id is not None:
+                    counts[r.class_id] += 1
+            else:
+                counts.update(o.class_id for o in r.objects if not o.is_crowd)
+        return {name: counts.get(cid, 0) for cid, name in sorted(self.label_map.classes.items())}
+
+    def count_of(self, class_name: str) -> int:
+        """How many examples of one class (0 for an unknown name)."""
+        return self.class_counts().get(class_name, 0)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Writes the manifest as JSON (atomically).
+
+        Args:
+            path: the file.
+
+        Returns:
+            The path written.
+        """
+        return atomic_write_json(path, self.model_dump(mode="json"), indent=None)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Manifest:
+        """Reads a manifest written by :meth:`save`.
+
+        Args:
+            path: the file.
+
+        Returns:
+            The manifest.
+        """
+        return cls.model_validate(read_json(path))

@@ -1,0 +1,554 @@
+"""The declarative pipeline specification.
+
+A platform engineer writes a :class:`PipelineSpec` in Python or YAML; cvpipe
+compiles it into a KFP v2 DAG. Every section has defaults, so this is a
+complete, runnable spec::
+
+    name: demo-detector
+    task: detection
+    data: {source: data/coco/annotations.json}
+
+:func:`load_spec` reports every problem at once with its key path
+(``train.accelerator.count: must be >= 1``) through :class:`~components.core.errors.SpecError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import SpecError
+from .manifest import Task
+
+__all__ = [
+    "AcceleratorSpec",
+    "DataSpec",
+    "DriftThresholds",
+    "EvaluateSpec",
+    "MetadataSpec",
+    "MetricThreshold",
+    "PipelineSpec",
+    "RegistrySpec",
+    "ResourceSpec",
+    "RuntimeSpec",
+    "ScheduleSpec",
+    "TrainSpec",
+    "TransformSpec",
+    "ValidationSpec",
+    "dump_spec",
+    "load_spec",
+    "parse_spec",
+]
+
+AnnotationFormat = Literal["coco", "voc", "yolo", "groundtruth", "folders"]
+Policy = Literal["fail", "warn", "quarantine"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSpec(_Section):
+    """Where the annotated images are and how they are annotated.
+
+    Attributes:
+        source: the annotation file (COCO JSON, Ground Truth manifest, YOLO
+            data.yaml) or directory (Pascal VOC, class folders).
+        format: annotation format; inferred from ``source`` when omitted.
+        images: directory image paths are relative to (default: beside ``source``).
+        label_map: a label map JSON file to start from (stable ids across versions).
+        max_quarantine_fraction: the run fails when more images than this are rejected.
+        max_quarantine_count: the run fails when more images than this are rejected.
+    """
+
+    source: str
+    format: AnnotationFormat | None = None
+    images: str | None = None
+    label_map: str | None = None
+    max_quarantine_fraction: float = Field(0.2, ge=0.0, le=1.0)
+    max_quarantine_count: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _infer_format(self) -> DataSpec:
+        if self.format is None:
+            object.__setattr__(self, "format", infer_format(self.source))
+        return self
+
+
+def infer_format(source: str) -> AnnotationFormat:
+    """Guesses the annotation format from a source path.
+
+    Args:
+        source: annotation file or directory.
+
+    Returns:
+        The format.
+    """
+    s = source.lower()
+    if s.endswith((".yaml", ".yml")):
+        return "yolo"
+    if s.endswith((".manifest", ".jsonl")):
+        return "groundtruth"
+    if s.endswith(".json"):
+        return "coco"
+    p = Path(source)
+    if p.is_dir() and (any(p.glob("*.xml")) or (p / "Annotations").is_dir()):
+        return "voc"
+    return "folders"
+
+
+class DriftThresholds(_Section):
+    """Dataset drift thresholds against the previous dataset version (TFDV comparators).
+
+    Attributes:
+        categorical_linf: L-infinity distance threshold for categorical features (class).
+        numeric_jensen_shannon: Jensen-Shannon divergence threshold for numeric features.
+    """
+
+    categorical_linf: float = Field(0.3, gt=0.0, le=1.0)
+    numeric_jensen_shannon: float = Field(0.3, gt=0.0, le=1.0)
+
+
+class ValidationSpec(_Section):
+    """Data validation policy.
+
+    Attributes:
+        policy: per anomaly kind: ``fail`` the run, ``warn``, or ``quarantine`` the item.
+            Kinds not listed use ``default_policy``.
+        default_policy: policy for kinds not listed.
+        min_examples_per_class: classes with fewer examples are an anomaly.
+        schema_file: a curated TFDV schema (text proto) to validate against.
+        drift: thresholds for drift against the previous dataset version.
+        max_pixels: header size limit (decompression-bomb guard).
+    """
+
+    policy: dict[str, Policy] = Field(default_factory=dict)
+    default_policy: Policy = "quarantine"
+    min_examples_per_class: int = Field(12, ge=0)
+    schema_file: str | None = None
+    drift: DriftThresholds = Field(default_factory=DriftThresholds)
+    max_pixels: int = Field(8192 * 8192, ge=1)
+
+
+class SplitSpec(_Section):
+    """Fractions of the deterministic, content-hash split.
+
+    Attributes:
+        train: fraction for training.
+        validation: fraction for validation.
+        test: fraction for test.
+    """
+
+    train: float = Field(0.8, ge=0.0, le=1.0)
+    validation: float = Field(0.1, ge=0.0, le=1.0)
+    test: float = Field(0.1, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _sum(self) -> SplitSpec:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split fractions must add up to 1 (they add up to {total:g})")
+        return self
+
+
+class TransformSpec(_Section):
+    """TFRecord transform options.
+
+    Attributes:
+        split: split fractions.
+        image_size: resize to ``[height, width]`` (boxes and masks scaled); None keeps sizes.
+        shard_size_mb: target shard size.
+        gzip: GZIP-compress shards.
+        balance_classes: oversample rare classes in the training split.
+        num_workers: worker processes (0: one per core).
+    """
+
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    image_size: tuple[int, int] | None = None
+    shard_size_mb: float = Field(64.0, gt=0.0)
+    gzip: bool = False
+    balance_classes: bool = False
+    num_workers: int = Field(0, ge=0)
+
+    @field_validator("image_size")
+    @classmethod
+    def _positive(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and (v[0] < 1 or v[1] < 1):
+            raise ValueError("must be two positive integers [height, width]")
+        return v
+
+
+class AcceleratorSpec(_Section):
+    """Accelerator for training; lands on the KFP task.
+
+    Attributes:
+        type: ``cpu``, ``gpu`` or ``tpu``.
+        kind: the accelerator type KFP/Vertex know (``NVIDIA_TESLA_T4``, ``NVIDIA_L4``, ``TPU_V5_LITEPOD``...).
+        count: how many.
+    """
+
+    type: Literal["cpu", "gpu", "tpu"] = "cpu"
+    kind: str | None = None
+    count: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _default_kind(self) -> AcceleratorSpec:
+        if self.kind is None and self.type == "gpu":
+            object.__setattr__(self, "kind", "NVIDIA_TESLA_T4")
+        if self.kind is None and self.type == "tpu":
+            object.__setattr__(self, "kind", "TPU_V5_LITEPOD")
+        return self
+
+
+class TunerSpec(_Section):
+    """Optional KerasTuner hyperparameter search.
+
+    Attributes:
+        enabled: run the search before the final training.
+        max_trials: trials to run.
+        learning_rates: candidate learning rates.
+    """
+
+    enabled: bool = False
+    max_trials: int = Field(4, ge=1)
+    learning_rates: list[float] = Field(default_factory=lambda: [1e-2, 3e-3, 1e-3])
+
+
+class TrainSpec(_Section):
+    """Training options.
+
+    Attributes:
+        model: architecture name (``mobilenet_v3_small``, ``efficientnet_b0``, ``compact_detector``, ``unet``...);
+            ``auto`` picks the default for the task.
+        epochs: maximum epochs.
+        batch_size: global batch size.
+        learning_rate: initial learning rate.
+        image_size: model input ``[height, width]``.
+        accelerator: accelerator type and count.
+        parent: registry model to warm-start from (``name:version`` or ``name@alias``).
+        pretrained_weights: a weights file to initialise the backbone from (never downloaded).
+        early_stopping_patience: epochs without validation-loss improvement before stopping.
+        checkpoint_every_steps: checkpoint interval.
+        tuner: optional hyperparameter search.
+        export_tflite: also export TFLite models (``float16``, ``int8``).
+        seed: random seed.
+    """
+
+    model: str = "auto"
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(1e-3, gt=0.0)
+    image_size: tuple[int, int] = (128, 128)
+    accelerator: AcceleratorSpec = Field(default_factory=AcceleratorSpec)
+    parent: str | None = None
+    pretrained_weights: str | None = None
+    early_stopping_patience: int = Field(5, ge=1)
+    checkpoint_every_steps: int = Field(50, ge=1)
+    tuner: TunerSpec = Field(default_factory=TunerSpec)
+    export_tflite: list[Literal["float16", "int8"]] = Field(default_factory=list)
+    seed: int = 0
+
+
+class ChangeThreshold(_Section):
+    """A change threshold against the baseline model (TFX GenericChangeThreshold).
+
+    Attributes:
+        direction: ``higher_is_better`` or ``lower_is_better``.
+        absolute: largest allowed degradation in absolute terms.
+        relative: largest allowed degradation relative to the baseline value.
+    """
+
+    direction: Literal["higher_is_better", "lower_is_better"] = "higher_is_better"
+    absolute: float | None = None
+    relative: float | None = None
+
+
+class MetricThreshold(_Section):
+    """Threshold for one metric (TFX-style value and change thresholds).
+
+    Attributes:
+        metric: metric name (``map``, ``map_50``, ``mean_iou``, ``f1_macro``, ``accuracy``...).
+        lower: value must be >= lower.
+        upper: value must be <= upper.
+        change: change threshold against the baseline.
+    """
+
+    metric: str
+    lower: float | None = None
+    upper: float | None = None
+    change: ChangeThreshold | None = None
+
+
+class EvaluateSpec(_Section):
+    """Evaluation and blessing.
+
+    Attributes:
+        thresholds: metric thresholds; with none, nothing is blessed.
+        slices: extra manifest fields to slice metrics by.
+        tfma_config: a TFMA EvalConfig (text proto or JSON) for classification models.
+        iou_threshold: IoU for the confusion matrix and F1 of detections.
+        score_threshold: score a detection must reach to count in F1 and the confusion matrix.
+    """
+
+    thresholds: list[MetricThreshold] = Field(default_factory=list)
+    slices: list[str] = Field(default_factory=list)
+    tfma_config: str | None = None
+    iou_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    score_threshold: float = Field(0.3, ge=0.0, le=1.0)
+
+
+class RegistrySpec(_Section):
+    """Where blessed models are pushed.
+
+    Attributes:
+        backend: ``local`` (embedded) or ``vertex``.
+        model_name: registry model name (default: the pipeline name).
+        root: local registry directory.
+        project: Vertex AI project.
+        region: Vertex AI region.
+        alias: alias moved to the new version on push.
+    """
+
+    backend: Literal["local", "vertex"] = "local"
+    model_name: str | None = None
+    root: str = "registry"
+    project: str | None = None
+    region: str | None = None
+    alias: str = "champion"
+
+
+class ScheduleSpec(_Section):
+    """Recurring runs.
+
+    Attributes:
+        cron: five-field cron expression.
+        timezone: IANA time zone.
+    """
+
+    cron: str
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(v):
+            raise ValueError(f"not a valid cron expression: {v!r}")
+        return v
+
+
+class MetadataSpec(_Section):
+    """The ML Metadata store.
+
+    Attributes:
+        url: ``sqlite:///path/mlmd.sqlite`` (default, relative to the run root) or
+            ``mysql://user[:password]@host:port/database``.
+    """
+
+    url: str = "sqlite:///mlmd.sqlite"
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not re.match(r"^(sqlite|mysql)://", v):
+            raise ValueError("must start with sqlite:// or mysql://")
+        return v
+
+
+class ResourceSpec(_Section):
+    """Resources of one KFP task.
+
+    Attributes:
+        cpu: CPU limit (``"2"``, ``"500m"``).
+        memory: memory limit (``"8G"``).
+        retries: retries on failure.
+        backoff: first retry delay (``"30s"``).
+        node_selector: node labels (for GPU/TPU pools).
+        caching: KFP caching for the task.
+    """
+
+    cpu: str | None = None
+    memory: str | None = None
+    retries: int = Field(0, ge=0)
+    backoff: str = "30s"
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    caching: bool = False
+
+
+class RuntimeSpec(_Section):
+    """Where and how the pipeline runs.
+
+    Attributes:
+        root: run root for local runs (run folders, MLMD file, registry).
+        image: container image of the components (cluster runs).
+        pipeline_root: pipeline root for cluster runs (``gs://...``).
+        metadata: the ML Metadata store.
+        resources: per-component resources (keys: component names, ``default``).
+    """
+
+    root: str = "runs"
+    image: str = "cvpipe:0.1.0"
+    pipeline_root: str | None = None
+    metadata: MetadataSpec = Field(default_factory=MetadataSpec)
+    resources: dict[str, ResourceSpec] = Field(default_factory=dict)
+
+
+class PipelineSpec(_Section):
+    """A whole cvpipe training pipeline.
+
+    Attributes:
+        name: pipeline name (lowercase letters, digits, dashes).
+        task: classification, detection or segmentation.
+        description: free text.
+        data: the data source.
+        validation: validation policy.
+        transform: TFRecord options.
+        train: training options.
+        evaluate: thresholds and slices.
+        registry: push target.
+        schedule: recurring runs.
+        runtime: run root, image, metadata store, resources.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    task: Task
+    description: str = ""
+    data: DataSpec
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    transform: TransformSpec = Field(default_factory=TransformSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+    registry: RegistrySpec = Field(default_factory=RegistrySpec)
+    schedule: ScheduleSpec | None = None
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+
+    @model_validator(mode="after")
+    def _cross(self) -> PipelineSpec:
+        if self.task == "classification" and self.data.format not in ("folders", "coco", "groundtruth"):
+            raise ValueError(f"format {self.data.format!r} carries boxes, not image classes; use detection or segmentation")
+        return self
+
+    @property
+    def model_name(self) -> str:
+        """The registry model name."""
+        return self.registry.model_name or self.name
+
+
+_MESSAGES = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "missing": "is required",
+    "extra_forbidden": "unknown key",
+    "string_pattern_mismatch": "must match {pattern}",
+}
+
+
+def _problems(err: ValidationError) -> list[tuple[str, str]]:
+    out = []
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "literal["))]
+        path = ".".join(loc)
+        template = _MESSAGES.get(e["type"])
+        ctx = e.get("ctx") or {}
+        if template:
+            try:
+                msg = template.format(**ctx)
+            except KeyError:
+                msg = e["msg"]
+        else:
+            msg = str(e["msg"])
+            msg = msg.removeprefix("Value error, ")
+            msg = msg[0].lower() + msg[1:] if msg else msg
+        out.append((path, msg))
+    return out
+
+
+def parse_spec(data: dict[str, Any], source: str | None = None) -> PipelineSpec:
+    """Validates a spec given as a dict.
+
+    Args:
+        data: the spec.
+        source: file name, for messages.
+
+    Returns:
+        The spec.
+
+    Raises:
+        SpecError: with every problem and its key path.
+    """
+    if not isinstance(data, dict):
+        raise SpecError([("", "a spec must be a mapping of keys to values")], source)
+    try:
+        return PipelineSpec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(_problems(e), source) from None
+
+
+def load_spec(path: str | os.PathLike[str]) -> PipelineSpec:
+    """Reads and validates a YAML (or JSON) spec file.
+
+    Relative data paths in the file are resolved against the file's directory,
+    so a spec works from any working directory.
+
+    Args:
+        path: the spec file.
+
+    Returns:
+        The spec.
+
+    Raises:
+        SpecError: the file is missing, not YAML, or invalid (every problem listed).
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SpecError([("", f"cannot read spec file: {e.strerror}")], str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SpecError([("", f"not valid YAML: {e}")], str(p)) from None
+    spec = parse_spec(data, str(p))
+    return resolve_paths(spec, p.parent)
+
+
+def resolve_paths(spec: PipelineSpec, base: str | os.PathLike[str]) -> PipelineSpec:
+    """Makes the spec's relative local paths absolute against ``base``.
+
+    Args:
+        spec: the spec.
+        base: directory to resolve against.
+
+    Returns:
+        A new spec with absolute local paths (URLs such as gs:// are kept).
+    """
+    b = Path(base).resolve()
+
+    def fix(v: str | None) -> str | None:
+        if v is None or "://" in v or os.path.isabs(v):
+            return v
+        return str(b / v)
+
+    data = spec.model_dump(mode="json")
+    data["data"]["source"] = fix(spec.data.source)
+    data["data"]["images"] = fix(spec.data.images)
+    data["data"]["label_map"] = fix(spec.data.label_map)
+    data["validation"]["schema_file"] = fix(spec.validation.schema_file)
+    data["evaluate"]["tfma_config"] = fix(spec.evaluate.tfma_config)
+    data["train"]["pretrained_weights"] = fix(spec.train.pretrained_weights)
+    data["runtime"]["root"] = fix(spec.runtime.root)
+    data["registry"]["root"] = fix(spec.registry.root) if spec.registry.backend == "local" else spec.registry.root
+    return PipelineSpec.model_validate(data)
+
+
+def dump_spec(spec: PipelineSpec) -> str:
+    """The spec as YAML text (defaults included)."""
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,105 @@
+"""What a component's core needs at run time: the spec, the run, lineage and logs.
+
+A KFP wrapper builds a :class:`StepContext` from its parameters and hands it
+to the component's pure core, which reads inputs, writes outputs into the
+output artifacts' directories and finally calls :meth:`StepContext.record`
+once, so lineage holds only complete steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .lineage import ArtifactRef, LineageStore, NewArtifact
+from .log import get_logger
+from .spec import PipelineSpec
+
+__all__ = ["StepContext", "output_dir"]
+
+
+def output_dir(path: str | os.PathLike[str]) -> Path:
+    """Makes a KFP output artifact's local path a directory and returns it."""
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+@dataclass
+class StepContext:
+    """Run-time context of one component execution.
+
+    Attributes:
+        spec: the pipeline spec.
+        run_id: the pipeline run id (KFP job name).
+        component: this component's name.
+    """
+
+    spec: PipelineSpec
+    run_id: str
+    component: str
+    _store: LineageStore | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_json(cls, spec_json: str, run_id: str, component: str) -> StepContext:
+        """Builds the context from the JSON spec a KFP task receives.
+
+        Args:
+            spec_json: ``PipelineSpec`` as JSON.
+            run_id: the run id.
+            component: the component name.
+
+        Returns:
+            The context.
+        """
+        return cls(spec=PipelineSpec.model_validate_json(spec_json), run_id=run_id, component=component)
+
+    @property
+    def log(self) -> logging.Logger:
+        """This component's logger."""
+        return get_logger(self.component)
+
+    @property
+    def store(self) -> LineageStore:
+        """The lineage store named by ``spec.runtime.metadata.url`` (opened on first use)."""
+        if self._store is None:
+            self._store = LineageStore(self.spec.runtime.metadata.url, base_dir=self.spec.runtime.root)
+        return self._store
+
+    def input_artifact(self, uri: str, kind: str, properties: Mapping[str, Any] | None = None) -> ArtifactRef:
+        """The recorded artifact at ``uri``; records it as an external input when unknown.
+
+        Args:
+            uri: the artifact's URI.
+            kind: its kind.
+            properties: properties for a newly recorded external artifact.
+
+        Returns:
+            The artifact.
+        """
+        found = self.store.find_by_uri(uri, kind)
+        return found if found is not None else self.store.put_artifact(kind, uri, properties)
+
+    def record(
+        self,
+        inputs: Mapping[str, ArtifactRef | Sequence[ArtifactRef] | None],
+        outputs: Mapping[str, NewArtifact | None],
+        properties: Mapping[str, Any] | None = None,
+    ) -> dict[str, ArtifactRef]:
+        """Records this execution with its inputs and outputs in MLMD.
+
+        Args:
+            inputs: event name -> artifacts read.
+            outputs: event name -> artifacts written.
+            properties: execution properties.
+
+        Returns:
+            Event name -> recorded output artifact.
+        """
+        return self.store.record_execution(
+            self.component, pipeline=self.spec.name, run_id=self.run_id, inputs=inputs, outputs=outputs, properties=properties
+        )
