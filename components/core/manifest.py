@@ -36,6 +36,8 @@ class ObjectAnnotation(BaseModel):
         segmentation: COCO polygon list (``[[x1, y1, x2, y2, ...], ...]``) or RLE
             dict (``{"size": [h, w], "counts": ...}``), or None.
         annotation_id: the source's id for the object, if it had one.
+        attributes: format-specific flags of the object worth keeping (Pascal VOC
+            ``difficult``, ``truncated``, ``pose``...).
     """
 
     class_id: int
@@ -44,6 +46,7 @@ class ObjectAnnotation(BaseModel):
     is_crowd: bool = False
     segmentation: list[list[float]] | dict[str, Any] | None = None
     annotation_id: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
 
 
 class ImageRecord(BaseModel):

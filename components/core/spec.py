@@ -61,7 +61,10 @@ class DataSpec(_Section):
             data.yaml) or directory (Pascal VOC, class folders).
         format: annotation format; inferred from ``source`` when omitted.
         images: directory image paths are relative to (default: beside ``source``).
-        label_map: a label map JSON file to start from (stable ids across versions).
+        label_map: a fixed label map JSON file: its ids are used as they are, and a
+            class the data names that is not in it is quarantined.
+        label_attribute: SageMaker Ground Truth label attribute name (the key beside
+            ``source-ref``); detected from the manifest when omitted.
         max_quarantine_fraction: the run fails when more images than this are rejected.
         max_quarantine_count: the run fails when more images than this are rejected.
     """
@@ -70,6 +73,7 @@ class DataSpec(_Section):
     format: AnnotationFormat | None = None
     images: str | None = None
     label_map: str | None = None
+    label_attribute: str | None = None
     max_quarantine_fraction: float = Field(0.2, ge=0.0, le=1.0)
     max_quarantine_count: int | None = Field(None, ge=0)
 
