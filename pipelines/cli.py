@@ -1,1 +1,191 @@
-def main():\n    pass
+"""The ``cvpipe`` command line.
+
+Commands import the TensorFlow/kfp stack only when they need it, so
+``cvpipe --help`` and ``cvpipe validate-spec`` answer in about a second.
+Errors cvpipe raises on purpose are printed as one clear message (exit 1),
+never a stack trace; set ``CVPIPE_DEBUG=1`` to see the trace.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from components.core.errors import CvpipeError, SpecError
+
+__all__ = ["cli", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CvpipeError as e:
+            if os.environ.get("CVPIPE_DEBUG"):
+                raise
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _load(path: str) -> Any:
+    from components.core.spec import load_spec
+
+    return load_spec(path)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cvpipe")
+def cli() -> None:
+    """cvpipe: declarative MLOps pipelines for computer vision on Kubeflow Pipelines."""
+
+
+@cli.command("validate-spec")
+@click.argument("spec", type=click.Path(dir_okay=False))
+def validate_spec(spec: str) -> None:
+    """Check a pipeline spec and report every problem with its key path."""
+    from components.core.spec import dump_spec
+
+    try:
+        parsed = _load(spec)
+    except SpecError as e:
+        click.echo(f"{spec}: {len(e.problems)} problem(s)", err=True)
+        for path, msg in e.problems:
+            click.echo(f"  {path}: {msg}" if path else f"  {msg}", err=True)
+        sys.exit(1)
+    click.echo(f"{spec}: valid {parsed.task} pipeline '{parsed.name}'")
+    if os.environ.get("CVPIPE_SHOW_SPEC"):
+        click.echo(dump_spec(parsed))
+
+
+@cli.command("compile")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", default="pipeline.yaml", show_default=True, help="Compiled KFP v2 pipeline YAML.")
+@click.option("--until", default=None, help="Last step to include (ingest, validate, transform, train, evaluate, push).")
+@_friendly
+def compile_cmd(spec: str, output: str, until: str | None) -> None:
+    """Compile a spec into a KFP v2 pipeline YAML for Kubeflow or Vertex AI."""
+    from .compiler import compile_spec
+
+    path = compile_spec(_load(spec), output, until=until)
+    click.echo(f"wrote {path}")
+
+
+@cli.command("run")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--until", default=None, help="Last step to run (ingest, validate, transform, train, evaluate, push).")
+@_friendly
+def run_cmd(spec: str, until: str | None) -> None:
+    """Run a spec's pipeline locally with kfp.local (no cluster)."""
+    from .render import render_summary
+    from .runners.local import run_local
+
+    summary = run_local(_load(spec), until=until)
+    click.echo(render_summary(summary))
+
+
+def _store(spec: str | None, metadata: str | None, root: str) -> Any:
+    from components.core.lineage import LineageStore
+
+    if spec:
+        s = _load(spec)
+        return LineageStore(s.runtime.metadata.url, base_dir=s.runtime.root)
+    return LineageStore(metadata or "sqlite:///mlmd.sqlite", base_dir=root)
+
+
+_store_options = [
+    click.option("--spec", "spec", default=None, type=click.Path(dir_okay=False), help="Use this spec's metadata store."),
+    click.option("--metadata", default=None, help="Metadata URL (sqlite:///path or mysql://user@host:port/db)."),
+    click.option("--root", default="runs", show_default=True, help="Run root a relative SQLite path is resolved against."),
+]
+
+
+def _with_store_options(fn: F) -> F:
+    for opt in reversed(_store_options):
+        fn = opt(fn)
+    return fn
+
+
+@cli.command("lineage")
+@click.argument("ref")
+@_with_store_options
+@_friendly
+def lineage_cmd(ref: str, spec: str | None, metadata: str | None, root: str) -> None:
+    """Print the upstream lineage of an artifact id or a model NAME:VERSION."""
+    from .lookup import resolve_artifact
+
+    store = _store(spec, metadata, root)
+    artifact = resolve_artifact(store, ref)
+    click.echo(store.upstream(artifact.id).render())
+
+
+@cli.group("runs")
+def runs_group() -> None:
+    """Pipeline runs recorded in the metadata store."""
+
+
+@runs_group.command("list")
+@_with_store_options
+@_friendly
+def runs_list(spec: str | None, metadata: str | None, root: str) -> None:
+    """List local runs with their steps."""
+    from .render import render_table
+
+    store = _store(spec, metadata, root)
+    rows = []
+    for run_id in store.run_ids():
+        execs = store.executions(run_id=run_id)
+        rows.append([run_id, len(execs), " -> ".join(e["component"] for e in execs)])
+    click.echo(render_table("runs", ["run", "steps", "components"], rows))
+
+
+@cli.group("datasets")
+def datasets_group() -> None:
+    """Generated datasets for demos and tests."""
+
+
+@datasets_group.command("synth")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--num-images", default=200, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--task", default="detection", show_default=True, type=click.Choice(["detection", "classification", "segmentation"]))
+@click.option("--image-size", default=160, show_default=True, type=int, help="Square image side in pixels.")
+@click.option("--brightness", default=1.0, show_default=True, type=float, help="Brightness factor (<1 darker), for shifted sets.")
+@_friendly
+def datasets_synth(out_dir: str, num_images: int, seed: int, task: str, image_size: int, brightness: float) -> None:
+    """Compose logo-like objects onto bundled photographs, with exact boxes and masks (COCO JSON)."""
+    from .demo import synth
+
+    result = synth(Path(out_dir), num_images=num_images, seed=seed, task=task, image_size=image_size, brightness=brightness)
+    click.echo(f"wrote {result}")
+
+
+@cli.command("demo")
+@click.option("--dir", "directory", default="demo", show_default=True, type=click.Path(file_okay=False), help="Where data, spec and runs go.")
+@click.option("--num-images", default=240, show_default=True, type=int)
+@click.option("--until", default=None, help="Last step to run.")
+@_friendly
+def demo_cmd(directory: str, num_images: int, until: str | None) -> None:
+    """Generate a dataset, run the training pipeline locally end to end, print the summary and lineage."""
+    from .demo import run_demo
+
+    run_demo(Path(directory), num_images=num_images, until=until, echo=click.echo)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="cvpipe")
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ class StepContext:
     run_id: str
     component: str
     _store: LineageStore | None = field(default=None, repr=False)
+    started: float = field(default_factory=time.monotonic, repr=False)
 
     @classmethod
     def from_json(cls, spec_json: str, run_id: str, component: str) -> StepContext:
@@ -100,6 +102,5 @@ class StepContext:
         Returns:
             Event name -> recorded output artifact.
         """
-        return self.store.record_execution(
-            self.component, pipeline=self.spec.name, run_id=self.run_id, inputs=inputs, outputs=outputs, properties=properties
-        )
+        props = {"duration_s": round(time.monotonic() - self.started, 3), **(properties or {})}
+        return self.store.record_execution(self.component, pipeline=self.spec.name, run_id=self.run_id, inputs=inputs, outputs=outputs, properties=props)

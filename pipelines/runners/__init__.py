@@ -1,0 +1,1 @@
+"""Runners: local (kfp.local, the embedded default), Kubeflow and Vertex AI."""
