@@ -421,6 +421,7 @@ class TFRecordWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], gzip_compress: bool = False):
+        self.path = Path(path)
         self._raw: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
         self._out: IO[bytes] = (
             cast(IO[bytes], gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=6, mtime=0)) if gzip_compress else self._raw
