@@ -1,0 +1,497 @@
+"""Ingest: read any supported annotation format into one canonical manifest and a versioned label map.
+
+Formats: COCO JSON, Pascal VOC XML directories, YOLO (``data.yaml``),
+SageMaker Ground Truth manifests and class-per-folder sets. Each format's
+reader only parses; this module then checks every entry the same way:
+
+* the image file name must stay inside the dataset root (no ``../``, no
+  absolute path elsewhere), exist, and pass :func:`~components.core.images.probe_image`
+  (not empty, an image, not a decompression bomb); its size comes from the header;
+* image ids and image paths must be unique (later uses are quarantined);
+* a box must be finite, with positive width and height, and inside the image.
+  An overshoot of at most :data:`BOX_TOLERANCE_PX` (1 px) on any side is
+  clipped: it is what rounding and 1-based tools produce (a VOC ``xmin`` of 0).
+  A box further outside is quarantined, not clipped: it means a wrong image,
+  wrong size or swapped axes, and clipping would hide that;
+* masks (COCO polygons or RLE) must be well formed and RLE sizes match the image;
+* classes: with a fixed label map (``data.label_map``) a class not in it is
+  quarantined; otherwise the previous label map is extended, so existing ids
+  never change and new classes get new ids and a new version.
+
+Every rejected image or annotation lands in the :class:`~components.core.quarantine.QuarantineReport`
+with its file and reason; only an annotation file that cannot be read at all
+raises :class:`~components.core.errors.AnnotationError`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.core.errors import AnnotationError, ImageError
+from components.core.images import MAX_PIXELS, probe_image
+from components.core.io import sha256_file
+from components.core.labelmap import LabelMap
+from components.core.lineage import ArtifactRef, NewArtifact
+from components.core.log import get_logger, progress
+from components.core.manifest import ImageRecord, Manifest, ObjectAnnotation, Task
+from components.core.masks import mask_area, mask_to_bbox, rle_decode
+from components.core.quarantine import QuarantineReport
+from components.core.spec import DataSpec
+from components.core.step import StepContext
+
+from ._raw import PathEscapeError, RawDataset, RawImage, RawObject, is_finite, safe_join
+from .coco import read_coco
+from .folders import read_folders
+from .groundtruth import read_groundtruth
+from .voc import read_voc
+from .yolo import read_yolo
+
+__all__ = ["BOX_TOLERANCE_PX", "STAGE", "IngestResult", "check_box", "label_map_from_artifact", "read_source", "run"]
+
+STAGE = "ingest"
+"""The quarantine stage and component name."""
+
+BOX_TOLERANCE_PX = 1.0
+"""A box overshooting the image by at most this many pixels is clipped; further out it is quarantined."""
+
+_READERS: dict[str, Callable[[DataSpec, Task, QuarantineReport], RawDataset]] = {
+    "coco": read_coco,
+    "voc": read_voc,
+    "yolo": read_yolo,
+    "groundtruth": read_groundtruth,
+    "folders": read_folders,
+}
+
+Problem = tuple[str, str]
+
+
+@dataclass
+class IngestResult:
+    """What ingest produced.
+
+    Attributes:
+        manifest: the canonical manifest of the accepted images.
+        label_map: the label map (also embedded in the manifest).
+        quarantine: every rejected image or annotation, with reasons.
+        artifacts: the recorded lineage artifacts by output name (filled by :func:`run`).
+    """
+
+    manifest: Manifest
+    label_map: LabelMap
+    quarantine: QuarantineReport
+    artifacts: dict[str, ArtifactRef] = field(default_factory=dict)
+
+
+# -- checks ---------------------------------------------------------------------------------------
+
+
+def check_box(bbox: list[float], width: int, height: int) -> tuple[list[float], None] | tuple[None, Problem]:
+    """Checks a box against its image and clips a small overshoot.
+
+    Args:
+        bbox: ``[x, y, w, h]`` in absolute pixels.
+        width: image width.
+        height: image height.
+
+    Returns:
+        ``(clipped box, None)`` when usable, else ``(None, (kind, reason))`` with
+        kind ``invalid_coordinates`` (NaN, inf, negative size or position),
+        ``zero_size_box`` or ``box_outside_image``.
+    """
+    x, y, w, h = bbox
+    shown = "[" + ", ".join(f"{v:g}" for v in bbox) + "]"
+    if not is_finite(bbox):
+        return None, ("invalid_coordinates", f"box {shown} has a NaN or infinite coordinate")
+    if w < 0 or h < 0:
+        return None, ("invalid_coordinates", f"box {shown} has a negative width or height")
+    if w == 0 or h == 0:
+        return None, ("zero_size_box", f"box {shown} has zero width or height")
+    tol = BOX_TOLERANCE_PX
+    if x < -tol or y < -tol:
+        return None, ("invalid_coordinates", f"box {shown} has a negative position, more than {tol:g} px before the image")
+    if x + w > width + tol or y + h > height + tol:
+        return None, ("box_outside_image", f"box {shown} reaches past the {width}x{height} image by more than {tol:g} px")
+    x0, y0 = max(0.0, x), max(0.0, y)
+    x1, y1 = min(float(width), x + w), min(float(height), y + h)
+    if x1 - x0 <= 0 or y1 - y0 <= 0:
+        return None, ("zero_size_box", f"box {shown} has no area inside the {width}x{height} image")
+    return [x0, y0, x1 - x0, y1 - y0], None
+
+
+def _polygon_area(poly: list[float]) -> float:
+    xs, ys = poly[0::2], poly[1::2]
+    s = sum(xs[i] * ys[(i + 1) % len(xs)] - xs[(i + 1) % len(xs)] * ys[i] for i in range(len(xs)))
+    return abs(s) / 2.0
+
+
+class _Rejected(Exception):
+    def __init__(self, kind: str, reason: str):
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+def _check_segmentation(seg: Any, width: int, height: int) -> tuple[list[list[float]] | dict[str, Any], float, list[float]]:
+    """Returns (segmentation, area, extent box); raises _Rejected."""
+    if isinstance(seg, dict):
+        size, counts = seg.get("size"), seg.get("counts")
+        if not isinstance(size, list) or size != [height, width]:
+            raise _Rejected("invalid_mask", f"RLE size {size!r} does not match the {width}x{height} image (expected [{height}, {width}])")
+        if not isinstance(counts, str) and not (
+            isinstance(counts, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in counts)
+        ):
+            raise _Rejected("invalid_mask", "RLE counts must be a compressed string or a list of integers")
+        try:
+            mask = rle_decode({"size": size, "counts": counts})
+        except (ValueError, TypeError, IndexError) as e:
+            raise _Rejected("invalid_mask", f"RLE cannot be decoded: {e}") from None
+        if not mask.any():
+            raise _Rejected("invalid_mask", "RLE mask is empty")
+        return {"size": [height, width], "counts": counts}, float(mask_area(mask)), mask_to_bbox(mask)
+    if isinstance(seg, list) and seg:
+        polys: list[list[float]] = []
+        for poly in seg:
+            if (
+                not isinstance(poly, list)
+                or len(poly) < 6
+                or len(poly) % 2
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in poly)
+                or not is_finite([float(v) for v in poly])
+            ):
+                raise _Rejected("invalid_mask", "a polygon must be a list of at least 3 finite x, y pairs")
+            polys.append([float(v) for v in poly])
+        xs = [v for p in polys for v in p[0::2]]
+        ys = [v for p in polys for v in p[1::2]]
+        extent = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+        return polys, sum(_polygon_area(p) for p in polys), extent
+    raise _Rejected("invalid_mask", f"segmentation must be polygons or an RLE object, got {type(seg).__name__}")
+
+
+def _object(obj: RawObject, width: int, height: int, label_map: LabelMap) -> ObjectAnnotation:
+    """The canonical object; raises _Rejected."""
+    if obj.problem is not None:
+        raise _Rejected(*obj.problem)
+    name = obj.class_name
+    class_id = label_map.id_of(name) if name else None
+    if class_id is None:
+        raise _Rejected("unknown_class", f"class {name!r} is not in the label map ({', '.join(label_map.names)})")
+    bbox = obj.bbox
+    seg = obj.segmentation
+    if obj.normalized:
+        if bbox is not None:
+            cx, cy, w, h = bbox
+            bbox = [(cx - w / 2) * width, (cy - h / 2) * height, w * width, h * height]
+        if isinstance(seg, list):
+            seg = [[v * (width if i % 2 == 0 else height) for i, v in enumerate(p)] for p in seg]
+    seg_area: float | None = None
+    if seg is not None:
+        seg, seg_area, extent = _check_segmentation(seg, width, height)
+        if bbox is None:
+            bbox = extent
+    if bbox is None:
+        raise _Rejected("invalid_annotation", "object has neither a box nor a mask")
+    clipped, problem = check_box(bbox, width, height)
+    if problem is not None or clipped is None:
+        raise _Rejected(*(problem or ("invalid_coordinates", "unusable box")))
+    area = obj.area if obj.area is not None and math.isfinite(obj.area) and obj.area >= 0 else None
+    if area is None:
+        area = seg_area if seg_area is not None else clipped[2] * clipped[3]
+    return ObjectAnnotation(
+        class_id=class_id,
+        bbox=clipped,
+        area=area,
+        is_crowd=obj.is_crowd,
+        segmentation=seg,
+        annotation_id=obj.annotation_id,
+        attributes=obj.attributes,
+    )
+
+
+# -- label map -------------------------------------------------------------------------------------
+
+
+def _label_map(raw: RawDataset, data: DataSpec, previous: LabelMap | None) -> tuple[LabelMap, bool]:
+    """Returns (label map, whether it is fixed)."""
+    if data.label_map:
+        fixed = LabelMap.load(data.label_map)
+        if previous is not None:
+            moved = [
+                f"{n!r}: {previous.id_of(n)} -> {fixed.id_of(n)}"
+                for n in previous.names
+                if n in fixed and fixed.id_of(n) != previous.id_of(n)
+            ]
+            if moved:
+                get_logger(STAGE).warning("label map %s renumbers classes of the previous label map: %s", data.label_map, "; ".join(moved))
+        return fixed, True
+    seen: list[str] = list(raw.class_names)
+    for img in raw.images:
+        if img.class_name:
+            seen.append(img.class_name)
+        seen.extend(o.class_name for o in img.objects if o.class_name)
+    names = [n.strip() for n in dict.fromkeys(seen) if n and n.strip()]
+    if previous is not None:
+        return previous.extended(names), False
+    return LabelMap.from_names(names), False
+
+
+# -- assembly --------------------------------------------------------------------------------------
+
+
+def _display(root: Path, name: str) -> str:
+    try:
+        return str(safe_join(root, name)[0])
+    except PathEscapeError:
+        return name
+
+
+def _assemble(raw: RawDataset, label_map: LabelMap, max_pixels: int, q: QuarantineReport) -> list[ImageRecord]:
+    log = get_logger(STAGE)
+    records: list[ImageRecord] = []
+    ids: dict[str, str] = {}
+    paths: dict[str, str] = {}
+    for img in progress(raw.images, len(raw.images), "ingest: reading images", log):
+        q.total += 1
+        record = _image(img, raw.root, label_map, max_pixels, ids, paths, q)
+        if record is not None:
+            records.append(record)
+    return records
+
+
+def _image(
+    img: RawImage, root: Path, label_map: LabelMap, max_pixels: int, ids: dict[str, str], paths: dict[str, str], q: QuarantineReport
+) -> ImageRecord | None:
+    def reject(file: str, kind: str, reason: str, image_id: str | None) -> None:
+        q.add(file, kind, reason, image_id=image_id)
+
+    if img.problem is not None:
+        kind, reason = img.problem
+        reject(img.origin, kind, f"{img.file_name or img.origin}: {reason}", img.image_id)
+        return None
+    try:
+        path, rel = safe_join(root, img.file_name)
+    except PathEscapeError as e:
+        reject(img.origin, "path_escapes_root", str(e), img.image_id or img.file_name)
+        return None
+    image_id = img.image_id if img.image_id is not None else rel
+    if image_id in ids:
+        reject(
+            img.origin, "duplicate_image_id", f"image id {image_id!r} ({rel}) appears again; the first ({ids[image_id]}) is kept", image_id
+        )
+        return None
+    if rel in paths:
+        reject(
+            img.origin, "duplicate_image", f"{rel} is listed again (as {image_id!r}); the first entry ({paths[rel]!r}) is kept", image_id
+        )
+        return None
+    ids[image_id] = rel
+    paths[rel] = image_id
+    if not path.is_file():
+        reject(str(path), "missing_file", f"image file {rel} not found under {root}", image_id)
+        return None
+    try:
+        info = probe_image(path, max_pixels=max_pixels)
+    except ImageError as e:
+        reject(str(path), "unreadable_image", e.problem, image_id)
+        return None
+
+    class_id: int | None = None
+    if img.class_name is not None:
+        class_id = label_map.id_of(img.class_name)
+        if class_id is None:
+            reject(
+                img.origin,
+                "unknown_class",
+                f"{rel}: class {img.class_name!r} is not in the label map ({', '.join(label_map.names)})",
+                image_id,
+            )
+            return None
+    objects: list[ObjectAnnotation] = []
+    for obj in img.objects:
+        try:
+            objects.append(_object(obj, info.width, info.height, label_map))
+        except _Rejected as r:
+            q.add(
+                img.origin, r.kind, f"{rel}, annotation {obj.annotation_id}: {r.reason}", image_id=image_id, annotation_id=obj.annotation_id
+            )
+    return ImageRecord(
+        image_id=image_id,
+        path=rel,
+        sha256=sha256_file(path),
+        width=info.width,
+        height=info.height,
+        objects=objects,
+        class_id=class_id,
+        split=img.split,
+        source=img.source,
+    )
+
+
+def read_source(data: DataSpec, task: Task, previous: LabelMap | None = None, *, max_pixels: int = MAX_PIXELS) -> IngestResult:
+    """Reads an annotated dataset into a canonical manifest and label map; writes nothing.
+
+    Args:
+        data: where the data is and how it is annotated (``data.format`` picks the reader).
+        task: classification, detection or segmentation.
+        previous: the label map of the previous dataset version, extended so
+            that its ids never change (ignored for ids when ``data.label_map``
+            names a fixed label map; a conflict is logged).
+        max_pixels: largest width x height of an image header (decompression-bomb guard).
+
+    Returns:
+        The manifest, its label map and the quarantine report (``total`` = image
+        entries seen). The quarantine limit is not checked here: :func:`run`
+        checks it after writing the report.
+
+    Raises:
+        AnnotationError: the annotation file (or label map file) cannot be read at all.
+    """
+    fmt = data.format or "folders"
+    reader = _READERS.get(fmt)
+    if reader is None:
+        raise AnnotationError(data.source, f"unsupported annotation format {fmt!r}")
+    q = QuarantineReport(stage=STAGE)
+    raw = reader(data, task, q)
+    label_map, _ = _label_map(raw, data, previous)
+    records = _assemble(raw, label_map, max_pixels, q)
+    manifest = Manifest(
+        task=task,
+        root=os.path.abspath(raw.root),
+        label_map=label_map,
+        images=records,
+        format=fmt,
+        source=data.source if "://" in data.source else os.path.abspath(data.source),
+    )
+    get_logger(STAGE).info(
+        "%s: %d images accepted, %d items quarantined (%s); label map v%d with %d classes",
+        data.source,
+        len(records),
+        len(q),
+        ", ".join(f"{k}={v}" for k, v in sorted(q.by_kind().items())) or "none",
+        label_map.version,
+        label_map.num_classes,
+    )
+    return IngestResult(manifest=manifest, label_map=label_map, quarantine=q)
+
+
+# -- the step ----------------------------------------------------------------------------------------
+
+
+def _local_path(uri: str) -> Path:
+    """A local path for an artifact URI (KFP mounts gs://, s3://, minio:// under /gcs, /s3, /minio)."""
+    for scheme, mount in (("gs://", "/gcs/"), ("s3://", "/s3/"), ("minio://", "/minio/")):
+        if uri.startswith(scheme):
+            return Path(mount + uri[len(scheme) :])
+    return Path(uri.removeprefix("file://"))
+
+
+def label_map_from_artifact(ref: ArtifactRef) -> LabelMap:
+    """Reads the label map a LabelMap artifact stands for.
+
+    The ``classes`` property ingest records holds the whole map, so no file
+    access is needed; otherwise ``label_map.json`` under the artifact's URI is read.
+
+    Args:
+        ref: the artifact.
+
+    Returns:
+        The label map.
+
+    Raises:
+        AnnotationError: neither the property nor the file can be read. A
+            previous label map that cannot be read fails the step instead of
+            silently renumbering classes.
+    """
+    classes = ref.properties.get("classes")
+    if isinstance(classes, str):
+        try:
+            parsed = json.loads(classes)
+            return LabelMap(classes={int(k): str(v) for k, v in parsed.items()}, version=int(ref.properties.get("version", 1)))
+        except (ValueError, TypeError, AttributeError):
+            pass
+    path = _local_path(ref.uri)
+    return LabelMap.load(path / "label_map.json" if path.is_dir() else path)
+
+
+def run(ctx: StepContext, manifest_dir: Path, label_map_dir: Path, quarantine_dir: Path, uris: dict[str, str]) -> IngestResult:
+    """The ingest step: read ``ctx.spec.data``, write the outputs, record lineage, check the quarantine limit.
+
+    The previous label map is the newest LabelMap artifact of this pipeline in
+    the lineage store, extended so ids stay stable; a fixed ``data.label_map``
+    file replaces it.
+
+    Args:
+        ctx: the step context.
+        manifest_dir: output directory for ``manifest.json``.
+        label_map_dir: output directory for ``label_map.json``.
+        quarantine_dir: output directory for ``quarantine.json`` and ``quarantine.csv``.
+        uris: artifact URIs by output name (``manifest``, ``label_map``,
+            ``quarantine``) to record; a missing one records the local directory.
+
+    Returns:
+        The result, with the recorded artifacts.
+
+    Raises:
+        AnnotationError: the source cannot be read at all.
+        QuarantineLimitError: more images were rejected than ``data`` allows
+            (after the report is written and lineage recorded).
+    """
+    spec, data = ctx.spec, ctx.spec.data
+    previous_ref = ctx.store.latest("LabelMap", pipeline=spec.name)
+    previous = label_map_from_artifact(previous_ref) if previous_ref is not None else None
+    result = read_source(data, spec.task, previous, max_pixels=spec.validation.max_pixels)
+    if data.label_map:
+        previous_ref = ctx.input_artifact(
+            os.path.abspath(data.label_map),
+            "LabelMap",
+            {"version": result.label_map.version, "num_classes": result.label_map.num_classes, "fixed": True},
+        )
+
+    manifest_file = result.manifest.save(Path(manifest_dir) / "manifest.json")
+    result.label_map.save(Path(label_map_dir) / "label_map.json")
+    report_path = result.quarantine.write(quarantine_dir)
+
+    source_uri = data.source if "://" in data.source else os.path.abspath(data.source)
+    source_ref = ctx.input_artifact(source_uri, "RawDataset", {"format": data.format or ""})
+    lm = result.label_map
+    q = result.quarantine
+    result.artifacts = ctx.record(
+        inputs={"source": source_ref, "previous_label_map": previous_ref},
+        outputs={
+            "manifest": NewArtifact(
+                "Manifest",
+                uris.get("manifest", str(manifest_dir)),
+                {
+                    "images": len(result.manifest),
+                    "sha256": sha256_file(manifest_file),
+                    "format": result.manifest.format,
+                    "task": spec.task,
+                    "pipeline": spec.name,
+                    "label_map_version": lm.version,
+                },
+            ),
+            "label_map": NewArtifact(
+                "LabelMap",
+                uris.get("label_map", str(label_map_dir)),
+                {
+                    "version": lm.version,
+                    "num_classes": lm.num_classes,
+                    "pipeline": spec.name,
+                    "classes": json.dumps({str(k): v for k, v in sorted(lm.classes.items())}),
+                },
+            ),
+            "quarantine": NewArtifact(
+                "QuarantineReport",
+                uris.get("quarantine", str(quarantine_dir)),
+                {"rejected": len(q), "rejected_images": q.rejected_images, "total": q.total, "stage": STAGE},
+            ),
+        },
+        properties={"format": result.manifest.format, "images": len(result.manifest), "rejected": len(q)},
+    )
+    q.check_limit(data.max_quarantine_fraction, data.max_quarantine_count, str(report_path))
+    return result
