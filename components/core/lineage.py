@@ -372,6 +372,31 @@ class LineageStore:
         self._store.put_artifacts([a])
         return self.get(artifact_id)
 
+    def update_properties_many(self, updates: Mapping[int, Mapping[str, Any]]) -> list[ArtifactRef]:
+        """Changes custom properties of several artifacts in one MLMD transaction (all or none).
+
+        Args:
+            updates: artifact id -> properties to set (a None value removes the property).
+
+        Returns:
+            The updated artifacts, in the order of ``updates``.
+        """
+        ids = [int(i) for i in updates]
+        found = {a.id: a for a in self._store.get_artifacts_by_id(ids)}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise LineageError(f"no artifact with id {missing[0]} in {self.url}")
+        for aid, props in updates.items():
+            a = found[int(aid)]
+            for k, v in props.items():
+                if v is None:
+                    if k in a.custom_properties:
+                        del a.custom_properties[k]
+                else:
+                    _to_value(v, a.custom_properties[k])
+        self._store.put_artifacts([found[i] for i in ids])
+        return [self.get(i) for i in ids]
+
     def find_by_uri(self, uri: str, kind: str | None = None) -> ArtifactRef | None:
         """The newest artifact recorded at a URI (optionally of one kind), or None."""
         found = [self._ref(a) for a in self._store.get_artifacts_by_uri(uri)]
