@@ -243,13 +243,6 @@ def _label_map(raw: RawDataset, data: DataSpec, previous: LabelMap | None) -> tu
 # -- assembly --------------------------------------------------------------------------------------
 
 
-def _display(root: Path, name: str) -> str:
-    try:
-        return str(safe_join(root, name)[0])
-    except PathEscapeError:
-        return name
-
-
 def _assemble(raw: RawDataset, label_map: LabelMap, max_pixels: int, q: QuarantineReport) -> list[ImageRecord]:
     log = get_logger(STAGE)
     records: list[ImageRecord] = []
@@ -319,6 +312,9 @@ def _image(
             q.add(
                 img.origin, r.kind, f"{rel}, annotation {obj.annotation_id}: {r.reason}", image_id=image_id, annotation_id=obj.annotation_id
             )
+    source = dict(img.source)
+    if source.get("declared_size") == [info.width, info.height]:
+        del source["declared_size"]  # kept only when the annotation file disagrees with the header
     return ImageRecord(
         image_id=image_id,
         path=rel,
@@ -328,7 +324,7 @@ def _image(
         objects=objects,
         class_id=class_id,
         split=img.split,
-        source=img.source,
+        source=source,
     )
 
 

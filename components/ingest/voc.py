@@ -24,6 +24,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from components.core.errors import AnnotationError
+from components.core.log import get_logger, progress
 from components.core.manifest import Task
 from components.core.quarantine import QuarantineReport
 from components.core.spec import DataSpec
@@ -129,7 +130,7 @@ def read_voc(data: DataSpec, task: Task, quarantine: QuarantineReport) -> RawDat
     splits = _splits(src)
     images: list[RawImage] = []
     names: set[str] = set()
-    for x in xmls:
+    for x in progress(xmls, len(xmls), "ingest: parsing VOC XML", get_logger("ingest")):
         image_id = x.relative_to(ann_dir).with_suffix("").as_posix()
         raw = RawImage(file_name="", origin=str(x), image_id=image_id, split=splits.get(image_id))
         images.append(raw)

@@ -92,6 +92,7 @@ def test_reads_boxes_polygons_rle_and_crowd_exactly(good_coco: tuple[Path, dict]
     assert list(by_id) == ["1", "2", "3"]
     a = by_id["1"]
     assert (a.path, a.width, a.height, a.sha256) == ("a.jpg", 64, 48, _sha(src.parent / "images" / "a.jpg"))
+    assert a.source == {}  # declared size agrees with the header
     box, poly = a.objects
     assert (box.class_id, box.bbox, box.area, box.annotation_id, box.segmentation) == (1, [4.0, 6.0, 20.0, 10.0], 200.0, "11", None)
     assert (poly.class_id, poly.bbox, poly.segmentation) == (
@@ -148,7 +149,7 @@ def test_bad_images_and_annotations_are_quarantined_with_reasons(tmp_path: Path)
         {"id": 16, "file_name": "d1.jpg"},
         {"id": 16, "file_name": "d2.jpg"},
         {"id": 20, "file_name": "g.jpg"},
-        {"id": 21, "file_name": "g2.jpg"},
+        {"id": 21, "file_name": "g2.jpg", "width": 10, "height": 10},  # the header says 48x32
         {"id": 17, "file_name": "g.jpg"},  # the same file again
         {"file_name": "no-id.jpg"},
     ]
@@ -179,6 +180,7 @@ def test_bad_images_and_annotations_are_quarantined_with_reasons(tmp_path: Path)
     assert sorted(kept) == ["20", "21"]
     assert [(o.annotation_id, o.bbox) for o in kept["20"].objects] == [("104", [0.0, 0.0, 64.0, 10.0]), ("109", [1.0, 2.0, 3.0, 4.0])]
     assert [(o.annotation_id, o.bbox) for o in kept["21"].objects] == [("113", [40.0, 0.0, 8.0, 8.0])]
+    assert kept["21"].source == {"declared_size": [10, 10]} and (kept["21"].width, kept["21"].height) == (48, 32)
 
     images_rejected = {i.image_id: i.kind for i in q.items if i.annotation_id is None}
     assert images_rejected == {
