@@ -171,7 +171,9 @@ def datasets_synth(out_dir: str, num_images: int, seed: int, task: str, image_si
 
 
 @cli.command("demo")
-@click.option("--dir", "directory", default="demo", show_default=True, type=click.Path(file_okay=False), help="Where data, spec and runs go.")
+@click.option(
+    "--dir", "directory", default="demo", show_default=True, type=click.Path(file_okay=False), help="Where data, spec and runs go."
+)
 @click.option("--num-images", default=240, show_default=True, type=int)
 @click.option("--until", default=None, help="Last step to run.")
 @_friendly

@@ -33,7 +33,9 @@ DEMO_SPEC: dict[str, Any] = {
 """The spec ``make demo`` runs (paths relative to the demo directory)."""
 
 
-def synth(out_dir: Path, num_images: int = 240, seed: int = 0, task: str = "detection", image_size: int = 160, brightness: float = 1.0) -> Path:
+def synth(
+    out_dir: Path, num_images: int = 240, seed: int = 0, task: str = "detection", image_size: int = 160, brightness: float = 1.0
+) -> Path:
     """Generates a synthetic dataset (see :mod:`components.synth.core`).
 
     Args:

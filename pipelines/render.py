@@ -46,7 +46,11 @@ def render_summary(summary: Any) -> str:
         p = s["properties"]
         shown = {k: v for k, v in p.items() if k not in ("run_id", "pipeline", "duration_s")}
         rows.append([s["component"], s["state"], p.get("duration_s", ""), ", ".join(f"{k}={v}" for k, v in list(shown.items())[:6])])
-    out = render_table(f"run {summary.run_id} ({'succeeded' if summary.succeeded else 'FAILED'} in {summary.seconds:.0f}s)", ["step", "state", "seconds", "details"], rows)
+    out = render_table(
+        f"run {summary.run_id} ({'succeeded' if summary.succeeded else 'FAILED'} in {summary.seconds:.0f}s)",
+        ["step", "state", "seconds", "details"],
+        rows,
+    )
     arts = [[a.id, a.kind, a.uri] for a in summary.artifacts]
     out += render_table("artifacts", ["id", "kind", "uri"], arts)
     out += f"run folder: {summary.run_dir}\n"

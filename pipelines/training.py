@@ -89,6 +89,8 @@ def build_training_pipeline(spec: PipelineSpec, until: str | None = None) -> Any
         )
         if "push" not in comps:
             return
-        configure_task(comps["push"](spec_json=spec_json, run_id=run_id, model=tn.outputs["model"], blessing=ev.outputs["blessing"]), spec, "push")
+        configure_task(
+            comps["push"](spec_json=spec_json, run_id=run_id, model=tn.outputs["model"], blessing=ev.outputs["blessing"]), spec, "push"
+        )
 
     return training_pipeline

@@ -10,7 +10,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-golden", action="store_true", default=False, help="Rewrite tests/compile/golden/*.yaml from the current compiler output.")
+    parser.addoption(
+        "--update-golden", action="store_true", default=False, help="Rewrite tests/compile/golden/*.yaml from the current compiler output."
+    )
 
 
 @pytest.fixture

@@ -96,10 +96,7 @@ class QuarantineLimitError(DataError):
         self.rejected = rejected
         self.total = total
         self.report = report
-        super().__init__(
-            f"{stage}: {rejected} of {total} items quarantined, over the limit of {limit}; "
-            f"see the quarantine report {report}"
-        )
+        super().__init__(f"{stage}: {rejected} of {total} items quarantined, over the limit of {limit}; see the quarantine report {report}")
 
 
 class ValidationFailed(CvpipeError):

@@ -25,7 +25,14 @@ MAX_PIXELS = 8192 * 8192
 # cvpipe applies its own, clearer guard; Pillow's would raise a bare DecompressionBombError.
 Image.MAX_IMAGE_PIXELS = None
 
-_FORMAT_EXT = {"JPEG": {".jpg", ".jpeg", ".jpe"}, "PNG": {".png"}, "BMP": {".bmp"}, "GIF": {".gif"}, "TIFF": {".tif", ".tiff"}, "WEBP": {".webp"}}
+_FORMAT_EXT = {
+    "JPEG": {".jpg", ".jpeg", ".jpe"},
+    "PNG": {".png"},
+    "BMP": {".bmp"},
+    "GIF": {".gif"},
+    "TIFF": {".tif", ".tiff"},
+    "WEBP": {".webp"},
+}
 
 
 @dataclass(frozen=True)
@@ -51,9 +58,23 @@ class ImageInfo:
     @property
     def channels(self) -> int:
         """Number of channels of the stored pixels."""
-        return {"1": 1, "L": 1, "P": 1, "I": 1, "F": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "LA": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4, "CMYK": 4}.get(
-            self.mode, 3
-        )
+        return {
+            "1": 1,
+            "L": 1,
+            "P": 1,
+            "I": 1,
+            "F": 1,
+            "I;16": 1,
+            "I;16B": 1,
+            "I;16L": 1,
+            "LA": 2,
+            "RGB": 3,
+            "YCbCr": 3,
+            "LAB": 3,
+            "HSV": 3,
+            "RGBA": 4,
+            "CMYK": 4,
+        }.get(self.mode, 3)
 
 
 def probe_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> ImageInfo:
@@ -147,11 +168,12 @@ def decode_rgb(source: str | os.PathLike[str] | bytes, max_pixels: int = MAX_PIX
             with Image.open(fp) as im:
                 w, h = im.size
                 if w * h > max_pixels:
-                    raise ImageError(name, f"image header claims {w}x{h} pixels, over the limit of {max_pixels} (possible decompression bomb)")
+                    raise ImageError(
+                        name, f"image header claims {w}x{h} pixels, over the limit of {max_pixels} (possible decompression bomb)"
+                    )
                 im.load()  # raises on truncated data
-                if apply_exif:
-                    im = ImageOps.exif_transpose(im)
-                return np.asarray(_to_rgb(im), dtype=np.uint8)
+                upright: Image.Image = ImageOps.exif_transpose(im) if apply_exif else im
+                return np.asarray(_to_rgb(upright), dtype=np.uint8)
     except ImageError:
         raise
     except UnidentifiedImageError:

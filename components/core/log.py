@@ -41,7 +41,9 @@ def get_logger(component: str) -> logging.Logger:
     return logging.getLogger(f"cvpipe.{component}")
 
 
-def progress(items: Iterable[T], total: int | None, description: str, logger: logging.Logger | None = None, every_s: float = 5.0) -> Iterator[T]:
+def progress(
+    items: Iterable[T], total: int | None, description: str, logger: logging.Logger | None = None, every_s: float = 5.0
+) -> Iterator[T]:
     """Yields items while showing progress.
 
     On a terminal this is a rich progress bar; otherwise a log line every

@@ -103,4 +103,6 @@ class StepContext:
             Event name -> recorded output artifact.
         """
         props = {"duration_s": round(time.monotonic() - self.started, 3), **(properties or {})}
-        return self.store.record_execution(self.component, pipeline=self.spec.name, run_id=self.run_id, inputs=inputs, outputs=outputs, properties=props)
+        return self.store.record_execution(
+            self.component, pipeline=self.spec.name, run_id=self.run_id, inputs=inputs, outputs=outputs, properties=props
+        )

@@ -67,7 +67,10 @@ class RunSummary:
 def _new_dirs(root: Path, before: set[str], name: str) -> list[Path]:
     if not root.is_dir():
         return []
-    return sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith(name + "-") and p.name not in before), key=lambda p: p.stat().st_mtime)
+    return sorted(
+        (p for p in root.iterdir() if p.is_dir() and p.name.startswith(name + "-") and p.name not in before),
+        key=lambda p: p.stat().st_mtime,
+    )
 
 
 def run_local(spec: PipelineSpec, until: str | None = None, base_dir: str | os.PathLike[str] | None = None) -> RunSummary:

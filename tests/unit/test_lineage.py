@@ -13,24 +13,33 @@ def _chain(store: LineageStore, run: str, parent=None):
         pipeline="demo",
         run_id=run,
         inputs={"source": src},
-        outputs={"manifest": NewArtifact("Manifest", f"/{run}/manifest", {"images": 11}), "label_map": NewArtifact("LabelMap", f"/{run}/lm", {"version": 1})},
+        outputs={
+            "manifest": NewArtifact("Manifest", f"/{run}/manifest", {"images": 11}),
+            "label_map": NewArtifact("LabelMap", f"/{run}/lm", {"version": 1}),
+        },
     )
     ex = store.record_execution(
-        "transform", pipeline="demo", run_id=run, inputs={"manifest": ing["manifest"]}, outputs={"examples": NewArtifact("Examples", f"/{run}/ex")}
+        "transform",
+        pipeline="demo",
+        run_id=run,
+        inputs={"manifest": ing["manifest"]},
+        outputs={"examples": NewArtifact("Examples", f"/{run}/ex")},
     )
     model = store.record_execution(
         "train",
         pipeline="demo",
         run_id=run,
         inputs={"examples": ex["examples"], "label_map": ing["label_map"], "parent_model": parent},
-        outputs={"model": NewArtifact("Model", f"/{run}/model", {"model_name": "demo", "val_loss": 0.5, "tags": ["a", "b"], "blessed": True})},
+        outputs={
+            "model": NewArtifact("Model", f"/{run}/model", {"model_name": "demo", "val_loss": 0.5, "tags": ["a", "b"], "blessed": True})
+        },
     )
     return ing, ex, model["model"]
 
 
 def test_record_and_walk_upstream(mlmd_url: str) -> None:
     store = LineageStore(mlmd_url)
-    ing, ex, model = _chain(store, "r1")
+    _ing, _ex, model = _chain(store, "r1")
     assert model.properties == {"model_name": "demo", "val_loss": 0.5, "tags": '["a", "b"]', "blessed": True}
     graph = store.upstream(model.id)
     kinds = sorted(a.kind for a in graph.artifacts())
@@ -78,4 +87,10 @@ def test_errors(mlmd_url: str) -> None:
 
 def test_mysql_url_parsing() -> None:
     cfg = connection_config("mysql://ml:secret@10.0.0.5:3307/mlmd")
-    assert (cfg.mysql.host, cfg.mysql.port, cfg.mysql.database, cfg.mysql.user, cfg.mysql.password) == ("10.0.0.5", 3307, "mlmd", "ml", "secret")
+    assert (cfg.mysql.host, cfg.mysql.port, cfg.mysql.database, cfg.mysql.user, cfg.mysql.password) == (
+        "10.0.0.5",
+        3307,
+        "mlmd",
+        "ml",
+        "secret",
+    )

@@ -66,7 +66,9 @@ def test_format_inferred(source: str, fmt: str) -> None:
 
 
 def test_accelerator_kind_defaults() -> None:
-    gpu = parse_spec({"name": "a", "task": "detection", "data": {"source": "a.json"}, "train": {"accelerator": {"type": "gpu", "count": 2}}})
+    gpu = parse_spec(
+        {"name": "a", "task": "detection", "data": {"source": "a.json"}, "train": {"accelerator": {"type": "gpu", "count": 2}}}
+    )
     assert gpu.train.accelerator.kind == "NVIDIA_TESLA_T4"
     tpu = parse_spec({"name": "a", "task": "detection", "data": {"source": "a.json"}, "train": {"accelerator": {"type": "tpu"}}})
     assert tpu.train.accelerator.kind.startswith("TPU")
