@@ -1,0 +1,69 @@
+"""KFP wrapper of the validate component (the work is in :mod:`components.validate.core`).
+
+``report`` is an HTML artifact: the Kubeflow and Vertex AI consoles render
+the object *at the artifact's URI*, so the page is written to ``report.path``
+itself (kfp 2.13's executor creates its parent directory), not into a
+directory. The Markdown summary lives in the anomalies directory.
+"""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Output
+
+from components.core.kfp_support import CVPIPE_IMAGE
+
+__all__ = ["validate"]
+
+
+@dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
+def validate(
+    spec_json: str,
+    run_id: str,
+    manifest: Input[Dataset],
+    label_map: Input[Artifact],
+    validated: Output[Dataset],
+    statistics: Output[Artifact],
+    schema: Output[Artifact],
+    anomalies: Output[Artifact],
+    report: Output[HTML],
+    quarantine: Output[Artifact],
+) -> None:
+    """Validates a dataset version: TFDV statistics, schema and drift, plus image and annotation checks.
+
+    Each anomaly kind fails the run, warns, or quarantines the item
+    (``validation.policy``); the step fails only after every output is written.
+
+    Args:
+        spec_json: the pipeline spec as JSON.
+        run_id: the pipeline run id (groups lineage).
+        manifest: input: directory with ``manifest.json``.
+        label_map: input: directory with ``label_map.json``.
+        validated: output: directory with ``manifest.json``, the input minus quarantined items.
+        statistics: output: directory with ``Split-images/FeatureStats.pb`` and ``Split-objects/FeatureStats.pb``.
+        schema: output: directory with ``schema.pbtxt`` (versioned in lineage).
+        anomalies: output: directory with ``anomalies.json``, ``summary.md`` and TFDV anomalies text protos.
+        report: output: the HTML report (statistics view, TFDV anomalies, problems by file).
+        quarantine: output: directory with ``quarantine.json`` and ``quarantine.csv``.
+    """
+    from components.core.step import StepContext
+    from components.validate.core import ArtifactLocation, ValidateOutputs, run
+
+    ctx = StepContext.from_json(spec_json, run_id, "validate")
+    result = run(
+        ctx,
+        manifest.path,
+        label_map.path,
+        ValidateOutputs(
+            validated=ArtifactLocation.of(validated),
+            statistics=ArtifactLocation.of(statistics),
+            schema=ArtifactLocation.of(schema),
+            anomalies=ArtifactLocation.of(anomalies),
+            report=ArtifactLocation.of(report),
+            quarantine=ArtifactLocation.of(quarantine),
+        ),
+        manifest_uri=manifest.uri,
+        label_map_uri=label_map.uri,
+    )
+    validated.metadata["images"] = result.images_validated
+    schema.metadata["version"] = result.schema_version
+    anomalies.metadata["counts"] = result.counts
+    quarantine.metadata["rejected"] = result.quarantined
