@@ -1,0 +1,343 @@
+"""A local HTTP server that speaks the Vertex AI Model Registry's REST wire protocol (v1).
+
+It serves the calls ``google-cloud-aiplatform`` makes over ``api_transport="rest"``
+for model versions, keeps models in memory, and records every request so a
+test can assert the exact JSON payloads. Faults (HTTP errors, slow answers)
+can be injected per route to exercise retries.
+
+Served routes (under ``/v1/projects/{p}/locations/{l}``; ``/ui/`` works too, where
+the client's operations poller sends its GETs):
+
+* ``POST /models:upload``                       -> long-running operation
+* ``GET  /models/{m}/operations/{op}`` and ``/operations/{op}`` -> the operation (done after ``pending_polls`` polls)
+* ``GET  /models/{m}`` and ``/models/{m}@{version-or-alias}``    -> the Model
+* ``GET  /models/{m}:listVersions``             -> ``{"models": [...]}`` (``filter=labels.k="v"`` supported)
+* ``POST /models/{m}@{v}:mergeVersionAliases``  -> the Model
+
+Semantics follow Vertex AI: version ids count from 1; the first version holds
+``default``; an alias is unique within a model (merging an alias another
+version holds is refused with ``FAILED_PRECONDITION``); ``-alias`` removes.
+
+Usage::
+
+    with FakeVertexServer() as server:
+        aiplatform.init(api_endpoint=server.endpoint, api_transport="rest", ...)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+__all__ = ["FakeVertexServer", "Fault", "RecordedRequest"]
+
+_UPLOAD_RESPONSE = "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelResponse"
+_UPLOAD_METADATA = "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelOperationMetadata"
+_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the server received.
+
+    Attributes:
+        method: ``GET``, ``POST``...
+        path: the URL path, percent-decoded.
+        query: query parameters (first value of each).
+        body: the parsed JSON body, or None.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Fault:
+    """An injected failure for requests whose ``METHOD path`` contains ``match``.
+
+    Attributes:
+        match: substring of ``"METHOD /path"`` (``"POST"``, ``":upload"``, ``"GET /v1/projects"``...).
+        status: HTTP status to answer (500, 503, 504...); ignored when ``delay_s`` is set and ``then_status`` is None.
+        times: how many matching requests fail before the route works again.
+        delay_s: sleep this long before answering (a slow or hung server).
+        then_status: with ``delay_s``, the status to answer after the delay (None: answer normally).
+        after: do the work first, then answer ``status`` (a response lost after the server acted).
+    """
+
+    match: str
+    status: int = 500
+    times: int = 1
+    delay_s: float = 0.0
+    then_status: int | None = 500
+    after: bool = False
+    hits: int = 0
+
+
+@dataclass
+class _Version:
+    version_id: str
+    body: dict[str, Any]
+    aliases: list[str]
+    created: str
+
+
+@dataclass
+class _Model:
+    model_id: str
+    display_name: str
+    versions: list[_Version] = field(default_factory=list)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+
+
+class FakeVertexServer:
+    """The server; start it with ``with`` or :meth:`start`.
+
+    Args:
+        pending_polls: how many polls of an upload operation answer ``done: false`` first.
+    """
+
+    def __init__(self, pending_polls: int = 1):
+        self.pending_polls = pending_polls
+        self.requests: list[RecordedRequest] = []
+        self.faults: list[Fault] = []
+        self.models: dict[str, _Model] = {}
+        self._ops: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._next_id = 1000
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> FakeVertexServer:
+        """Starts serving on 127.0.0.1 (a free port) in a daemon thread."""
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                status, payload = server._dispatch(self.command, self.path, raw)
+                data = json.dumps(payload).encode("utf-8")
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json; charset=UTF-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
+                    pass
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _handle
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-vertex", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stops serving."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> FakeVertexServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The port served on."""
+        assert self._httpd is not None, "server not started"
+        return int(self._httpd.server_address[1])
+
+    @property
+    def endpoint(self) -> str:
+        """The ``api_endpoint`` to give ``aiplatform.init`` (``http://`` makes the REST transport use plain HTTP)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- test helpers --------------------------------------------------------------
+    def fail(
+        self, match: str, status: int = 500, times: int = 1, delay_s: float = 0.0, then_status: int | None = 500, after: bool = False
+    ) -> Fault:
+        """Injects a fault (see :class:`Fault`)."""
+        f = Fault(match=match, status=status, times=times, delay_s=delay_s, then_status=then_status, after=after)
+        with self._lock:
+            self.faults.append(f)
+        return f
+
+    def calls(self, method: str | None = None, contains: str = "") -> list[RecordedRequest]:
+        """Recorded requests, optionally filtered by method and a path substring."""
+        return [r for r in self.requests if (method is None or r.method == method) and contains in r.path]
+
+    def aliases(self, model_id: str) -> dict[str, list[str]]:
+        """Version id -> aliases of a model."""
+        return {v.version_id: sorted(v.aliases) for v in self.models[model_id].versions}
+
+    # -- protocol ------------------------------------------------------------------
+    def _error(self, code: int, message: str) -> tuple[int, dict[str, Any]]:
+        return code, {"error": {"code": code, "message": message, "status": _STATUS.get(code, "UNKNOWN")}}
+
+    def _dispatch(self, method: str, raw_path: str, raw: bytes) -> tuple[int, Any]:
+        parts = urlsplit(raw_path)
+        path = unquote(parts.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        body = json.loads(raw) if raw else None
+        with self._lock:
+            self.requests.append(RecordedRequest(method, path, query, body))
+            fault = next((f for f in self.faults if f.hits < f.times and f.match in f"{method} {path}"), None)
+            if fault is not None:
+                fault.hits += 1
+        if fault is not None and fault.after:
+            with self._lock:
+                self._route(method, path, query, body)
+            return self._error(fault.status, "injected failure after the work was done")
+        if fault is not None:
+            if fault.delay_s:
+                time.sleep(fault.delay_s)
+                if fault.then_status is not None:
+                    return self._error(fault.then_status, "injected slow failure")
+            else:
+                return self._error(fault.status, "injected failure")
+        with self._lock:
+            return self._route(method, path, query, body)
+
+    def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        # The REST operations client of google-cloud-aiplatform polls under /ui/ (its first URI binding).
+        m = re.fullmatch(r"/(?:v1|ui)/projects/([^/]+)/locations/([^/]+)/(.*)", path)
+        if not m:
+            return self._error(404, f"unknown path {path}")
+        project, location, rest = m.groups()
+        parent = f"projects/{project}/locations/{location}"
+        if method == "POST" and rest == "models:upload":
+            return self._upload(parent, body or {})
+        op = re.fullmatch(r"(?:models/[^/]+/)?operations/([^/]+)", rest)
+        if method == "GET" and op:
+            return self._operation(f"{parent}/{rest}")
+        mm = re.fullmatch(r"models/([^/:@]+)(?:@([^/:]+))?(?::(\w+))?", rest)
+        if not mm:
+            return self._error(404, f"unknown path {path}")
+        model_id, version, verb = mm.groups()
+        model = self.models.get(model_id)
+        if model is None:
+            return self._error(404, f"Model {parent}/models/{model_id} is not found.")
+        if method == "GET" and verb is None:
+            v = self._version(model, version or "default")
+            return (200, self._model_json(parent, model, v)) if v else self._error(404, f"version {version} of {model_id} is not found.")
+        if method == "GET" and verb == "listVersions":
+            return 200, {
+                "models": [self._model_json(parent, model, v) for v in model.versions if self._matches(v, query.get("filter", ""))]
+            }
+        if method == "POST" and verb == "mergeVersionAliases":
+            v = self._version(model, version or "")
+            if v is None:
+                return self._error(404, f"version {version} of {model_id} is not found.")
+            return self._merge(parent, model, v, list((body or {}).get("versionAliases", [])))
+        return self._error(404, f"unknown verb {method} {path}")
+
+    def _version(self, model: _Model, ref: str) -> _Version | None:
+        for v in model.versions:
+            if v.version_id == ref or ref in v.aliases:
+                return v
+        return None
+
+    def _matches(self, v: _Version, flt: str) -> bool:
+        if not flt:
+            return True
+        labels = v.body.get("labels", {})
+        return all(labels.get(key) == value for key, value in re.findall(r'labels\.([\w-]+)\s*=\s*"?([^"\s]*)"?', flt))
+
+    def _model_json(self, parent: str, model: _Model, v: _Version) -> dict[str, Any]:
+        out = {k: val for k, val in v.body.items() if k not in ("versionAliases",)}
+        out.update(
+            name=f"{parent}/models/{model.model_id}",
+            displayName=model.display_name,
+            versionId=v.version_id,
+            versionAliases=list(v.aliases),
+            versionCreateTime=v.created,
+            versionUpdateTime=v.created,
+            createTime=model.versions[0].created,
+            updateTime=v.created,
+        )
+        return out
+
+    def _upload(self, parent: str, body: dict[str, Any]) -> tuple[int, Any]:
+        spec = dict(body.get("model", {}))
+        aliases = list(spec.get("versionAliases", []))
+        parent_model = body.get("parentModel")
+        if parent_model:
+            model_id = parent_model.rsplit("/", 1)[-1]
+            model = self.models.get(model_id)
+            if model is None or not parent_model.startswith(parent + "/models/"):
+                return self._error(404, f"parent model {parent_model} is not found.")
+        else:
+            model_id = body.get("modelId") or str(self._new_id())
+            if model_id in self.models:
+                return self._error(409, f"Model {parent}/models/{model_id} already exists.")
+            model = _Model(model_id=model_id, display_name=spec.get("displayName", model_id))
+        taken = {a for v in model.versions for a in v.aliases if a != "default"}
+        clash = sorted(taken & set(aliases))
+        if clash:
+            return self._error(400, f"alias {clash[0]} is already used by another version of {model_id}")
+        self.models[model_id] = model
+        if not model.versions and "default" not in aliases:
+            aliases.append("default")
+        if "default" in aliases:
+            for other in model.versions:
+                other.aliases = [a for a in other.aliases if a != "default"]
+        version = _Version(version_id=str(len(model.versions) + 1), body=spec, aliases=aliases, created=_now())
+        model.versions.append(version)
+        name = f"{parent}/models/{model_id}/operations/{self._new_id()}"
+        self._ops[name] = {
+            "polls": 0,
+            "response": {"@type": _UPLOAD_RESPONSE, "model": f"{parent}/models/{model_id}", "modelVersionId": version.version_id},
+        }
+        return 200, {"name": name, "metadata": {"@type": _UPLOAD_METADATA, "genericMetadata": {"createTime": _now()}}, "done": False}
+
+    def _operation(self, name: str) -> tuple[int, Any]:
+        op = self._ops.get(name)
+        if op is None:
+            return self._error(404, f"operation {name} is not found.")
+        op["polls"] += 1
+        meta = {"@type": _UPLOAD_METADATA, "genericMetadata": {"createTime": _now(), "updateTime": _now()}}
+        if op["polls"] <= self.pending_polls:
+            return 200, {"name": name, "metadata": meta, "done": False}
+        return 200, {"name": name, "metadata": meta, "done": True, "response": op["response"]}
+
+    def _merge(self, parent: str, model: _Model, v: _Version, changes: list[str]) -> tuple[int, Any]:
+        adds = [a for a in changes if not a.startswith("-")]
+        removes = [a[1:] for a in changes if a.startswith("-")]
+        if "default" in removes:
+            return self._error(400, "the default alias cannot be removed; move it to another version")
+        for a in adds:
+            holder = next((o for o in model.versions if a in o.aliases and o is not v), None)
+            if holder is not None and a != "default":
+                return self._error(400, f"alias {a} is already used by version {holder.version_id}")
+        if "default" in adds:
+            for other in model.versions:
+                other.aliases = [a for a in other.aliases if a != "default"]
+        v.aliases = [a for a in v.aliases if a not in removes] + [a for a in adds if a not in v.aliases]
+        return 200, self._model_json(parent, model, v)
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
