@@ -38,12 +38,13 @@ imports TensorFlow inside the function, so importing this module stays cheap.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -268,7 +269,13 @@ class ExampleContent:
     segmentation_png: bytes | None = None
 
 
+_SMALL = [bytes([i]) for i in range(0x80)]
+_TAG = [bytes([(f << 3) | 2]) for f in range(16)]  # length-delimited field tags 0..15
+
+
 def _varint(value: int) -> bytes:
+    if 0 <= value < 0x80:
+        return _SMALL[value]
     if value < 0:
         value += 1 << 64  # int64 two's complement, as protobuf encodes negatives
     out = bytearray()
@@ -279,32 +286,63 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _len_field(field_number: int, payload: bytes) -> bytes:
-    return _varint((field_number << 3) | 2) + _varint(len(payload)) + payload
+def _hdr(field_number: int, size: int) -> bytes:
+    """Tag and length of a length-delimited field."""
+    if size < 0x80:
+        return bytes(((field_number << 3) | 2, size))
+    return _TAG[field_number] + _varint(size)
 
 
 def _bytes_feature(values: Sequence[bytes]) -> bytes:
     # Feature.bytes_list (1) -> BytesList.value (1), repeated
-    inner = b"".join(_len_field(1, v) for v in values)
-    return _len_field(1, inner)
+    inner = b"".join([_hdr(1, len(v)) + v for v in values])
+    return _hdr(1, len(inner)) + inner
 
 
 def _float_feature(values: Sequence[float]) -> bytes:
     # Feature.float_list (2) -> FloatList.value (1), packed
-    inner = _len_field(1, struct.pack(f"<{len(values)}f", *values)) if values else b""
-    return _len_field(2, inner)
+    if not values:
+        return b"\x12\x00"
+    packed = struct.pack(f"<{len(values)}f", *values)
+    inner = _hdr(1, len(packed)) + packed
+    return _hdr(2, len(inner)) + inner
 
 
 def _int64_feature(values: Sequence[int]) -> bytes:
     # Feature.int64_list (3) -> Int64List.value (1), packed
-    inner = _len_field(1, b"".join(_varint(int(v)) for v in values)) if values else b""
-    return _len_field(3, inner)
+    if not values:
+        return b"\x1a\x00"
+    packed = b"".join([_varint(int(v)) for v in values])
+    inner = _hdr(1, len(packed)) + packed
+    return _hdr(3, len(inner)) + inner
 
 
-def _serialize(features: list[tuple[str, bytes]]) -> bytes:
-    # Example.features (1) -> Features.feature (1): map entries {key (1), value (2)}
-    entries = b"".join(_len_field(1, _len_field(1, k.encode()) + _len_field(2, v)) for k, v in features)
-    return _len_field(1, entries)
+_KEYS: dict[str, bytes] = {}
+
+
+def _entry(key: str, value: bytes) -> bytes:
+    # one Features.feature map entry {key (1), value (2)}, framed as field 1 of Features
+    k = _KEYS.get(key)
+    if k is None:
+        raw = key.encode()
+        k = _KEYS[key] = _hdr(1, len(raw)) + raw
+    vl = len(value)
+    bl = len(k) + 2 + vl
+    if bl < 0x80:  # the common case: every length fits one byte
+        return bytes((0x0A, bl)) + k + bytes((0x12, vl)) + value
+    body = k + _hdr(2, vl) + value
+    return _hdr(1, len(body)) + body
+
+
+def _encoded_entry_parts(encoded: bytes) -> list[bytes]:
+    # the image entry without copying the image: [headers..., image bytes]
+    k = _KEYS.get(IMAGE_ENCODED) or _hdr(1, len(IMAGE_ENCODED)) + IMAGE_ENCODED.encode()
+    h1 = _hdr(1, len(encoded))  # BytesList.value
+    h2 = _hdr(1, len(h1) + len(encoded))  # Feature.bytes_list
+    vsize = len(h2) + len(h1) + len(encoded)
+    h3 = _hdr(2, vsize)  # entry value
+    h4 = _hdr(1, len(k) + len(h3) + vsize)  # Features.feature entry
+    return [h4 + k + h3 + h2 + h1, encoded]
 
 
 def encode_example(content: ExampleContent) -> bytes:
@@ -329,39 +367,38 @@ def encode_example(content: ExampleContent) -> bytes:
     for name, seq in (("labels", c.labels), ("texts", c.texts), ("is_crowd", c.is_crowd), ("area", c.area), ("masks_png", c.masks_png)):
         if len(seq) not in ((n,) if name == "labels" else (0, n)):
             raise ValueError(f"{name} has {len(seq)} entries for {n} boxes")
-    feats: list[tuple[str, bytes]] = [
-        (IMAGE_ENCODED, _bytes_feature([c.encoded])),
-        (IMAGE_FORMAT, _bytes_feature([c.image_format.encode()])),
-        (IMAGE_HEIGHT, _int64_feature([c.height])),
-        (IMAGE_WIDTH, _int64_feature([c.width])),
-        (IMAGE_FILENAME, _bytes_feature([c.filename.encode()])),
-        (IMAGE_SOURCE_ID, _bytes_feature([c.source_id.encode()])),
-        (IMAGE_SHA256, _bytes_feature([c.sha256.encode()])),
+    e = _entry
+    parts = _encoded_entry_parts(c.encoded)
+    small = [
+        e(IMAGE_FORMAT, _bytes_feature([c.image_format.encode()])),
+        e(IMAGE_HEIGHT, _int64_feature([c.height])),
+        e(IMAGE_WIDTH, _int64_feature([c.width])),
+        e(IMAGE_FILENAME, _bytes_feature([c.filename.encode()])),
+        e(IMAGE_SOURCE_ID, _bytes_feature([c.source_id.encode()])),
+        e(IMAGE_SHA256, _bytes_feature([c.sha256.encode()])),
     ]
     if c.class_label is None or n:
-        feats += [
-            (BBOX_YMIN, _float_feature([float(b[0]) for b in c.boxes])),
-            (BBOX_XMIN, _float_feature([float(b[1]) for b in c.boxes])),
-            (BBOX_YMAX, _float_feature([float(b[2]) for b in c.boxes])),
-            (BBOX_XMAX, _float_feature([float(b[3]) for b in c.boxes])),
-            (OBJECT_LABEL, _int64_feature([int(v) for v in c.labels])),
-            (OBJECT_TEXT, _bytes_feature([t.encode() for t in c.texts])),
-            (OBJECT_IS_CROWD, _int64_feature([int(bool(v)) for v in c.is_crowd] if c.is_crowd else [0] * n)),
-            (
-                OBJECT_AREA,
-                _float_feature(
-                    [float(v) for v in c.area] if c.area else [(b[2] - b[0]) * (b[3] - b[1]) * c.height * c.width for b in c.boxes]
-                ),
-            ),
-            (OBJECT_MASK, _bytes_feature(list(c.masks_png))),
+        boxes = c.boxes
+        small += [
+            e(BBOX_YMIN, _float_feature([float(b[0]) for b in boxes])),
+            e(BBOX_XMIN, _float_feature([float(b[1]) for b in boxes])),
+            e(BBOX_YMAX, _float_feature([float(b[2]) for b in boxes])),
+            e(BBOX_XMAX, _float_feature([float(b[3]) for b in boxes])),
+            e(OBJECT_LABEL, _int64_feature(c.labels)),
+            e(OBJECT_TEXT, _bytes_feature([t.encode() for t in c.texts])),
+            e(OBJECT_IS_CROWD, _int64_feature([int(bool(v)) for v in c.is_crowd] if c.is_crowd else [0] * n)),
+            e(OBJECT_AREA, _float_feature(c.area if c.area else [(b[2] - b[0]) * (b[3] - b[1]) * c.height * c.width for b in boxes])),
+            e(OBJECT_MASK, _bytes_feature(c.masks_png)),
         ]
     if c.class_label is not None:
-        feats.append((CLASS_LABEL, _int64_feature([c.class_label])))
-        feats.append((CLASS_TEXT, _bytes_feature([(c.class_text or "").encode()])))
+        small.append(e(CLASS_LABEL, _int64_feature([c.class_label])))
+        small.append(e(CLASS_TEXT, _bytes_feature([(c.class_text or "").encode()])))
     if c.segmentation_png is not None:
-        feats.append((SEGMENTATION_ENCODED, _bytes_feature([c.segmentation_png])))
-        feats.append((SEGMENTATION_FORMAT, _bytes_feature([b"png"])))
-    return _serialize(feats)
+        small.append(e(SEGMENTATION_ENCODED, _bytes_feature([c.segmentation_png])))
+        small.append(e(SEGMENTATION_FORMAT, _bytes_feature([b"png"])))
+    parts += small
+    size = sum(map(len, parts))
+    return b"".join([_hdr(1, size), *parts])
 
 
 # --------------------------------------------------------------------------- TFRecord framing
@@ -409,24 +446,48 @@ def _masked_crc(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
+class _HashingFile:
+    """A write-only file that hashes (sha256) and counts what passes through."""
+
+    def __init__(self, raw: IO[bytes]):
+        self.raw = raw
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.raw.write(data)
+        self.hash.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
 class TFRecordWriter:
     """Writes TFRecord files (optionally GZIP) without TensorFlow.
 
     Each record is framed as TensorFlow does: length (uint64 LE), masked
-    CRC32C of the length, data, masked CRC32C of the data.
+    CRC32C of the length, data, masked CRC32C of the data. The file's sha256
+    and size are computed while writing (:attr:`sha256`, :attr:`bytes`).
 
     Args:
         path: the file to write (callers write to a temporary name and rename).
         gzip_compress: write a GZIP stream (``compression_type="GZIP"`` when reading).
+        fsync: flush to disk on close. Off by default, as ``tf.io.TFRecordWriter``: a
+            killed process loses nothing the kernel already has, and the
+            temporary-name-then-rename protocol guards readers.
     """
 
-    def __init__(self, path: str | os.PathLike[str], gzip_compress: bool = False):
+    def __init__(self, path: str | os.PathLike[str], gzip_compress: bool = False, fsync: bool = False):
         self.path = Path(path)
         self._raw: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
-        self._out: IO[bytes] = (
-            cast(IO[bytes], gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=6, mtime=0)) if gzip_compress else self._raw
-        )
+        self._file = _HashingFile(self._raw)
+        self._gz = gzip.GzipFile(fileobj=self._file, mode="wb", compresslevel=6, mtime=0) if gzip_compress else None  # type: ignore[arg-type]
+        self._out: Any = self._gz if self._gz is not None else self._file
         self.records = 0
+        self._fsync = fsync
+        self._closed = False
 
     def write(self, record: bytes) -> None:
         """Appends one record.
@@ -435,15 +496,32 @@ class TFRecordWriter:
             record: the serialised record.
         """
         header = struct.pack("<Q", len(record))
-        self._out.write(header + struct.pack("<I", _masked_crc(header)) + record + struct.pack("<I", _masked_crc(record)))
+        out = self._out
+        out.write(header + struct.pack("<I", _masked_crc(header)))
+        out.write(record)
+        out.write(struct.pack("<I", _masked_crc(record)))
         self.records += 1
 
+    @property
+    def sha256(self) -> str:
+        """Hex sha256 of the bytes written to the file so far (complete after :meth:`close`)."""
+        return self._file.hash.hexdigest()
+
+    @property
+    def bytes(self) -> int:
+        """Bytes written to the file so far (complete after :meth:`close`)."""
+        return self._file.size
+
     def close(self) -> None:
-        """Flushes and closes the file (fsync included)."""
-        if self._out is not self._raw:
-            self._out.close()
+        """Flushes and closes the file (and fsyncs it when asked to)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._gz is not None:
+            self._gz.close()
         self._raw.flush()
-        os.fsync(self._raw.fileno())
+        if self._fsync:
+            os.fsync(self._raw.fileno())
         self._raw.close()
 
     def __enter__(self) -> TFRecordWriter:

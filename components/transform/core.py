@@ -416,10 +416,10 @@ def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def _build(st: _State, rec: ImageRecord, quarantine: list[dict[str, Any]]) -> tuple[bytes, list[str], bool]:
     """Builds one record; returns (serialised example, class names counted, copied)."""
-    p = Path(rec.path)
-    path = p if p.is_absolute() else Path(st.root) / p
+    path = os.path.join(st.root, rec.path)  # an absolute rec.path wins, as in Manifest.image_path
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         raise _Reject("missing_file", "file not found") from None
     except OSError as e:
@@ -563,37 +563,51 @@ def _write_shard(task: _ShardTask) -> _ShardResult:
     st = _STATE
     assert st is not None, "worker state not initialised"
     res = _ShardResult(task.split, task.file)
-    cache: dict[int, tuple[bytes, list[str], bool] | None] = {}
     final = Path(st.out_dir) / task.file
-    with atomic_path(final) as tmp, TFRecordWriter(tmp, gzip_compress=st.gzip) as writer:
-        for idx, _copy in task.items:
-            if idx not in cache:
-                rec = st.images[idx]
-                try:
-                    cache[idx] = _build(st, rec, res.quarantine)
-                except _Reject as r:
-                    cache[idx] = None
-                    res.quarantine.append(dict(file=rec.path, kind=r.kind, reason=r.reason, image_id=rec.image_id))
-                except Exception as e:  # a bug or an exotic file must not sink the other images
-                    cache[idx] = None
-                    res.quarantine.append(
-                        dict(file=rec.path, kind="transform_error", reason=f"{type(e).__name__}: {e}", image_id=rec.image_id)
-                    )
-            built = cache[idx]
-            if built is None:
-                continue
-            data, counted, copied = built
-            _write_record(writer, data)
-            res.records += 1
-            res.images.add(idx)
-            res.class_counts.update(counted)
-            if copied:
-                res.copied += 1
-            else:
-                res.reencoded += 1
-    res.sha256 = sha256_file(final)
-    res.bytes = final.stat().st_size
+    with atomic_path(final) as tmp:
+        writer = TFRecordWriter(tmp, gzip_compress=st.gzip)
+        try:
+            _fill(st, task, writer, res)
+        finally:
+            writer.close()
+    res.sha256, res.bytes = writer.sha256, writer.bytes
     return res
+
+
+def _fill(st: _State, task: _ShardTask, writer: TFRecordWriter, res: _ShardResult) -> None:
+    left = Counter(idx for idx, _ in task.items)  # oversampled images: build once, write each copy
+    cache: dict[int, tuple[bytes, list[str], bool] | None] = {}
+    for idx, _copy in task.items:
+        if idx in cache:
+            built = cache[idx]
+        else:
+            built = _build_or_quarantine(st, st.images[idx], res.quarantine)
+            if left[idx] > 1:
+                cache[idx] = built
+        left[idx] -= 1
+        if not left[idx]:
+            cache.pop(idx, None)
+        if built is None:
+            continue
+        data, counted, copied = built
+        _write_record(writer, data)
+        res.records += 1
+        res.images.add(idx)
+        res.class_counts.update(counted)
+        if copied:
+            res.copied += 1
+        else:
+            res.reencoded += 1
+
+
+def _build_or_quarantine(st: _State, rec: ImageRecord, quarantine: list[dict[str, Any]]) -> tuple[bytes, list[str], bool] | None:
+    try:
+        return _build(st, rec, quarantine)
+    except _Reject as r:
+        quarantine.append(dict(file=rec.path, kind=r.kind, reason=r.reason, image_id=rec.image_id))
+    except Exception as e:  # a bug or an exotic file must not sink the other images
+        quarantine.append(dict(file=rec.path, kind="transform_error", reason=f"{type(e).__name__}: {e}", image_id=rec.image_id))
+    return None
 
 
 # --------------------------------------------------------------------------- driver
@@ -692,7 +706,7 @@ def write_examples(
         if r.split and preset is None:
             log.warning("%s: unknown preset split %r; using the content-hash split", r.path, r.split)
         by_split[preset or split_for(shas[i], opts.split)].append(i)
-    sizes = [_size(manifest, r) for r in images]
+    sizes = [_size(manifest.root, r) for r in images]
 
     tasks: list[_ShardTask] = []
     for split, idxs in by_split.items():
@@ -770,9 +784,9 @@ def write_examples(
     return TransformResult(examples_dir=out, index=index, quarantine=report, copied=copied, reencoded=reencoded, seconds=seconds)
 
 
-def _size(manifest: Manifest, record: ImageRecord) -> int:
+def _size(root: str, record: ImageRecord) -> int:
     try:
-        return manifest.image_path(record).stat().st_size
+        return os.stat(os.path.join(root, record.path)).st_size
     except OSError:
         return 0
 
