@@ -14,7 +14,7 @@ from components.core.spec import parse_spec
 from components.core.step import StepContext
 from components.push import PUSH_FILE, read_blessing, run
 from components.registry import LocalRegistry, ModelVersion, get_registry
-from components.registry.cli_ops import rollback_text
+from components.registry.cli_ops import open_registry, rollback_text
 
 
 def _num(v: ModelVersion | None) -> int | None:
@@ -68,6 +68,7 @@ def test_blessed_model_is_pushed_and_takes_the_alias(tmp_path: Path, mlmd_url: s
     # the training engineer's warm start and the evaluator's baseline
     registry = get_registry(ctx.spec.registry, ctx.store)
     assert registry.resolve("demo@champion").model_dir == v.model_dir
+    assert open_registry(ctx.spec).resolve("demo:1").pushed_id == v.pushed_id  # what the CLI opens
     assert _num(registry.latest("demo", blessed_only=True)) == 1
 
 

@@ -91,6 +91,7 @@ def test_upload_first_and_next_version_with_alias_moves(
     # the long-running operation was polled until done
     polls = server.calls("GET", "/operations/")
     assert len(polls) == 2
+    assert [c.path for c in server.calls("GET", "/models/demo@")] == [f"{PARENT}/models/demo@1"]  # the client then gets the new version
     v1 = r1.version
     assert r1.created and v1.version == 1 and v1.resource_name == f"{MODEL}@1"
     assert set(v1.aliases) == {"champion", "default"} and v1.model_dir == Path("/gcs/bucket/runs/r1/model")
