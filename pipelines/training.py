@@ -11,7 +11,8 @@ kfp 2.13's local runner does not run ``dsl.If``, so gating (push only when
 blessed) lives inside the push component.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: kfp reads the pipeline function's
+# annotations at run time and would take the string 'str' for an artifact type.
 
 from collections.abc import Callable
 from typing import Any
