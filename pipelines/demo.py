@@ -53,7 +53,7 @@ def synth(
 
     cfg = SynthConfig(num_images=num_images, seed=seed, task=task, image_size=(image_size, image_size), brightness=brightness)
     result = generate(cfg, out_dir)
-    return Path(result.source)
+    return Path(result.annotations or result.out_dir)
 
 
 def write_demo_spec(directory: Path, overrides: dict[str, Any] | None = None) -> Path:

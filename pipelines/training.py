@@ -69,7 +69,14 @@ def build_training_pipeline(spec: PipelineSpec, until: str | None = None) -> Any
         if "transform" not in comps:
             return
         tr = configure_task(
-            comps["transform"](spec_json=spec_json, run_id=run_id, manifest=val.outputs["validated"], label_map=ing.outputs["label_map"]),
+            comps["transform"](
+                spec_json=spec_json,
+                run_id=run_id,
+                manifest=val.outputs["validated"],
+                label_map=ing.outputs["label_map"],
+                statistics=val.outputs["statistics"],
+                schema=val.outputs["schema"],
+            ),
             spec,
             "transform",
         )

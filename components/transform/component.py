@@ -15,6 +15,8 @@ def transform(
     run_id: str,
     manifest: Input[Dataset],
     label_map: Input[Artifact],
+    statistics: Input[Artifact],
+    schema: Input[Artifact],
     examples: Output[Dataset],
     quarantine: Output[Artifact],
 ) -> None:
@@ -30,6 +32,8 @@ def transform(
         run_id: the pipeline run id.
         manifest: directory with the validated ``manifest.json``.
         label_map: directory with ``label_map.json``.
+        statistics: the TFDV statistics the manifest was validated with (lineage only).
+        schema: the schema it was validated against (lineage only).
         examples: output directory: shards and ``examples.json``.
         quarantine: output directory: ``quarantine.json`` and ``quarantine.csv``.
     """
@@ -42,7 +46,14 @@ def transform(
         label_map_path=f"{label_map.path}/label_map.json",
         examples_dir=output_dir(examples.path),
         quarantine_dir=output_dir(quarantine.path),
-        uris=TransformUris(manifest=manifest.uri, label_map=label_map.uri, examples=examples.uri, quarantine=quarantine.uri),
+        uris=TransformUris(
+            manifest=manifest.uri,
+            label_map=label_map.uri,
+            examples=examples.uri,
+            quarantine=quarantine.uri,
+            statistics=statistics.uri,
+            schema=schema.uri,
+        ),
     )
     examples.metadata.update(result.metadata())
     quarantine.metadata.update({"stage": "transform", "items": len(result.quarantine), "total": result.quarantine.total})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,8 @@ def run_local(spec: PipelineSpec, until: str | None = None, base_dir: str | os.P
     bin_dir = str(Path(sys.executable).parent)
     if not os.environ.get("PATH", "").startswith(bin_dir + os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    # kfp.local warns that the cvpipe image is "non-Python"; the subprocess runner uses this environment by design.
+    warnings.filterwarnings("ignore", message="You may be attemping to run a task", category=RuntimeWarning)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
     pipeline = build_training_pipeline(spec, until=until)
     before = {p.name for p in pipeline_root.iterdir()}
