@@ -510,6 +510,6 @@ def test_component_signature() -> None:
     from components.transform.component import transform
 
     spec = transform.component_spec
-    assert set(spec.inputs) == {"spec_json", "run_id", "manifest", "label_map"}
+    assert set(spec.inputs) == {"spec_json", "run_id", "manifest", "label_map", "statistics", "schema"}
     assert set(spec.outputs) == {"examples", "quarantine"}
     assert spec.outputs["examples"].type == "system.Dataset@0.0.1"
