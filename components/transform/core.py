@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import math
 import multiprocessing as mp
 import os
@@ -399,8 +400,6 @@ def _init_worker(state: _State) -> None:
 
 def _orientation(data: bytes) -> int | None:
     try:
-        import io
-
         with Image.open(io.BytesIO(data)) as im:
             value = im.getexif().get(0x0112)
             return int(value) if value is not None else None
@@ -448,7 +447,9 @@ def _build(st: _State, rec: ImageRecord, quarantine: list[dict[str, Any]]) -> tu
             kind = next((k for text, k in _IMAGE_ERROR_KINDS if text in e.problem), "decode_error")
             raise _Reject(kind, e.problem) from None
         dh, dw = pixels.shape[:2]
-        if (dw, dh) == (frame_h, frame_w) and dw != dh:
+        if not frame_w or not frame_h:  # no size in the manifest: the decoded image is the frame
+            frame_w, frame_h = dw, dh
+        elif (dw, dh) == (frame_h, frame_w) and dw != dh:
             o = _orientation(data)
             orient = o if o in _ORIENT else None
         if st.image_size is not None:
@@ -460,7 +461,7 @@ def _build(st: _State, rec: ImageRecord, quarantine: list[dict[str, Any]]) -> tu
         fmt = "png" if lossless else "jpeg"
         encoded = encode_png(pixels) if lossless else encode_jpeg(pixels, quality=JPEG_QUALITY)
     if not frame_w or not frame_h:
-        frame_w, frame_h = (height, width) if orient else (width, height)
+        frame_w, frame_h = width, height
 
     content = ExampleContent(
         encoded=encoded,

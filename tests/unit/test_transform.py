@@ -173,6 +173,15 @@ def test_segmentation_round_trip_and_resize(tmp_path) -> None:
     assert set(np.unique(el2["segmentation"])) == {0, 2, 3}
 
 
+def test_record_without_size_uses_the_decoded_image_as_frame(tmp_path) -> None:
+    path = _save(tmp_path, "n.png", _pixels(20, 40, 4), "PNG")
+    rec = _record(tmp_path, path, width=0, height=0, objects=[ObjectAnnotation(class_id=1, bbox=[10, 5, 20, 10])])
+    write_examples(_manifest(tmp_path, "detection", [rec]), tmp_path / "ex", _opts(image_size=(8, 8)))
+    (el,) = _all(tmp_path / "ex", "detection").values()
+    assert el["image"].shape == (8, 8, 3)
+    np.testing.assert_allclose(el["boxes"], [[0.25, 0.25, 0.75, 0.75]])
+
+
 def test_exif_rotated_image_is_made_upright_with_its_boxes(tmp_path) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # stored pixels must be rotated 90 degrees clockwise to display
