@@ -190,3 +190,11 @@ def test_read_dataset_refuses_missing_index_unknown_split_and_wrong_task(tmp_pat
     (el,) = list(read_dataset(tmp_path, "train", "classification", shuffle=True, seed=1))
     assert set(el) == {"image", "height", "width", "source_id", "filename", "sha256", "label"}
     assert el["label"].numpy() == 1
+
+
+def test_crc32c_fallback_matches_the_c_implementation() -> None:
+    from components.core import examples
+
+    assert examples._crc32c_python(b"123456789") == 0xE3069283  # the standard CRC-32C check value
+    data = bytes(range(256)) * 7
+    assert examples._crc32c_python(data) == examples._crc32c(data)
