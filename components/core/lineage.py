@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -231,8 +232,21 @@ def _from_value(v: Any) -> Any:
     return None
 
 
+def _is_schema_race(error: Exception) -> bool:
+    """Whether MLMD refused to open because another connection is creating the schema of an empty database."""
+    text = str(error).lower()
+    return "concurrent connection" in text or ("schema_version" in text and "retry" in text)
+
+
 class LineageStore:
     """cvpipe's view of an MLMD store.
+
+    Several processes may open a new, empty MySQL database at the same time
+    (the first steps of the first run on a cluster): MLMD then refuses all
+    but the one creating the schema ("MLMDEnv table exists but no
+    schema_version can be found ... Please retry connection"). That answer is
+    retried with backoff for up to :attr:`SCHEMA_RACE_PATIENCE_S` seconds,
+    beyond ``retries``.
 
     Args:
         url: metadata URL (see :func:`connection_config`).
@@ -241,22 +255,27 @@ class LineageStore:
     """
 
     _lock = threading.Lock()
+    SCHEMA_RACE_PATIENCE_S: float = 120.0
+    """How long an open keeps retrying while another process creates the schema."""
 
     def __init__(self, url: str = "sqlite:///mlmd.sqlite", base_dir: str | os.PathLike[str] | None = None, retries: int = 3):
         from ml_metadata.metadata_store import metadata_store
 
         self.url = url
         cfg = connection_config(url, base_dir)
-        last: Exception | None = None
-        for attempt in range(retries):
+        started = time.monotonic()
+        attempt = 0
+        while True:
             try:
                 self._store = metadata_store.MetadataStore(cfg)
                 break
             except Exception as e:  # MLMD raises its own status errors
-                last = e
-                time.sleep(0.5 * (attempt + 1))
-        else:
-            raise LineageError(f"cannot open ML Metadata store {url}: {last}")
+                attempt += 1
+                racing = _is_schema_race(e) and time.monotonic() - started < self.SCHEMA_RACE_PATIENCE_S
+                if attempt >= max(1, retries) and not racing:
+                    raise LineageError(f"cannot open ML Metadata store {url}: {e}") from None
+                # jitter, so processes that raced once do not collide again
+                time.sleep(min(0.5 * attempt, 3.0) * random.uniform(0.8, 1.2))
         self._type_ids: dict[str, int] = {}
         self._exec_type_ids: dict[str, int] = {}
         self._ctx_type_ids: dict[str, int] = {}
