@@ -68,7 +68,7 @@ from components.core.examples import (
     encode_example,
 )
 from components.core.images import MAX_PIXELS, decode_rgb, encode_jpeg, encode_png
-from components.core.io import atomic_path, sha256_bytes, sha256_file
+from components.core.io import atomic_path, sha256_file
 from components.core.labelmap import LabelMap
 from components.core.lineage import ArtifactRef, NewArtifact
 from components.core.log import get_logger, progress
@@ -383,6 +383,7 @@ class _State:
     root: str
     task: Task
     images: list[ImageRecord]
+    shas: list[str]
     classes: dict[int, str]
     image_size: tuple[int, int] | None
     gzip: bool
@@ -413,8 +414,9 @@ def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(mask).resize((width, height), Image.Resampling.NEAREST))
 
 
-def _build(st: _State, rec: ImageRecord, quarantine: list[dict[str, Any]]) -> tuple[bytes, list[str], bool]:
+def _build(st: _State, idx: int, quarantine: list[dict[str, Any]]) -> tuple[bytes, list[str], bool]:
     """Builds one record; returns (serialised example, class names counted, copied)."""
+    rec = st.images[idx]
     path = os.path.join(st.root, rec.path)  # an absolute rec.path wins, as in Manifest.image_path
     try:
         with open(path, "rb") as f:
@@ -425,12 +427,6 @@ def _build(st: _State, rec: ImageRecord, quarantine: list[dict[str, Any]]) -> tu
         raise _Reject("unreadable_file", f"cannot read file: {e.strerror or e}") from None
     if not data:
         raise _Reject("empty_file", "file is empty (0 bytes)")
-    sha = sha256_bytes(data)
-    if rec.sha256 and sha != rec.sha256.lower():
-        raise _Reject(
-            "changed_since_ingest", f"file content changed since ingest (sha256 {sha[:12]}..., manifest says {rec.sha256[:12]}...)"
-        )
-
     size = None if st.image_size else jpeg_copy_size(data)
     if size is not None and size[0] * size[1] > st.max_pixels:
         size = None  # decode_rgb rejects it with the standard message
@@ -470,7 +466,7 @@ def _build(st: _State, rec: ImageRecord, quarantine: list[dict[str, Any]]) -> tu
         width=width,
         filename=rec.path,
         source_id=rec.image_id,
-        sha256=sha,
+        sha256=st.shas[idx],
     )
     counted: list[str] = []
     if st.task == "classification":
@@ -582,7 +578,7 @@ def _fill(st: _State, task: _ShardTask, writer: TFRecordWriter, res: _ShardResul
         if idx in cache:
             built = cache[idx]
         else:
-            built = _build_or_quarantine(st, st.images[idx], res.quarantine)
+            built = _build_or_quarantine(st, idx, res.quarantine)
             if left[idx] > 1:
                 cache[idx] = built
         left[idx] -= 1
@@ -601,9 +597,10 @@ def _fill(st: _State, task: _ShardTask, writer: TFRecordWriter, res: _ShardResul
             res.reencoded += 1
 
 
-def _build_or_quarantine(st: _State, rec: ImageRecord, quarantine: list[dict[str, Any]]) -> tuple[bytes, list[str], bool] | None:
+def _build_or_quarantine(st: _State, idx: int, quarantine: list[dict[str, Any]]) -> tuple[bytes, list[str], bool] | None:
+    rec = st.images[idx]
     try:
-        return _build(st, rec, quarantine)
+        return _build(st, idx, quarantine)
     except _Reject as r:
         quarantine.append(dict(file=rec.path, kind=r.kind, reason=r.reason, image_id=rec.image_id))
     except Exception as e:  # a bug or an exotic file must not sink the other images
@@ -721,6 +718,7 @@ def write_examples(
         root=manifest.root,
         task=manifest.task,
         images=images,
+        shas=shas,
         classes=dict(lm.classes),
         image_size=tuple(opts.image_size) if opts.image_size else None,  # type: ignore[arg-type]
         gzip=opts.gzip,
