@@ -289,11 +289,10 @@ def evaluate_predictions(preds: PredictionSet, model: str, spec: EvaluateSpec) -
 
 
 def find_baseline(ctx: StepContext) -> tuple[Path, str] | None:
-    """The baseline: the newest blessed registry version of the spec's model name.
+    """The baseline: the newest blessed, non-archived registry version of the spec's model.
 
-    Looks for ``PushedModel`` artifacts (the registry's records) with
-    ``model_name`` = the spec's model name, ``pushed`` and ``blessed`` true and
-    not archived, whose ``model_dir`` exists locally.
+    Asks the registry the spec names (``Registry.latest(name, blessed_only=True)``),
+    so "last blessed" has one definition shared with push and the CLI.
 
     Args:
         ctx: the step context.
@@ -301,22 +300,18 @@ def find_baseline(ctx: StepContext) -> tuple[Path, str] | None:
     Returns:
         ``(model_dir, "name:version")``, or None for a first model.
     """
+    from components.registry import get_registry
+
     name = ctx.spec.model_name
-    found = [
-        a
-        for a in ctx.store.artifacts("PushedModel", model_name=name)
-        if a.properties.get("blessed") is True
-        and a.properties.get("pushed", True) is not False
-        and a.properties.get("archived") is not True
-    ]
-    for a in sorted(found, key=lambda r: (r.created_ms, r.id), reverse=True):
-        model_dir = Path(str(a.properties.get("model_dir") or a.uri))
-        if model_dir.exists():
-            return model_dir, f"{name}:{a.properties.get('version', a.id)}"
+    version = get_registry(ctx.spec.registry, ctx.store).latest(name, blessed_only=True)
+    if version is None:
+        return None
+    if not Path(version.model_dir).exists():
         ctx.log.warning(
-            "baseline %s:%s: model directory %s is not reachable; trying an older version", name, a.properties.get("version"), model_dir
+            "baseline %s: model directory %s is not reachable here; evaluating without a baseline", version.ref, version.model_dir
         )
-    return None
+        return None
+    return Path(version.model_dir), version.ref
 
 
 def _manifest_extras(ctx: StepContext, examples_uri: str) -> dict[str, tuple[str | None, dict[str, Any]]]:

@@ -24,6 +24,7 @@ def _ctx(tmp_path: Path, task: str, evaluate: dict) -> StepContext:
             "data": {"source": str(tmp_path / "coco.json")},
             "evaluate": evaluate,
             "runtime": {"root": str(tmp_path), "metadata": {"url": f"sqlite:///{tmp_path / 'mlmd.sqlite'}"}},
+            "registry": {"root": str(tmp_path / "registry")},
         }
     )
     return StepContext(spec=spec, run_id="run-1", component="evaluate")
@@ -69,14 +70,13 @@ def test_classification_run_compares_with_the_registry_baseline(tmp_path: Path) 
     )
     # the registry: version 1 (the bad model) is the latest blessed one; version 2 is not blessed
     assert find_baseline(ctx) is None
-    store.put_artifact(
-        "PushedModel", str(bad), {"model_name": "demo", "version": 1, "model_dir": str(bad), "blessed": True, "pushed": True}
-    )
-    store.put_artifact(
-        "PushedModel", str(good), {"model_name": "demo", "version": 2, "model_dir": str(good), "blessed": False, "pushed": True}
-    )
-    store.put_artifact("PushedModel", "/gone", {"model_name": "other", "version": 7, "model_dir": "/gone", "blessed": True})
-    assert find_baseline(ctx) == (bad, "demo:1")
+    from components.registry import get_registry
+    from components.registry.base import RegisterRequest
+
+    registry = get_registry(ctx.spec.registry, store)
+    v1 = registry.register(RegisterRequest(model_dir=bad, model_name="demo", blessed=True)).version
+    registry.register(RegisterRequest(model_dir=good, model_name="demo", blessed=False))
+    assert find_baseline(ctx) == (v1.model_dir, "demo:1")
 
     ev_dir, bl_dir, report = _outputs(tmp_path, "a")
     result = run(ctx, good, examples, ev_dir, bl_dir, report)
