@@ -295,15 +295,21 @@ def _hdr(field_number: int, size: int) -> bytes:
 
 def _bytes_feature(values: Sequence[bytes]) -> bytes:
     # Feature.bytes_list (1) -> BytesList.value (1), repeated
+    if len(values) == 1 and len(values[0]) < 0x7E:  # one short value: all lengths fit one byte
+        v = values[0]
+        return bytes((0x0A, len(v) + 2, 0x0A, len(v))) + v
     inner = b"".join([_hdr(1, len(v)) + v for v in values])
     return _hdr(1, len(inner)) + inner
 
 
 def _float_feature(values: Sequence[float]) -> bytes:
     # Feature.float_list (2) -> FloatList.value (1), packed
-    if not values:
+    n = len(values)
+    if not n:
         return b"\x12\x00"
-    packed = struct.pack(f"<{len(values)}f", *values)
+    packed = struct.pack(f"<{n}f", *values)
+    if n < 31:
+        return bytes((0x12, 4 * n + 2, 0x0A, 4 * n)) + packed
     inner = _hdr(1, len(packed)) + packed
     return _hdr(2, len(inner)) + inner
 
@@ -313,8 +319,15 @@ def _int64_feature(values: Sequence[int]) -> bytes:
     if not values:
         return b"\x1a\x00"
     packed = b"".join([_varint(int(v)) for v in values])
+    if len(packed) < 0x7E:
+        return bytes((0x1A, len(packed) + 2, 0x0A, len(packed))) + packed
     inner = _hdr(1, len(packed)) + packed
     return _hdr(3, len(inner)) + inner
+
+
+def _key(key: str) -> bytes:
+    raw = key.encode()
+    return _hdr(1, len(raw)) + raw
 
 
 _KEYS: dict[str, bytes] = {}
@@ -324,8 +337,7 @@ def _entry(key: str, value: bytes) -> bytes:
     # one Features.feature map entry {key (1), value (2)}, framed as field 1 of Features
     k = _KEYS.get(key)
     if k is None:
-        raw = key.encode()
-        k = _KEYS[key] = _hdr(1, len(raw)) + raw
+        k = _KEYS[key] = _key(key)
     vl = len(value)
     bl = len(k) + 2 + vl
     if bl < 0x80:  # the common case: every length fits one byte
@@ -334,9 +346,12 @@ def _entry(key: str, value: bytes) -> bytes:
     return _hdr(1, len(body)) + body
 
 
+_ENCODED_KEY = _key(IMAGE_ENCODED)
+
+
 def _encoded_entry_parts(encoded: bytes) -> list[bytes]:
     # the image entry without copying the image: [headers..., image bytes]
-    k = _KEYS.get(IMAGE_ENCODED) or _hdr(1, len(IMAGE_ENCODED)) + IMAGE_ENCODED.encode()
+    k = _ENCODED_KEY
     h1 = _hdr(1, len(encoded))  # BytesList.value
     h2 = _hdr(1, len(h1) + len(encoded))  # Feature.bytes_list
     vsize = len(h2) + len(h1) + len(encoded)
@@ -396,9 +411,9 @@ def encode_example(content: ExampleContent) -> bytes:
     if c.segmentation_png is not None:
         small.append(e(SEGMENTATION_ENCODED, _bytes_feature([c.segmentation_png])))
         small.append(e(SEGMENTATION_FORMAT, _bytes_feature([b"png"])))
-    parts += small
-    size = sum(map(len, parts))
-    return b"".join([_hdr(1, size), *parts])
+    rest = b"".join(small)
+    size = len(parts[0]) + len(parts[1]) + len(rest)
+    return b"".join((_hdr(1, size), parts[0], parts[1], rest))
 
 
 # --------------------------------------------------------------------------- TFRecord framing

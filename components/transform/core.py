@@ -511,7 +511,8 @@ def _objects(
         if point is not None:
             (ax, ay), (bx, by) = point(x0, y0), point(x1, y1)
             x0, x1, y0, y1 = min(ax, bx), max(ax, bx), min(ay, by), max(ay, by)
-        x0, x1, y0, y1 = (min(max(v, 0.0), 1.0) for v in (x0, x1, y0, y1))
+        x0, x1 = min(max(x0, 0.0), 1.0), min(max(x1, 0.0), 1.0)
+        y0, y1 = min(max(y0, 0.0), 1.0), min(max(y1, 0.0), 1.0)
         if x1 <= x0 or y1 <= y0:
             drop(o, "degenerate_box", f"box {o.bbox} has no area inside the {frame_w}x{frame_h} image")
             continue
