@@ -128,7 +128,20 @@ class TrainingError(CvpipeError):
 
 
 class AlertError(CvpipeError):
-    """An alert could not be delivered after all retries."""
+    """An alert could not be delivered: refused by the receiver, or still failing after all retries.
+
+    Attributes:
+        sink: the sink that failed, when known.
+        status: the HTTP status that ended the delivery, if any.
+        transient: True when the failure was worth retrying (429, 5xx, connection
+            errors) and the retries ran out; False for a refusal such as HTTP 400.
+    """
+
+    def __init__(self, message: str, *, sink: str | None = None, status: int | None = None, transient: bool = False):
+        super().__init__(message)
+        self.sink = sink
+        self.status = status
+        self.transient = transient
 
 
 class PipelineRunError(CvpipeError):
