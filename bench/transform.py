@@ -9,8 +9,11 @@ process and on the same files, times:
     index, all cores; the lineage record of ``run`` is not timed);
 (c) a plain byte copy of the same files into another directory.
 
-Each is run ``--repeat`` times (cvpipe and the copy alternating) and its best time is kept. Prints images/s and
-the ratios b/a (target >= 5) and b/c (target >= 0.5)::
+Each is run ``--repeat`` times (cvpipe and the copy alternating, so both see the
+same load from other processes) and its best wall time is kept. Prints images/s,
+CPU time (worker processes included), the kernel's CPU pressure (how much other
+processes competed for the cores) and the ratios b/a (target >= 5) and b/c
+(target >= 0.5)::
 
     .venv/bin/python bench/transform.py --images 2000
 """
@@ -19,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -114,15 +119,31 @@ def byte_copy(manifest: Manifest, out: Path) -> None:
         shutil.copyfile(manifest.image_path(rec), out / Path(rec.path).name)
 
 
-def timed(fn: Callable[[Manifest, Path], None], manifest: Manifest, work: Path, name: str) -> float:
-    """Runs ``fn`` once into a fresh directory; returns its wall time."""
+def _cpu() -> float:
+    self_, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return self_.ru_utime + self_.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def timed(fn: Callable[[Manifest, Path], None], manifest: Manifest, work: Path, name: str) -> tuple[float, float]:
+    """Runs ``fn`` once into a fresh directory; returns its wall time and CPU time (worker processes included)."""
     out = work / name
     out.mkdir()
+    cpu = _cpu()
     start = time.perf_counter()
     fn(manifest, out)
     elapsed = time.perf_counter() - start
+    cpu = _cpu() - cpu
     shutil.rmtree(out)
-    return elapsed
+    return elapsed, cpu
+
+
+def _pressure() -> str:
+    """The kernel's CPU pressure line (how much others compete for the cores), if available."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            return f.readline().split(" total=")[0]
+    except OSError:
+        return "n/a"
 
 
 def main() -> None:
@@ -150,18 +171,24 @@ def main() -> None:
         work.mkdir()
         # cvpipe and the copy alternate, so both see the same machine load; they run before
         # TensorFlow is imported (the baseline imports it, outside the timed region)
-        cs, bs = [], []
+        print(f"CPU pressure before: {_pressure()}")
+        runs: dict[str, list[tuple[float, float]]] = {"a": [], "b": [], "c": []}
         for _ in range(args.repeat):
-            cs.append(timed(byte_copy, manifest, work, "copy"))
-            bs.append(timed(cvpipe, manifest, work, "cvpipe"))
+            runs["c"].append(timed(byte_copy, manifest, work, "copy"))
+            runs["b"].append(timed(cvpipe, manifest, work, "cvpipe"))
         import tensorflow  # noqa: F401
 
-        a = min(timed(baseline, manifest, work, "baseline") for _ in range(args.repeat))
-        b, c = min(bs), min(cs)
+        for _ in range(args.repeat):
+            runs["a"].append(timed(baseline, manifest, work, "baseline"))
+        print(f"CPU pressure after:  {_pressure()}")
     n = args.images
-    print(f"(a) baseline PIL+tf.train.Example+TFRecordWriter: {n / a:9.0f} images/s  ({a:.2f}s)")
-    print(f"(b) cvpipe transform:                             {n / b:9.0f} images/s  ({b:.2f}s)")
-    print(f"(c) plain byte copy:                              {n / c:9.0f} images/s  ({c:.2f}s)")
+    best = {k: min(v) for k, v in runs.items()}  # the run with the best wall time
+    a, b, c = best["a"][0], best["b"][0], best["c"][0]
+    labels = {"a": "baseline PIL+tf.train.Example+TFRecordWriter", "b": "cvpipe transform", "c": "plain byte copy"}
+    for k in "abc":
+        wall, cpu = best[k]
+        median = statistics.median(w for w, _ in runs[k])
+        print(f"({k}) {labels[k]:<46} {n / wall:7.0f} images/s  (best {wall:.2f}s, median {median:.2f}s, CPU {cpu:.2f}s)")
     print(f"b/a = {a / b:.1f}   (target >= 5)")
     print(f"b/c = {c / b:.2f}  (target >= 0.5)")
 
