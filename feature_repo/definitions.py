@@ -92,6 +92,7 @@ image_labels = FeatureView(
     schema=[
         Field(name="image_sha256", dtype=String),
         Field(name="labelling_batch_id", dtype=String),
+        Field(name="stratum", dtype=String),
         Field(name="ground_truth", dtype=String),
         Field(name="labelled_at", dtype=UnixTimestamp),
     ],

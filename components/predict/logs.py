@@ -104,7 +104,7 @@ PREDICTION_FEATURES: tuple[str, ...] = (
     "embedding",
 )
 """Features of :data:`PREDICTIONS_VIEW`, in column order."""
-LABEL_FEATURES: tuple[str, ...] = ("labelling_batch_id", "ground_truth", "labelled_at")
+LABEL_FEATURES: tuple[str, ...] = ("labelling_batch_id", "stratum", "ground_truth", "labelled_at")
 """Features of :data:`LABELS_VIEW` (``labelled_at`` repeats the label's event timestamp)."""
 
 _PREDICTIONS_DIR = "predictions"
@@ -140,6 +140,7 @@ LABEL_SCHEMA = pa.schema(
         ("created_timestamp", _TS),
         ("image_sha256", pa.string()),
         ("labelling_batch_id", pa.string()),
+        ("stratum", pa.string()),
         ("ground_truth", pa.string()),
         ("labelled_at", _TS),
     ]
@@ -216,12 +217,16 @@ class LabelRow(BaseModel):
         event_timestamp: when the label was completed (UTC; naive is taken as UTC).
         labelling_batch_id: the labelling batch the task belonged to.
         ground_truth: the label as JSON (see :func:`ground_truth_json`).
+        stratum: why the image was sampled for labelling: ``class``, ``uncertain`` or
+            ``random`` (empty when it came from elsewhere). Live metrics use only
+            ``random``: it is the one unbiased sample of production.
     """
 
     image_sha256: str = Field(min_length=1)
     event_timestamp: datetime
     labelling_batch_id: str
     ground_truth: str
+    stratum: str = ""
 
     @field_validator("event_timestamp")
     @classmethod
@@ -440,6 +445,7 @@ class PredictionLog:
                 "created_timestamp": [now] * len(labels),
                 "image_sha256": [r.image_sha256 for r in labels],
                 "labelling_batch_id": [r.labelling_batch_id for r in labels],
+                "stratum": [r.stratum for r in labels],
                 "ground_truth": [r.ground_truth for r in labels],
                 "labelled_at": [r.event_timestamp for r in labels],
             },
@@ -521,6 +527,7 @@ class PredictionLog:
 
         out = preds.copy()
         out["labelling_batch_id"] = pd.Series([None] * len(out), dtype=object)
+        out["stratum"] = pd.Series([None] * len(out), dtype=object)
         out["ground_truth"] = pd.Series([None] * len(out), dtype=object)
         out["labelled_at"] = pd.Series([pd.NaT] * len(out), dtype="datetime64[ns, UTC]")
         out["labelled"] = False
@@ -541,8 +548,9 @@ class PredictionLog:
             as_of: the evaluation time (default: now, UTC).
 
         Returns:
-            :meth:`read_window`'s columns plus ``labelling_batch_id``, ``ground_truth``
-            (JSON, None when unlabelled), ``labelled_at`` and ``labelled`` (bool).
+            :meth:`read_window`'s columns plus ``labelling_batch_id``, ``stratum``,
+            ``ground_truth`` (JSON), ``labelled_at`` (None/NaT when unlabelled) and
+            ``labelled`` (bool).
         """
         import pandas as pd
 
@@ -565,5 +573,6 @@ class PredictionLog:
         out["labelled_at"] = pd.to_datetime(out["labelled_at"], utc=True)
         out["labelled"] = out["ground_truth"].notna()
         out["ground_truth"] = out["ground_truth"].astype(object).where(out["labelled"], None)
-        out["labelling_batch_id"] = out["labelling_batch_id"].astype(object).where(out["labelled"], None)
+        for col in ("labelling_batch_id", "stratum"):
+            out[col] = out[col].astype(object).where(out["labelled"], None)
         return out
