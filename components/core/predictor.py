@@ -257,7 +257,7 @@ class Predictor:
             from PIL import Image
 
             small = np.asarray(out["mask"][i], np.uint8)
-            mask = np.asarray(Image.fromarray(small).resize((width, height), Image.NEAREST), np.uint8)
+            mask = np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.NEAREST), np.uint8)
             pred.mask = mask
             ids, boxes, scores = [], [], []
             total = float(mask.size)

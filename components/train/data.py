@@ -1,0 +1,180 @@
+"""The training input pipeline: TFRecords -> resized, augmented batches with task targets.
+
+Built on :func:`components.core.examples.read_dataset`. Every epoch's order
+and augmentation are a pure function of ``(seed, epoch)``: the shuffle is
+seeded per epoch and random flips use stateless ops keyed by the record's
+position, so a trainer resumed in the middle of an epoch skips exactly the
+batches it already trained on and sees the same remaining ones.
+
+Decoded images are cached in memory when the split is small enough
+(:data:`CACHE_LIMIT_BYTES`), so later epochs skip JPEG decoding.
+
+Images are resized with ``tf.image.resize`` (bilinear) to the model input
+size, the same op :class:`~components.core.predictor.Predictor` and the
+exported serving graph use. Targets per task:
+
+- classification: ``label`` int32 dense class index;
+- detection: ``heatmap``, ``box_target``, ``box_weight`` (:func:`components.train.detector.build_targets`);
+- segmentation: ``mask`` int32 ``[H, W]`` (0 background, 1..C dense classes).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from components.core.examples import load_index, read_dataset
+from components.core.labelmap import LabelMap
+from components.core.manifest import Task
+
+from . import detector
+
+__all__ = ["CACHE_LIMIT_BYTES", "InputPipeline"]
+
+CACHE_LIMIT_BYTES = 2 << 30
+"""Largest estimated decoded size of a split that is cached in memory."""
+
+
+def _id_table(label_map: LabelMap, offset: int) -> Any:
+    """A dense lookup: label-map id -> class index (+offset); unknown ids -> -1 (or 0 with offset)."""
+    import tensorflow as tf
+
+    size = max(label_map.ids) + 1
+    table = [-1 if offset == 0 else 0] * size
+    for cid, idx in label_map.dense_index().items():
+        table[cid] = idx + offset
+    return tf.constant(table, tf.int32)
+
+
+@dataclass
+class InputPipeline:
+    """Batches of one split for one task.
+
+    Attributes:
+        examples_dir: the examples directory transform wrote.
+        split: ``train``, ``validation`` or ``test``.
+        task: the task.
+        label_map: the label map the model's classes follow.
+        image_size: model input ``(height, width)``.
+        batch_size: global batch size.
+        training: shuffle and augment (random horizontal flips).
+        seed: base seed.
+        cache: keep decoded images in memory (None: when the split is small enough).
+    """
+
+    examples_dir: str
+    split: str
+    task: Task
+    label_map: LabelMap
+    image_size: tuple[int, int]
+    batch_size: int
+    training: bool = False
+    seed: int = 0
+    cache: bool | None = None
+
+    def __post_init__(self) -> None:
+        index = load_index(self.examples_dir)
+        info = index.splits.get(self.split)
+        self.num_examples = info.records if info is not None else 0
+        if self.cache is None:
+            hw = index.image_size or (512, 512)
+            self.cache = self.num_examples * hw[0] * hw[1] * 3 <= CACHE_LIMIT_BYTES
+        self._base: Any = None
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches per epoch (the last one may be smaller)."""
+        return math.ceil(self.num_examples / self.batch_size) if self.num_examples else 0
+
+    def _base_dataset(self) -> Any:
+        if self._base is not None:
+            return self._base
+        import tensorflow as tf
+
+        ds = read_dataset(self.examples_dir, self.split, self.task, decode_masks=False, shuffle=False)
+        keys = {"image", "labels", "boxes", "is_crowd", "label", "segmentation"}
+        ds = ds.map(lambda e: {k: v for k, v in e.items() if k in keys}, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.enumerate()
+        if self.cache:
+            ds = ds.cache()
+        self._base = ds
+        return ds
+
+    def _prepare(self, epoch: int) -> Any:
+        import tensorflow as tf
+
+        h, w = self.image_size
+        task = self.task
+        ncls = self.label_map.num_classes
+        table = _id_table(self.label_map, 1 if task == "segmentation" else 0)
+        training = self.training
+        seed = self.seed
+
+        def lookup(ids: Any) -> Any:
+            ids = tf.cast(ids, tf.int32)
+            ok = tf.logical_and(ids >= 0, ids < tf.shape(table)[0])
+            return tf.where(ok, tf.gather(table, tf.clip_by_value(ids, 0, tf.shape(table)[0] - 1)), -1 if task != "segmentation" else 0)
+
+        def fn(position: Any, e: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+            image = tf.image.resize(e["image"], (h, w), method="bilinear")
+            flip = tf.constant(False)
+            if training:
+                key = tf.stack([tf.cast(seed, tf.int64) * 100003 + tf.cast(epoch, tf.int64), tf.cast(position, tf.int64)])
+                flip = tf.random.stateless_uniform([], seed=key) < 0.5
+                image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
+            image = tf.ensure_shape(image, (h, w, 3))
+            if task == "classification":
+                return image, {"label": lookup(e["label"])}
+            if task == "segmentation":
+                seg = tf.image.resize(e["segmentation"][:, :, None], (h, w), method="nearest")[:, :, 0]
+                seg = tf.cond(flip, lambda: tf.reverse(seg, [1]), lambda: seg)
+                return image, {"mask": tf.ensure_shape(lookup(seg), (h, w))}
+            boxes = e["boxes"]
+            if training:
+                flipped = tf.stack([boxes[:, 0], 1.0 - boxes[:, 3], boxes[:, 2], 1.0 - boxes[:, 1]], axis=1)
+                boxes = tf.cond(flip, lambda: flipped, lambda: boxes)
+            classes = tf.where(e["is_crowd"], -1, lookup(e["labels"]))
+            return image, detector.build_targets(boxes, classes, (h, w), ncls)
+
+        return fn
+
+    def dataset(self, epoch: int = 0, skip_batches: int = 0) -> Any:
+        """One epoch of batches.
+
+        Args:
+            epoch: the epoch (seeds the shuffle and the augmentation).
+            skip_batches: batches of this epoch already trained on (resume).
+
+        Returns:
+            A finite ``tf.data.Dataset`` of ``(images, targets)``.
+        """
+        import tensorflow as tf
+
+        ds = self._base_dataset()
+        if self.training:
+            ds = ds.shuffle(max(1, min(self.num_examples, 4096)), seed=self.seed * 1000 + epoch, reshuffle_each_iteration=False)
+        if skip_batches:
+            ds = ds.skip(skip_batches * self.batch_size)
+        ds = ds.map(self._prepare(epoch), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.batch(self.batch_size)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        options.threading.private_threadpool_size = max(2, os.cpu_count() or 2)
+        return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+    def images(self, limit: int) -> Any:
+        """Up to ``limit`` resized images (float32 ``[H, W, 3]``), no augmentation (TFLite calibration).
+
+        Args:
+            limit: how many.
+
+        Returns:
+            A dataset of single images.
+        """
+        import tensorflow as tf
+
+        h, w = self.image_size
+        ds = read_dataset(self.examples_dir, self.split, self.task, decode_masks=False)
+        return ds.take(limit).map(lambda e: tf.image.resize(e["image"], (h, w), method="bilinear"))
