@@ -15,6 +15,7 @@ caller can catch the family with one ``except``. The tree::
     ├── EvaluationError           predictions or ground truth are unusable for evaluation
     ├── TrainingError             training cannot start or continue
     ├── AlertError                an alert could not be delivered after all retries
+    ├── LabellingError            the labelling tool (Label Studio) refused a request or stayed unreachable
     └── PipelineRunError          a pipeline run (local or remote) did not succeed
 
 Messages name the file and the problem; they never need a stack trace to be
@@ -32,6 +33,7 @@ __all__ = [
     "DataError",
     "EvaluationError",
     "ImageError",
+    "LabellingError",
     "LineageError",
     "PipelineRunError",
     "QuarantineLimitError",
@@ -142,6 +144,18 @@ class AlertError(CvpipeError):
         self.sink = sink
         self.status = status
         self.transient = transient
+
+
+class LabellingError(CvpipeError):
+    """The labelling tool refused a request, or stayed unreachable after all retries.
+
+    Attributes:
+        status: the HTTP status that ended the request, if any.
+    """
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class PipelineRunError(CvpipeError):

@@ -1,0 +1,631 @@
+"""Sampling logged predictions for human labelling.
+
+From a time window of the prediction log, :func:`select_items` picks a
+labelling batch, one image at most once (by ``image_sha256``, the latest
+prediction of an image standing for it), in this order:
+
+1. ``random``: ``round(random_share x max_items)`` images drawn uniformly
+   (seeded) from every image of the window. It is drawn first and from
+   everything, so it stays an unbiased sample of production: live metrics use
+   only this share. An image drawn here keeps the ``random`` stratum even when it
+   would also qualify below.
+2. ``class``: per predicted class (0 = nothing predicted is a class of its own),
+   images until the batch holds ``per_class`` of that class (counting the random
+   ones), rarest class first, round-robin so that a cap hits every class alike.
+3. ``uncertain``: the ``uncertain`` images with the lowest ``top_score``.
+
+The batch never exceeds ``max_items``. Images without an ``image_uri`` cannot be
+shown to a person and are left out (counted in ``unlabellable``). With
+``exclude`` (the images already labelled), the class and uncertain strata skip
+images people have labelled before; the random draw does not, to stay uniform.
+
+:func:`write_batch` writes the batch (``batch.json``), Label Studio tasks with
+the model's predictions as pre-annotations (``tasks.json``), the Label Studio
+labelling config (``label_config.xml``) and a COCO file of the batch with the
+predictions as annotations (``predictions_coco.json``). :func:`run` is the
+pipeline step (lineage kind ``LabellingBatch``); :func:`run_import` imports a
+Label Studio export as ground truth (see :mod:`components.sample.labelstudio`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from components.core.errors import DataError
+from components.core.io import atomic_write_json, atomic_write_text, read_json
+from components.core.labelmap import LabelMap
+from components.core.lineage import ArtifactRef, NewArtifact
+from components.core.log import get_logger
+from components.core.manifest import Task
+from components.core.step import StepContext
+from components.predict.logs import PredictionLog, utc
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .labelstudio import LabelImport
+
+__all__ = [
+    "BATCH_FILE",
+    "COCO_FILE",
+    "LABEL_CONFIG_FILE",
+    "STRATA",
+    "TASKS_FILE",
+    "LabellingBatch",
+    "SampledItem",
+    "SamplingConfig",
+    "Stratum",
+    "run",
+    "run_import",
+    "sample_window",
+    "sampling_config",
+    "select_items",
+    "write_batch",
+]
+
+STAGE = "sample"
+Stratum = Literal["class", "uncertain", "random"]
+STRATA: tuple[Stratum, ...] = ("random", "class", "uncertain")
+"""Strata in the order they are drawn."""
+BATCH_FILE = "batch.json"
+TASKS_FILE = "tasks.json"
+COCO_FILE = "predictions_coco.json"
+LABEL_CONFIG_FILE = "label_config.xml"
+
+
+class SamplingConfig(BaseModel):
+    """How a labelling batch is drawn (the fields of the spec's ``monitoring.sampling``).
+
+    Attributes:
+        per_class: images per predicted class the batch should hold, where the window has them.
+        uncertain: images with the lowest top score.
+        random_share: share of ``max_items`` drawn uniformly from the window.
+        max_items: the batch's size limit.
+        seed: random seed of the draws.
+    """
+
+    model_config = ConfigDict(extra="ignore", from_attributes=True)
+
+    per_class: int = Field(12, ge=0)
+    uncertain: int = Field(10, ge=0)
+    random_share: float = Field(0.5, ge=0.0, le=1.0)
+    max_items: int = Field(100, ge=1)
+    seed: int = 0
+
+
+class SampledItem(BaseModel):
+    """One image of a labelling batch, with the prediction that stands for it.
+
+    Attributes:
+        stratum: why it was picked: ``random``, ``class`` or ``uncertain``.
+        request_id: the logged prediction.
+        image_sha256: the image's sha256.
+        image_uri: where the image is.
+        width: pixels.
+        height: pixels.
+        model_name: model that predicted.
+        model_version: its version.
+        event_timestamp: when it predicted.
+        predicted_class: top label-map id (0: nothing).
+        predicted_class_name: its name.
+        top_score: top score.
+        predictions: the prediction JSON (see :mod:`components.predict.logs`).
+    """
+
+    stratum: Stratum
+    request_id: str
+    image_sha256: str
+    image_uri: str
+    width: int
+    height: int
+    model_name: str
+    model_version: int
+    event_timestamp: datetime
+    predicted_class: int
+    predicted_class_name: str = ""
+    top_score: float = 0.0
+    predictions: str = "{}"
+
+
+class LabellingBatch(BaseModel):
+    """A batch of images sent to people for labelling.
+
+    Attributes:
+        batch_id: unique id (``lb-YYYYMMDDTHHMMSS-xxxxxx``), carried by every task and label.
+        created: when the batch was drawn (UTC).
+        model_name: the model whose predictions were sampled.
+        task: classification, detection or segmentation.
+        label_map: the model's label map (the classes people choose from).
+        window_start: the log window's start (inclusive).
+        window_end: the log window's end (exclusive).
+        config: the sampling configuration.
+        window_predictions: predictions in the window.
+        window_images: distinct images in the window.
+        unlabellable: distinct images left out for want of an ``image_uri``.
+        items: the selected images.
+    """
+
+    batch_id: str
+    created: datetime
+    model_name: str
+    task: Task
+    label_map: LabelMap
+    window_start: datetime
+    window_end: datetime
+    config: SamplingConfig
+    window_predictions: int = 0
+    window_images: int = 0
+    unlabellable: int = 0
+    items: list[SampledItem] = Field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Items per stratum (every stratum present)."""
+        c = Counter(i.stratum for i in self.items)
+        return {s: c.get(s, 0) for s in STRATA}
+
+    def item(self, image_sha256: str) -> SampledItem | None:
+        """The item of an image, or None."""
+        return next((i for i in self.items if i.image_sha256 == image_sha256), None)
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Writes ``batch.json`` into a directory (atomically).
+
+        Args:
+            directory: the batch directory.
+
+        Returns:
+            The file.
+        """
+        return atomic_write_json(Path(directory) / BATCH_FILE, self.model_dump(mode="json"))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LabellingBatch:
+        """Reads ``batch.json`` (the file or its directory).
+
+        Args:
+            path: the file or the batch directory.
+
+        Returns:
+            The batch.
+
+        Raises:
+            DataError: missing or malformed.
+        """
+        p = Path(path)
+        if p.is_dir():
+            p = p / BATCH_FILE
+        try:
+            return cls.model_validate(read_json(p))
+        except (OSError, ValueError) as e:
+            raise DataError(f"{p}: not a labelling batch: {e}") from None
+
+
+def new_batch_id(now: datetime | None = None) -> str:
+    """A fresh batch id, ``lb-YYYYMMDDTHHMMSS-xxxxxx``.
+
+    Args:
+        now: the time in the id (default: now, UTC).
+
+    Returns:
+        The id.
+    """
+    t = utc(now or datetime.now(UTC))
+    return f"lb-{t:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def _latest_per_image(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.sort_values(["event_timestamp", "request_id"]).drop_duplicates("image_sha256", keep="last")
+    return out.sort_values(["event_timestamp", "request_id"]).reset_index(drop=True)
+
+
+def select_items(df: pd.DataFrame, config: SamplingConfig, exclude: Iterable[str] = ()) -> tuple[list[tuple[int, Stratum]], dict[str, int]]:
+    """Picks the rows of a labelling batch from a window of predictions.
+
+    Args:
+        df: the window (:meth:`PredictionLog.read_window` columns).
+        config: sampling configuration.
+        exclude: ``image_sha256`` of images already labelled (skipped by the class
+            and uncertain strata, not by the random draw).
+
+    Returns:
+        ``(picks, stats)``: ``(row position in the de-duplicated frame, stratum)``
+        in pick order, and ``images`` / ``unlabellable`` counts. The positions
+        index :func:`dedupe_window`'s frame.
+    """
+    frame = dedupe_window(df)
+    has_uri = frame["image_uri"].fillna("").astype(str).str.len() > 0
+    stats = {"images": len(frame), "unlabellable": int((~has_uri).sum())}
+    candidates = [i for i in range(len(frame)) if has_uri.iloc[i]]
+    rng = np.random.default_rng(config.seed)
+    cap = config.max_items
+    picked: dict[int, Stratum] = {}
+    order: list[tuple[int, Stratum]] = []
+
+    def take(i: int, stratum: Stratum) -> None:
+        picked[i] = stratum
+        order.append((i, stratum))
+
+    n_random = min(math.floor(config.random_share * cap + 0.5), len(candidates), cap)
+    if n_random:
+        for i in rng.choice(np.array(candidates), size=n_random, replace=False):
+            take(int(i), "random")
+
+    skip = set(exclude)
+    eligible = [i for i in candidates if i not in picked and frame["image_sha256"].iloc[i] not in skip]
+    classes = frame["predicted_class"].astype(int)
+    by_class: dict[int, list[int]] = {}
+    for i in eligible:
+        by_class.setdefault(int(classes.iloc[i]), []).append(i)
+    for pool in by_class.values():
+        rng.shuffle(pool)
+    have = Counter(int(classes.iloc[i]) for i in picked)
+    window_counts = Counter(int(c) for c in classes.iloc[candidates])
+    ranked = sorted(by_class, key=lambda c: (window_counts[c], c))  # rarest class first
+    progress = True
+    while progress and len(picked) < cap:
+        progress = False
+        for c in ranked:
+            if len(picked) >= cap:
+                break
+            if have[c] < config.per_class and by_class[c]:
+                take(by_class[c].pop(0), "class")
+                have[c] += 1
+                progress = True
+
+    if config.uncertain and len(picked) < cap:
+        rest = [i for i in eligible if i not in picked]
+        rest.sort(key=lambda i: (float(frame["top_score"].iloc[i]), str(frame["request_id"].iloc[i])))
+        for i in rest[: min(config.uncertain, cap - len(picked))]:
+            take(i, "uncertain")
+    return order, stats
+
+
+def dedupe_window(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per image (its latest prediction), ordered by time.
+
+    Args:
+        df: the window.
+
+    Returns:
+        The de-duplicated frame, index 0..N-1.
+    """
+    return _latest_per_image(df)
+
+
+def sample_window(
+    log: PredictionLog,
+    start: datetime,
+    end: datetime,
+    model_name: str,
+    task: Task,
+    label_map: LabelMap,
+    config: SamplingConfig | None = None,
+    *,
+    exclude_labelled: bool = True,
+    batch_id: str | None = None,
+) -> LabellingBatch:
+    """Draws a labelling batch from a window of the prediction log.
+
+    Args:
+        log: the prediction log.
+        start: window start (inclusive).
+        end: window end (exclusive).
+        model_name: the model whose predictions are sampled.
+        task: the model's task.
+        label_map: the model's label map.
+        config: sampling configuration (defaults when None).
+        exclude_labelled: skip images already labelled in the class and uncertain strata.
+        batch_id: the batch id (default: a fresh one).
+
+    Returns:
+        The batch.
+    """
+    cfg = config or SamplingConfig()
+    df = log.read_window(start, end, model_name=model_name)
+    exclude: set[str] = set(log.read_labels()["image_sha256"]) if exclude_labelled else set()
+    picks, stats = select_items(df, cfg, exclude)
+    frame = dedupe_window(df) if len(df) else df
+    items = []
+    for i, stratum in picks:
+        r = frame.iloc[i]
+        items.append(
+            SampledItem(
+                stratum=stratum,
+                request_id=str(r["request_id"]),
+                image_sha256=str(r["image_sha256"]),
+                image_uri=str(r["image_uri"]),
+                width=int(r["width"]),
+                height=int(r["height"]),
+                model_name=str(r["model_name"]),
+                model_version=int(r["model_version"]),
+                event_timestamp=r["event_timestamp"].to_pydatetime(),
+                predicted_class=int(r["predicted_class"]),
+                predicted_class_name=str(r["predicted_class_name"] or ""),
+                top_score=float(r["top_score"]),
+                predictions=str(r["predictions"]),
+            )
+        )
+    now = datetime.now(UTC)
+    batch = LabellingBatch(
+        batch_id=batch_id or new_batch_id(now),
+        created=now,
+        model_name=model_name,
+        task=task,
+        label_map=label_map,
+        window_start=utc(start),
+        window_end=utc(end),
+        config=cfg,
+        window_predictions=len(df),
+        window_images=stats["images"],
+        unlabellable=stats["unlabellable"],
+        items=items,
+    )
+    get_logger(STAGE).info(
+        "%s: %d of %d images in [%s, %s) selected (%s); %d without an image uri",
+        batch.batch_id,
+        len(items),
+        stats["images"],
+        batch.window_start.isoformat(),
+        batch.window_end.isoformat(),
+        ", ".join(f"{k}={v}" for k, v in batch.counts().items()),
+        stats["unlabellable"],
+    )
+    return batch
+
+
+def batch_coco(batch: LabellingBatch) -> dict[str, Any]:
+    """A COCO document of the batch with the model's predictions as annotations (with ``score``).
+
+    Args:
+        batch: the batch.
+
+    Returns:
+        COCO ``info``, ``images`` (``file_name`` = the image uri, plus ``sha256``,
+        ``request_id``, ``stratum``), ``categories``, ``annotations``.
+    """
+    from .labelstudio import prediction_regions
+
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
+    for n, item in enumerate(batch.items, start=1):
+        images.append(
+            {
+                "id": n,
+                "file_name": item.image_uri,
+                "width": item.width,
+                "height": item.height,
+                "sha256": item.image_sha256,
+                "request_id": item.request_id,
+                "stratum": item.stratum,
+            }
+        )
+        for region in prediction_regions(item, batch.task, min_score=0.0):
+            x, y, w, h = region["bbox"]
+            ann: dict[str, Any] = {
+                "id": len(anns) + 1,
+                "image_id": n,
+                "category_id": region["class_id"],
+                "bbox": [x, y, w, h],
+                "area": region.get("area", w * h),
+                "iscrowd": 0,
+                "score": region["score"],
+            }
+            if region.get("polygons"):
+                ann["segmentation"] = region["polygons"]
+            anns.append(ann)
+    return {
+        "info": {
+            "description": f"cvpipe labelling batch {batch.batch_id}: predictions of {batch.model_name}",
+            "labelling_batch_id": batch.batch_id,
+            "date_created": batch.created.isoformat(),
+        },
+        "images": images,
+        "categories": [{"id": cid, "name": name} for cid, name in sorted(batch.label_map.classes.items())],
+        "annotations": anns,
+    }
+
+
+def write_batch(
+    batch: LabellingBatch, out_dir: str | os.PathLike[str], *, image_url: Any = None, min_score: float = 0.3
+) -> dict[str, Path]:
+    """Writes a batch directory: ``batch.json``, ``tasks.json``, ``label_config.xml``, ``predictions_coco.json``.
+
+    Args:
+        batch: the batch.
+        out_dir: the directory.
+        image_url: maps an image uri to the URL Label Studio loads (default:
+            :func:`~components.sample.labelstudio.default_image_url`).
+        min_score: detections below this score are left out of the pre-annotations.
+
+    Returns:
+        The files by name (``batch``, ``tasks``, ``label_config``, ``coco``).
+    """
+    from .labelstudio import label_config, to_tasks
+
+    d = Path(out_dir)
+    return {
+        "batch": batch.save(d),
+        "tasks": atomic_write_json(d / TASKS_FILE, to_tasks(batch, image_url=image_url, min_score=min_score)),
+        "label_config": atomic_write_text(d / LABEL_CONFIG_FILE, label_config(batch.task, batch.label_map)),
+        "coco": atomic_write_json(d / COCO_FILE, batch_coco(batch), indent=None),
+    }
+
+
+# -- pipeline steps --------------------------------------------------------------------------
+
+
+@dataclass
+class SampleResult:
+    """What the sample step did.
+
+    Attributes:
+        batch: the labelling batch.
+        files: the files written.
+        artifacts: recorded lineage artifacts.
+    """
+
+    batch: LabellingBatch
+    files: dict[str, Path]
+    artifacts: dict[str, ArtifactRef] = field(default_factory=dict)
+
+
+def sampling_config(spec: Any) -> SamplingConfig:
+    """The sampling configuration of a pipeline spec: its ``monitoring.sampling`` when it has one.
+
+    Args:
+        spec: the pipeline spec (any object with an optional ``monitoring.sampling``).
+
+    Returns:
+        The configuration (:class:`SamplingConfig`'s defaults when the spec has none).
+    """
+    monitoring = getattr(spec, "monitoring", None)
+    sampling = getattr(monitoring, "sampling", None) if monitoring is not None else None
+    return SamplingConfig.model_validate(sampling) if sampling is not None else SamplingConfig()
+
+
+def run(
+    ctx: StepContext,
+    log_repo: Path,
+    model_ref: str,
+    batch_dir: Path,
+    window_end: datetime | None = None,
+    window: timedelta = timedelta(hours=24),
+    config: SamplingConfig | None = None,
+    uris: dict[str, str] | None = None,
+    registry: Any = None,
+) -> SampleResult:
+    """The sample step: draw a batch from ``[window_end - window, window_end)`` and write it.
+
+    Args:
+        ctx: the step context.
+        log_repo: the Feast repository of the prediction log.
+        model_ref: the production model (``name@alias``); its label map and task
+            come from the registry, its name filters the log.
+        batch_dir: output directory.
+        window_end: end of the window (default: now).
+        window: window length.
+        config: sampling configuration (default: the spec's ``monitoring.sampling`` when
+            it has one, else :class:`SamplingConfig`'s defaults).
+        uris: artifact URIs by name (``prediction_log``, ``batch``).
+        registry: the registry (default: the one the spec names).
+
+    Returns:
+        The result.
+    """
+    from components.core.predictor import MODEL_INFO_FILE
+    from components.registry import get_registry
+
+    u = uris or {}
+    reg = registry if registry is not None else get_registry(ctx.spec.registry, ctx.store)
+    version = reg.resolve(model_ref)
+    label_map = LabelMap.load(version.model_dir / "label_map.json")
+    task: Task = read_json(version.model_dir / MODEL_INFO_FILE)["task"]
+    end = utc(window_end or datetime.now(UTC))
+    cfg = config or sampling_config(ctx.spec)
+    log = PredictionLog(log_repo)
+    batch = sample_window(log, end - window, end, version.model_name, task, label_map, cfg)
+    files = write_batch(batch, batch_dir)
+    counts = batch.counts()
+    props: dict[str, Any] = {
+        "batch_id": batch.batch_id,
+        "model_name": batch.model_name,
+        "items": len(batch.items),
+        **{f"{k}_items": v for k, v in counts.items()},
+        "window_start": batch.window_start.isoformat(),
+        "window_end": batch.window_end.isoformat(),
+        "window_images": batch.window_images,
+    }
+    recorded = ctx.record(
+        inputs={
+            "prediction_log": ctx.input_artifact(
+                u.get("prediction_log", str(log.repo_dir)), "PredictionLog", {"feature_repo": str(log.repo_dir)}
+            ),
+            "model": ctx.store.get(version.pushed_id) if version.pushed_id else None,
+        },
+        outputs={"batch": NewArtifact("LabellingBatch", u.get("batch", str(batch_dir)), props)},
+        properties={"batch_id": batch.batch_id, "items": len(batch.items)},
+    )
+    return SampleResult(batch=batch, files=files, artifacts=recorded)
+
+
+@dataclass
+class ImportResult:
+    """What the label import step did.
+
+    Attributes:
+        labels: the import (labels, manifest, quarantine, unlabelled).
+        files: the files written.
+        artifacts: recorded lineage artifacts.
+    """
+
+    labels: LabelImport
+    files: dict[str, Path]
+    artifacts: dict[str, ArtifactRef] = field(default_factory=dict)
+
+
+def run_import(
+    ctx: StepContext,
+    export_path: Path,
+    batch_dir: Path,
+    log_repo: Path,
+    manifest_dir: Path,
+    quarantine_dir: Path,
+    uris: dict[str, str] | None = None,
+) -> ImportResult:
+    """The label import step: a Label Studio export -> labels in the log, a manifest, a quarantine report.
+
+    Args:
+        ctx: the step context.
+        export_path: the Label Studio JSON export.
+        batch_dir: the labelling batch directory (``batch.json``).
+        log_repo: the Feast repository of the prediction log.
+        manifest_dir: output: ``manifest.json`` and ``labelled_coco.json`` of the labelled images.
+        quarantine_dir: output: ``quarantine.json`` / ``quarantine.csv`` and ``unlabelled.json``.
+        uris: artifact URIs by name (``export``, ``batch``, ``manifest``, ``quarantine``, ``labels``).
+
+    Returns:
+        The result.
+    """
+    from .labelstudio import import_export, read_export
+
+    u = uris or {}
+    batch = LabellingBatch.load(batch_dir)
+    result = import_export(read_export(export_path), batch.task, batch.label_map, batch=batch, source=str(export_path))
+    log = PredictionLog(log_repo)
+    part = log.add_labels(result.labels)
+    files = result.write(manifest_dir, quarantine_dir)
+    n_q = len(result.quarantine)
+    outputs: dict[str, NewArtifact | None] = {
+        "manifest": NewArtifact(
+            "Manifest", u.get("manifest", str(manifest_dir)), {"images": len(result.manifest.images), "task": batch.task}
+        ),
+        "quarantine": NewArtifact("QuarantineReport", u.get("quarantine", str(quarantine_dir)), {"items": n_q}),
+        "labels": NewArtifact("PredictionLog", str(part), {"labels": len(result.labels), "batch_id": batch.batch_id}) if part else None,
+    }
+    recorded = ctx.record(
+        inputs={
+            "export": ctx.input_artifact(u.get("export", str(export_path)), "RawDataset"),
+            "batch": ctx.input_artifact(u.get("batch", str(batch_dir)), "LabellingBatch", {"batch_id": batch.batch_id}),
+        },
+        outputs=outputs,
+        properties={"batch_id": batch.batch_id, "labelled": len(result.labels), "quarantined": n_q, "unlabelled": len(result.unlabelled)},
+    )
+    get_logger("import_labels").info(
+        "%s: %d labels imported, %d images quarantined, %d unlabelled",
+        batch.batch_id,
+        len(result.labels),
+        result.quarantine.rejected_images,
+        len(result.unlabelled),
+    )
+    return ImportResult(labels=result, files=files, artifacts=recorded)
