@@ -494,6 +494,30 @@ def sampling_config(spec: Any) -> SamplingConfig:
     return SamplingConfig.model_validate(sampling) if sampling is not None else SamplingConfig()
 
 
+def _log_inputs(ctx: StepContext, log: PredictionLog, batch: LabellingBatch, uri: str | None) -> list[ArtifactRef]:
+    """The prediction-log artifacts a batch read.
+
+    An explicit URI names it. Otherwise: the ``PredictionLog`` outputs of batch
+    prediction steps on this repository, for this model, whose time range meets
+    the window; failing those (online predictions have no step), the repository
+    itself as an external input.
+    """
+    repo = str(log.repo_dir)
+    if uri:
+        return [ctx.input_artifact(uri, "PredictionLog", {"feature_repo": repo})]
+    found = []
+    for a in ctx.store.artifacts("PredictionLog", feature_repo=repo, model_name=batch.model_name):
+        start, end = a.properties.get("start"), a.properties.get("end")
+        if (
+            start
+            and end
+            and datetime.fromisoformat(str(start)) < batch.window_end
+            and datetime.fromisoformat(str(end)) >= batch.window_start
+        ):
+            found.append(a)
+    return found or [ctx.input_artifact(repo, "PredictionLog", {"feature_repo": repo})]
+
+
 def run(
     ctx: StepContext,
     log_repo: Path,
@@ -517,7 +541,8 @@ def run(
         window: window length.
         config: sampling configuration (default: the spec's ``monitoring.sampling`` when
             it has one, else :class:`SamplingConfig`'s defaults).
-        uris: artifact URIs by name (``prediction_log``, ``batch``).
+        uris: artifact URIs by name (``batch``; ``prediction_log`` names the log artifact read,
+            default: the batch prediction outputs whose time range meets the window).
         registry: the registry (default: the one the spec names).
 
     Returns:
@@ -548,9 +573,7 @@ def run(
     }
     recorded = ctx.record(
         inputs={
-            "prediction_log": ctx.input_artifact(
-                u.get("prediction_log", str(log.repo_dir)), "PredictionLog", {"feature_repo": str(log.repo_dir)}
-            ),
+            "prediction_log": _log_inputs(ctx, log, batch, u.get("prediction_log")),
             "model": ctx.store.get(version.pushed_id) if version.pushed_id else None,
         },
         outputs={"batch": NewArtifact("LabellingBatch", u.get("batch", str(batch_dir)), props)},

@@ -63,7 +63,6 @@ def test_predict_sample_label_import_loop_with_lineage(tmp_path: Path, mlmd_url:
         tmp_path / "out" / "batch",
         window=timedelta(hours=1),
         config=cfg,
-        uris={"prediction_log": log_ref.uri},
     )
     batch = LabellingBatch.load(tmp_path / "out" / "batch")
     assert batch == sampled.batch and batch.task == "detection" and batch.label_map == LABELS

@@ -1,0 +1,133 @@
+"""Click commands ``cvpipe predict`` and ``cvpipe serve`` (registered by ``pipelines/cli.py``).
+
+Both read the registry and the metadata store a spec names; predictions go to
+the prediction log's Feast repository: ``--feature-repo``, else the spec's
+``monitoring.prediction_log``, else ``<runtime.root>/prediction_log``. A
+repository that does not exist yet is created with
+:func:`~components.predict.logs.init_feature_repo`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from components.core.errors import CvpipeError
+
+__all__ = ["feature_repo_for", "friendly", "predict_cmd", "serve_cmd"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Prints a cvpipe error as one line and exits 1 (``CVPIPE_DEBUG=1`` shows the trace)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CvpipeError as e:
+            if os.environ.get("CVPIPE_DEBUG"):
+                raise
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def feature_repo_for(spec: Any, override: str | None) -> Path:
+    """The prediction log's Feast repository for a spec, created when missing.
+
+    Args:
+        spec: the pipeline spec.
+        override: a directory given on the command line.
+
+    Returns:
+        The repository directory.
+    """
+    from components.predict.logs import init_feature_repo
+
+    if override:
+        repo = Path(override)
+    else:
+        monitoring = getattr(spec, "monitoring", None)
+        repo = monitoring.log_dir(spec.runtime.root) if monitoring is not None else Path(spec.runtime.root) / "prediction_log"
+    if not (repo / "feature_store.yaml").is_file():
+        init_feature_repo(repo)
+    return repo
+
+
+def _spec(path: str) -> Any:
+    from components.core.spec import load_spec
+
+    return load_spec(path)
+
+
+_spec_option = click.option(
+    "--spec", "spec_path", required=True, type=click.Path(dir_okay=False), help="Spec naming the registry and metadata store."
+)
+_repo_option = click.option(
+    "--feature-repo", default=None, type=click.Path(file_okay=False), help="Feast repository of the prediction log."
+)
+
+
+@click.command("predict")
+@click.argument("model_ref")
+@click.argument("images", type=click.Path(exists=True))
+@_spec_option
+@_repo_option
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="Images per model call.")
+@friendly
+def predict_cmd(model_ref: str, images: str, spec_path: str, feature_repo: str | None, batch_size: int) -> None:
+    """Predict on IMAGES (a folder or a manifest) with MODEL_REF (NAME@ALIAS or NAME:VERSION) and log every prediction."""
+    from datetime import UTC, datetime
+
+    from components.core.step import StepContext
+    from components.predict.core import run
+
+    spec = _spec(spec_path)
+    repo = feature_repo_for(spec, feature_repo)
+    run_id = f"predict-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    out = Path(spec.runtime.root) / spec.name / "predict" / run_id
+    result = run(StepContext(spec=spec, run_id=run_id, component="predict_batch"), model_ref, images, repo, out, batch_size=batch_size)
+    classes: dict[str, int] = {}
+    for r in result.rows:
+        classes[r.predicted_class_name or "(none)"] = classes.get(r.predicted_class_name or "(none)", 0) + 1
+    click.echo(f"{len(result.rows)} predictions of {result.model_name}:{result.model_version} logged to {repo}")
+    click.echo("top classes: " + (", ".join(f"{k}={v}" for k, v in sorted(classes.items())) or "none"))
+    if len(result.quarantine):
+        click.echo(f"{len(result.quarantine)} images not predicted; see {out / 'quarantine.csv'}")
+
+
+@click.command("serve")
+@click.argument("model_ref")
+@_spec_option
+@_repo_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port (0: any free port).")
+@click.option(
+    "--image-store",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Keep request images here for labelling (default: <feature repo>/data/images).",
+)
+@click.option("--no-log", is_flag=True, help="Do not log predictions.")
+@friendly
+def serve_cmd(
+    model_ref: str, spec_path: str, feature_repo: str | None, host: str, port: int, image_store: str | None, no_log: bool
+) -> None:
+    """Serve MODEL_REF over HTTP (POST /v1/predict, GET /healthz), logging every prediction."""
+    from components.predict.logs import PredictionLog
+    from components.predict.server import serve
+    from components.registry.cli_ops import open_registry
+
+    spec = _spec(spec_path)
+    log = None if no_log else PredictionLog(feature_repo_for(spec, feature_repo))
+    store = Path(image_store) if image_store else (log.data_dir / "images" if log is not None else None)
+    serve(model_ref, host, port, log, registry=open_registry(spec), image_store=store, block=True)

@@ -1,0 +1,86 @@
+"""predict_batch -> sample_batch, then label_import, as KFP runs them (kfp.local subprocesses, no container)."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from components.core.labelmap import LabelMap
+from components.core.lineage import LineageStore
+from components.core.spec import parse_spec
+from components.predict.logs import PredictionLog
+from components.registry import RegisterRequest, get_registry
+from components.sample.core import LabellingBatch
+from components.sample.simulate import simulate_labels
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+from predict_testdata import make_images, make_tiny_model
+
+pytestmark = pytest.mark.local
+
+LABELS = LabelMap.from_names(["circle", "square", "star"])
+
+
+def test_components_predict_sample_and_import_in_kfp_local(tmp_path: Path, mlmd_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kfp import dsl, local
+    from kfp.dsl import Artifact
+
+    from components.predict.component import predict_batch
+    from components.sample.component import label_import, sample_batch
+
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    spec = parse_spec(
+        {
+            "name": "shapes",
+            "task": "detection",
+            "data": {"source": str(tmp_path / "annotations.json")},
+            "registry": {"root": str(tmp_path / "registry")},
+            "runtime": {"root": str(tmp_path / "runs"), "metadata": {"url": mlmd_url}},
+        }
+    )
+    store = LineageStore(mlmd_url)
+    registry = get_registry(spec.registry, store)
+    registry.register(
+        RegisterRequest(
+            model_dir=make_tiny_model(tmp_path / "model", "detection", LABELS), model_name="shapes", blessed=True, aliases=["champion"]
+        )
+    )
+    truth = make_images(tmp_path / "prod", 10, LABELS, "detection", seed=11)
+    repo = str(tmp_path / "feast")
+    spec_json = spec.model_dump_json()
+
+    @dsl.pipeline(name="predict-and-sample")
+    def predict_and_sample(images: str) -> None:
+        p = predict_batch(
+            spec_json=spec_json, run_id="local-ce", model_ref="shapes@champion", images=images, feature_repo=repo, batch_size=4
+        )
+        sample_batch(spec_json=spec_json, run_id="local-ce", model_ref="shapes@champion", feature_repo=repo, window_hours=1.0).after(p)
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"), raise_on_error=True)
+    predict_and_sample(images=str(tmp_path / "prod"))
+
+    assert len(PredictionLog(repo).read_labels()) == 0
+    log_ref = store.latest("PredictionLog", model_name="shapes")
+    assert log_ref is not None and log_ref.properties["rows"] == 10
+    batch_ref = store.latest("LabellingBatch")
+    assert batch_ref is not None and log_ref.id in [a.id for a in store.upstream(batch_ref.id).of_kind("PredictionLog")]
+    [batch_file] = list((tmp_path / "root").rglob("batch.json"))
+    batch = LabellingBatch.load(batch_file)
+    assert batch.batch_id == batch_ref.properties["batch_id"] and len(batch.items) == batch_ref.properties["items"] > 0
+
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(simulate_labels(batch, truth)))
+
+    @dsl.pipeline(name="import-labels")
+    def import_only(batch_uri: str, export_path: str) -> None:
+        b = dsl.importer(artifact_uri=batch_uri, artifact_class=Artifact, reimport=False)
+        label_import(spec_json=spec_json, run_id="local-ce", export=export_path, feature_repo=repo, batch=b.output)
+
+    import_only(batch_uri=str(batch_file.parent), export_path=str(export))
+    labels = PredictionLog(repo).read_labels()
+    assert sorted(labels["image_sha256"]) == sorted(i.image_sha256 for i in batch.items)
+    manifest_ref = store.latest("Manifest")
+    assert manifest_ref is not None and manifest_ref.properties["images"] == len(batch.items)
+    assert batch_ref.id in [a.id for a in store.upstream(manifest_ref.id).of_kind("LabellingBatch")]
