@@ -267,5 +267,10 @@ def test_naive_timestamps_are_utc_and_empty_logs_read_empty(tmp_path):
     with pytest.raises(Exception, match="no rows"):
         log.append([])
     log.append([row])
+    # a part file still being written (a writer's temporary name) is not read
+    (log.predictions_dir / ".part-x.parquet.1234.tmp").write_bytes(b"half a parquet file")
+    (log.labels_dir / ".part-y.parquet.1234.tmp").write_bytes(b"half a parquet file")
+    log.add_labels([LabelRow(image_sha256="a", event_timestamp=datetime(2026, 1, 1, 11), labelling_batch_id="b", ground_truth="{}")])
+    assert len(log.read_labels()) == 1
     assert list(log.read_window(datetime(2026, 1, 1, 10), datetime(2026, 1, 1, 10, 0, 1))["request_id"]) == ["r0"]
     assert log.read_window(datetime(2026, 1, 1, 9), datetime(2026, 1, 1, 10)).empty  # the end is exclusive
