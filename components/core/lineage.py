@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlparse
 
 from .errors import LineageError
 
-__all__ = ["ARTIFACT_KINDS", "ArtifactRef", "LineageGraph", "LineageStore", "NewArtifact", "connection_config"]
+__all__ = ["ARTIFACT_KINDS", "MYSQL_PASSWORD_ENV", "ArtifactRef", "LineageGraph", "LineageStore", "NewArtifact", "connection_config"]
 
 ARTIFACT_KINDS: dict[str, str] = {
     "LabelMap": "a versioned label map",
@@ -50,6 +50,9 @@ ARTIFACT_KINDS: dict[str, str] = {
     "Report": "a human-readable report (HTML/Markdown/PNG)",
 }
 """Every artifact type cvpipe records, with what it is."""
+
+MYSQL_PASSWORD_ENV = "CVPIPE_MLMD_PASSWORD"
+"""Environment variable holding the MySQL password when the metadata URL carries none."""
 
 _TYPE_PREFIX = "cvpipe."
 _PIPELINE = "cvpipe.Pipeline"
@@ -142,6 +145,8 @@ class LineageGraph:
             extra = ", ".join(f"{k}={props[k]}" for k in keys if k in props and props[k] not in ("", None))
             return f"{a.kind} #{a.id}" + (f" ({extra})" if extra else "") + f"  {a.uri}"
 
+        shown_exec: set[int] = set()
+
         def walk(node: LineageNode, prefix: str, is_last: bool, top: bool, via: str = "") -> None:
             connector = "" if top else ("└── " if is_last else "├── ")
             name = f"{via}: " if via else ""
@@ -151,10 +156,16 @@ class LineageGraph:
             shown.add(node.artifact.id)
             lines.append(f"{prefix}{connector}{name}{label(node.artifact)}")
             child_prefix = prefix + ("" if top else ("    " if is_last else "│   "))
-            if node.execution is not None:
-                eid, comp, eprops = node.execution
-                run = eprops.get("run_id", "")
-                lines.append(f"{child_prefix}<- {comp} [execution #{eid}{', run ' + str(run) if run else ''}]")
+            if node.execution is None:
+                return
+            eid, comp, eprops = node.execution
+            run = eprops.get("run_id", "")
+            if eid in shown_exec:
+                # the same execution wrote several artifacts: its inputs are drawn once
+                lines.append(f"{child_prefix}<- {comp} [execution #{eid}] (inputs above)")
+                return
+            shown_exec.add(eid)
+            lines.append(f"{child_prefix}<- {comp} [execution #{eid}{', run ' + str(run) if run else ''}]")
             for i, (path, child) in enumerate(node.inputs):
                 walk(child, child_prefix, i == len(node.inputs) - 1, False, path)
 
@@ -167,7 +178,8 @@ def connection_config(url: str, base_dir: str | os.PathLike[str] | None = None) 
 
     Args:
         url: ``sqlite:///relative/or/absolute.sqlite``, ``sqlite:///:memory:`` or
-            ``mysql://user[:password]@host[:port]/database``.
+            ``mysql://user[:password]@host[:port]/database``; a MySQL URL without a
+            password takes it from ``$CVPIPE_MLMD_PASSWORD`` when that is set.
         base_dir: directory a relative SQLite path is resolved against.
 
     Returns:
@@ -201,6 +213,9 @@ def connection_config(url: str, base_dir: str | os.PathLike[str] | None = None) 
             cfg.mysql.user = unquote(parsed.username)
         if parsed.password:
             cfg.mysql.password = unquote(parsed.password)
+        elif os.environ.get(MYSQL_PASSWORD_ENV):
+            # keeps the password out of specs and compiled pipelines (set from a Kubernetes Secret)
+            cfg.mysql.password = os.environ[MYSQL_PASSWORD_ENV]
         return cfg
     raise LineageError(f"unsupported metadata URL {url!r}: use sqlite:///path or mysql://user@host:port/db")
 
