@@ -264,6 +264,20 @@ def models_tree(name: str | None, spec: str) -> None:
     click.echo(tree_text(open_registry(_load(spec)), name))
 
 
+def _register_loop_commands() -> None:
+    # Commands of the continuous-evaluation loop live beside their components;
+    # importing these modules loads only click (the stack loads inside the commands).
+    from components.predict.cli import predict_cmd, serve_cmd
+    from components.sample.cli import label_group
+
+    cli.add_command(predict_cmd)
+    cli.add_command(serve_cmd)
+    cli.add_command(label_group)
+
+
+_register_loop_commands()
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="cvpipe")

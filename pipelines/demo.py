@@ -73,18 +73,49 @@ def write_demo_spec(directory: Path, overrides: dict[str, Any] | None = None) ->
     return path
 
 
-def run_demo(directory: Path, num_images: int = 240, until: str | None = None, echo: Callable[[str], Any] = print) -> Any:
+STRICT_OVERRIDES: dict[str, Any] = {
+    # A quick retrain that must beat the champion clearly: it will not, so it is refused.
+    "train": {**DEMO_SPEC["train"], "epochs": 3},
+    "evaluate": {
+        "thresholds": [
+            {"metric": "map_50", "lower": 0.2},
+            {"metric": "map", "change": {"direction": "higher_is_better", "absolute": 0.05}},
+        ]
+    },
+}
+"""The second demo run: same data, a stricter evaluation (must improve mAP by 0.05 over the champion)."""
+
+
+def _registry_snapshot(spec_path: Path) -> list[tuple[int, bool, tuple[str, ...]]]:
+    from components.registry.cli_ops import open_registry
+
+    spec = load_spec(spec_path)
+    reg = open_registry(spec)
+    return [(v.version, v.blessed, tuple(sorted(v.aliases))) for v in reg.versions(spec.model_name)]
+
+
+def run_demo(
+    directory: Path, num_images: int = 240, until: str | None = None, echo: Callable[[str], Any] = print, strict_rerun: bool = True
+) -> Any:
     """Runs the demo end to end.
+
+    1. generates the dataset (once) and runs the training pipeline: the model is
+       evaluated, blessed by the spec's threshold and pushed to the local registry;
+    2. unless ``until`` stops early, runs it again with a stricter change threshold
+       against the champion: the new model is refused and the registry is unchanged.
 
     Args:
         directory: where data, spec and runs go.
         num_images: size of the generated dataset.
         until: last step to run.
         echo: where to print.
+        strict_rerun: run step 2.
 
     Returns:
-        The run summary.
+        The summary of the first run.
     """
+    from components.core.lineage import LineageStore
+
     from .render import render_summary
     from .runners.local import run_local
 
@@ -94,12 +125,10 @@ def run_demo(directory: Path, num_images: int = 240, until: str | None = None, e
         echo(f"generating {num_images} images into {data_dir}")
         synth(data_dir, num_images=num_images, seed=0)
     spec_path = write_demo_spec(directory)
-    echo(f"spec: {spec_path}")
-    summary = run_local(load_spec(spec_path), until=until)
-    echo(render_summary(summary))
-    from components.core.lineage import LineageStore
-
+    echo(f"== 1. training pipeline: {spec_path}")
     spec = load_spec(spec_path)
+    summary = run_local(spec, until=until)
+    echo(render_summary(summary))
     store = LineageStore(spec.runtime.metadata.url, base_dir=spec.runtime.root)
     for kind in ("PushedModel", "ModelBlessing", "Model", "Examples", "ExampleAnomalies", "Manifest"):
         art = summary.artifact(kind)
@@ -107,4 +136,25 @@ def run_demo(directory: Path, num_images: int = 240, until: str | None = None, e
             echo(f"lineage of {kind} #{art.id} (cvpipe lineage {art.id} --spec {spec_path}):")
             echo(store.upstream(art.id).render())
             break
+    if until is not None or not strict_rerun:
+        return summary
+    from components.registry.cli_ops import open_registry, tree_text
+
+    echo(tree_text(open_registry(spec), spec.model_name))
+    before = _registry_snapshot(spec_path)
+    strict_path = write_demo_spec(
+        directory / "strict",
+        {
+            **STRICT_OVERRIDES,
+            "data": {"source": str(data_dir / "annotations.json")},
+            "registry": {**DEMO_SPEC["registry"], "root": str(directory / "runs" / "registry")},
+            "runtime": {"root": str(directory / "runs")},
+        },
+    )
+    echo(f"== 2. the same pipeline with a stricter threshold: {strict_path}")
+    strict = run_local(load_spec(strict_path))
+    blessing = strict.artifact("ModelBlessing")
+    refused = blessing is not None and blessing.properties.get("blessed") is False
+    after = _registry_snapshot(spec_path)
+    echo(f"stricter run: {'refused' if refused else 'blessed'}; registry {'unchanged' if after == before else 'CHANGED'}: {after}")
     return summary
