@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,18 +31,23 @@ __all__ = [
     "DataSpec",
     "DriftThresholds",
     "EvaluateSpec",
+    "LiveMetricSpec",
     "MetadataSpec",
     "MetricThreshold",
+    "MonitoringSpec",
     "PipelineSpec",
     "RegistrySpec",
     "ResourceSpec",
+    "RetrainSpec",
     "RuntimeSpec",
+    "SamplingSpec",
     "ScheduleSpec",
     "TrainSpec",
     "TransformSpec",
     "ValidationSpec",
     "dump_spec",
     "load_spec",
+    "parse_duration",
     "parse_spec",
 ]
 
@@ -347,6 +353,242 @@ class ScheduleSpec(_Section):
         return v
 
 
+_DURATION_RE = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Reads a duration such as ``24h``, ``7d``, ``1h30m`` or ``90s``.
+
+    Args:
+        text: days (``d``), hours (``h``), minutes (``m``) and seconds (``s``), in that order.
+
+    Returns:
+        The duration.
+
+    Raises:
+        ValueError: the text is not a positive duration.
+    """
+    m = _DURATION_RE.match(text or "")
+    if not m or not any(m.groups()):
+        raise ValueError(f"not a duration: {text!r} (write e.g. 24h, 7d, 1h30m or 90s)")
+    d, h, mi, s = (int(g or 0) for g in m.groups())
+    out = timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    if out.total_seconds() <= 0:
+        raise ValueError(f"a duration must be positive, got {text!r}")
+    return out
+
+
+def _check_duration(v: str) -> str:
+    parse_duration(v)
+    return v
+
+
+def _nested_problems(err: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {str(e['msg']).removeprefix('Value error, ')}" for e in err.errors()
+    )
+
+
+class LiveMetricSpec(_Section):
+    """A live metric compared with the blessed evaluation of the model in production.
+
+    The metric is measured on the uniformly sampled ("random") share of the
+    labelled production images, with a confidence interval; it is a
+    degradation only when the interval's upper bound is below
+    ``blessed value - max_drop``.
+
+    Attributes:
+        metric: an evaluation metric name (``precision``, ``recall``, ``accuracy``,
+            ``map_50``, ``precision@class=NAME``...); proportions get Wilson intervals,
+            the others a bootstrap over images.
+        max_drop: the largest tolerated absolute drop below the blessed value.
+        severity: severity of the degradation alert.
+    """
+
+    metric: str = Field(min_length=1)
+    max_drop: float = Field(0.05, ge=0.0, le=1.0)
+    severity: Literal["critical", "error", "warning", "info"] = "error"
+
+
+class SamplingSpec(_Section):
+    """Which logged predictions go to people for labelling.
+
+    Attributes:
+        per_class: images per predicted class (so rare classes get labels).
+        uncertain: images the model was least sure about.
+        random_share: share of the batch drawn uniformly from the window (the only
+            share live metrics are estimated on: it is an unbiased sample of production).
+        max_items: the batch's size limit.
+        seed: random seed of the draws.
+    """
+
+    per_class: int = Field(5, ge=0)
+    uncertain: int = Field(10, ge=0)
+    random_share: float = Field(0.5, ge=0.0, le=1.0)
+    max_items: int = Field(100, ge=1)
+    seed: int = 0
+
+
+RetrainCause = Literal["drift", "degradation"]
+_RETRAIN_CAUSES: tuple[RetrainCause, ...] = ("drift", "degradation")
+
+
+class RetrainSpec(_Section):
+    """What a drift or degradation alert starts: the training pipeline on the data plus the new labels.
+
+    Attributes:
+        enabled: start retraining at all.
+        on: which alerts start it: ``drift``, ``degradation``.
+        target: ``local`` (run_local in a subprocess), ``kubeflow`` or ``vertex``.
+        cooldown: after a trigger, the same alert does not trigger again for this long.
+        wait: wait for the retraining run to finish (a local run; the scheduler and the demo use it).
+        host: Kubeflow Pipelines API endpoint (``target: kubeflow``).
+        namespace: Kubeflow profile namespace.
+        token_env: environment variable holding a Kubeflow bearer token.
+        project: Google Cloud project (``target: vertex``).
+        region: Vertex AI region.
+        pipeline_root: ``gs://`` pipeline root for Vertex AI.
+        settings: a Vertex AI settings file (``infra/vertex/settings.yaml``).
+        api_endpoint: Vertex AI API endpoint (default: the region's).
+    """
+
+    enabled: bool = True
+    on: list[RetrainCause] = Field(default_factory=lambda: list(_RETRAIN_CAUSES))
+    target: Literal["local", "kubeflow", "vertex"] = "local"
+    cooldown: str = "24h"
+    wait: bool = False
+    host: str | None = None
+    namespace: str | None = None
+    token_env: str | None = None
+    project: str | None = None
+    region: str | None = None
+    pipeline_root: str | None = None
+    settings: str | None = None
+    api_endpoint: str | None = None
+
+    @field_validator("cooldown")
+    @classmethod
+    def _cooldown(cls, v: str) -> str:
+        return _check_duration(v)
+
+    @model_validator(mode="after")
+    def _target(self) -> RetrainSpec:
+        if self.target == "kubeflow" and not self.host:
+            raise ValueError("target kubeflow needs host (the Kubeflow Pipelines API endpoint)")
+        if self.target == "vertex" and not self.settings and not (self.project and self.region):
+            raise ValueError("target vertex needs project and region (or a settings file)")
+        return self
+
+
+class MonitoringSpec(_Section):
+    """Continuous evaluation of the model in production (the ``monitoring`` section).
+
+    Attributes:
+        window: how much of the prediction log one evaluation reads (``24h``, ``7d``...),
+            ending at the run's start.
+        model_alias: the registry alias of the model in production.
+        prediction_log: the Feast repository of the prediction log (default:
+            ``<runtime.root>/prediction_log``).
+        labels: a directory of labelled exports (Label Studio JSON) to import, if any.
+        reference_samples: training images the drift reference is built from (statistics,
+            class mix and embeddings of the production model on them).
+        drift: drift thresholds (the fields of ``components.drift.DriftConfig``).
+        live_metrics: metrics compared with the blessed evaluation (default per task:
+            detection ``precision``, ``recall`` and ``map_50``; classification ``accuracy``).
+        confidence: confidence level of the intervals.
+        min_labelled: fewer labelled random-share images than this is ``not_enough_data``.
+        bootstrap: bootstrap replicates for metrics that are not proportions (mAP, F1).
+        sampling: the labelling batch.
+        alerts: where alerts go (the fields of ``components.alert.AlertConfig``; secrets only by
+            environment variable name); a relative log path is under ``runtime.root``.
+        runbook_url: linked from every alert.
+        retrain: what an alert starts.
+    """
+
+    window: str = "24h"
+    model_alias: str = "champion"
+    prediction_log: str | None = None
+    labels: str | None = None
+    reference_samples: int = Field(200, ge=10)
+    drift: dict[str, Any] = Field(default_factory=dict)
+    live_metrics: list[LiveMetricSpec] = Field(default_factory=list)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    min_labelled: int = Field(30, ge=0)
+    bootstrap: int = Field(200, ge=0)
+    sampling: SamplingSpec = Field(default_factory=SamplingSpec)
+    alerts: dict[str, Any] = Field(default_factory=dict)
+    runbook_url: str | None = None
+    retrain: RetrainSpec = Field(default_factory=RetrainSpec)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: str) -> str:
+        return _check_duration(v)
+
+    @field_validator("drift")
+    @classmethod
+    def _drift(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from components.drift.config import DriftConfig  # imported only when a spec monitors
+
+        try:
+            DriftConfig.model_validate(v)
+        except ValidationError as e:
+            raise ValueError(_nested_problems(e)) from None
+        return v
+
+    @field_validator("alerts")
+    @classmethod
+    def _alerts(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from components.alert.config import AlertConfig
+
+        try:
+            AlertConfig.model_validate(v)
+        except ValidationError as e:
+            raise ValueError(_nested_problems(e)) from None
+        return v
+
+    @property
+    def window_delta(self) -> timedelta:
+        """``window`` as a duration."""
+        return parse_duration(self.window)
+
+    def drift_config(self) -> Any:
+        """The drift thresholds as a ``components.drift.DriftConfig``."""
+        from components.drift.config import DriftConfig
+
+        return DriftConfig.model_validate(self.drift)
+
+    def alert_config(self, root: str | os.PathLike[str]) -> Any:
+        """The alerting configuration as a ``components.alert.AlertConfig``, relative paths under ``root``.
+
+        Args:
+            root: the run root (``runtime.root``).
+
+        Returns:
+            The configuration.
+        """
+        from components.alert.config import AlertConfig
+
+        cfg = AlertConfig.model_validate(self.alerts)
+        updates: dict[str, Any] = {}
+        if not os.path.isabs(cfg.log):
+            updates["log"] = str(Path(root) / cfg.log)
+        if cfg.state_file and not os.path.isabs(cfg.state_file):
+            updates["state_file"] = str(Path(root) / cfg.state_file)
+        return cfg.model_copy(update=updates) if updates else cfg
+
+    def log_dir(self, root: str | os.PathLike[str]) -> Path:
+        """The prediction log's Feast repository.
+
+        Args:
+            root: the run root (``runtime.root``), for the default.
+
+        Returns:
+            The directory.
+        """
+        return Path(self.prediction_log) if self.prediction_log else Path(root) / "prediction_log"
+
+
 class MetadataSpec(_Section):
     """The ML Metadata store.
 
@@ -418,6 +660,7 @@ class PipelineSpec(_Section):
         registry: push target.
         schedule: recurring runs.
         runtime: run root, image, metadata store, resources.
+        monitoring: continuous evaluation of the model in production (None: not monitored).
     """
 
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -431,6 +674,7 @@ class PipelineSpec(_Section):
     registry: RegistrySpec = Field(default_factory=RegistrySpec)
     schedule: ScheduleSpec | None = None
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+    monitoring: MonitoringSpec | None = None
 
     @model_validator(mode="after")
     def _cross(self) -> PipelineSpec:
@@ -550,6 +794,10 @@ def resolve_paths(spec: PipelineSpec, base: str | os.PathLike[str]) -> PipelineS
     data["train"]["pretrained_weights"] = fix(spec.train.pretrained_weights)
     data["runtime"]["root"] = fix(spec.runtime.root)
     data["registry"]["root"] = fix(spec.registry.root) if spec.registry.backend == "local" else spec.registry.root
+    if spec.monitoring is not None:
+        data["monitoring"]["prediction_log"] = fix(spec.monitoring.prediction_log)
+        data["monitoring"]["labels"] = fix(spec.monitoring.labels)
+        data["monitoring"]["retrain"]["settings"] = fix(spec.monitoring.retrain.settings)
     return PipelineSpec.model_validate(data)
 
 

@@ -74,13 +74,17 @@ def _new_dirs(root: Path, before: set[str], name: str) -> list[Path]:
     )
 
 
-def run_local(spec: PipelineSpec, until: str | None = None, base_dir: str | os.PathLike[str] | None = None) -> RunSummary:
-    """Runs the training pipeline of a spec with kfp.local.
+def run_local(
+    spec: PipelineSpec, until: str | None = None, base_dir: str | os.PathLike[str] | None = None, pipeline: str = "training"
+) -> RunSummary:
+    """Runs the training (or continuous-evaluation) pipeline of a spec with kfp.local.
 
     Args:
         spec: the pipeline spec; relative paths are resolved against ``base_dir``.
         until: last step to run; None for the whole pipeline.
         base_dir: directory relative paths in the spec are resolved against (default: the working directory).
+        pipeline: ``training`` or ``continuous-eval`` (the spec's ``monitoring`` section; its
+            run folders go under ``<runtime.root>/<name>-continuous-eval/``).
 
     Returns:
         The run summary (also written to ``<run dir>/run.json``).
@@ -90,10 +94,11 @@ def run_local(spec: PipelineSpec, until: str | None = None, base_dir: str | os.P
     """
     from kfp import local
 
-    from ..training import build_training_pipeline
+    from ..compiler import build_pipeline, pipeline_display_name
 
     spec = resolve_paths(spec, base_dir or os.getcwd())
-    pipeline_root = Path(spec.runtime.root) / spec.name
+    name = pipeline_display_name(spec, pipeline)
+    pipeline_root = Path(spec.runtime.root) / name
     pipeline_root.mkdir(parents=True, exist_ok=True)
     # Tasks are subprocesses; make anything that calls `python3` find this environment.
     bin_dir = str(Path(sys.executable).parent)
@@ -102,18 +107,18 @@ def run_local(spec: PipelineSpec, until: str | None = None, base_dir: str | os.P
     # kfp.local warns that the cvpipe image is "non-Python"; the subprocess runner uses this environment by design.
     warnings.filterwarnings("ignore", message="You may be attemping to run a task", category=RuntimeWarning)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
-    pipeline = build_training_pipeline(spec, until=until)
+    pipeline_func = build_pipeline(spec, pipeline, until=until)
     before = {p.name for p in pipeline_root.iterdir()}
     start = time.monotonic()
     error: str | None = None
     try:
-        pipeline()
+        pipeline_func()
     except RuntimeError as e:
         error = str(e)
     seconds = time.monotonic() - start
-    new = _new_dirs(pipeline_root, before, spec.name)
+    new = _new_dirs(pipeline_root, before, name)
     if not new:
-        raise PipelineRunError(f"pipeline {spec.name} did not start: {error or 'no run folder was created'}")
+        raise PipelineRunError(f"pipeline {name} did not start: {error or 'no run folder was created'}")
     run_dir = new[-1]
     run_id = run_dir.name
     store = LineageStore(spec.runtime.metadata.url, base_dir=spec.runtime.root)
@@ -131,7 +136,7 @@ def run_local(spec: PipelineSpec, until: str | None = None, base_dir: str | os.P
     if error is not None:
         done = [s["component"] for s in steps]
         raise PipelineRunError(
-            f"pipeline {spec.name} run {run_id} failed after {', '.join(done) or 'no step'}: {error}; "
+            f"pipeline {name} run {run_id} failed after {', '.join(done) or 'no step'}: {error}; "
             f"the failing step's log is printed above; outputs so far are in {run_dir}"
         )
     return summary

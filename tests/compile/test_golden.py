@@ -1,5 +1,8 @@
 """Golden compile tests: each spec under specs/ compiles to exactly tests/compile/golden/<name>.yaml.
 
+A spec with a ``monitoring`` section also compiles its continuous-evaluation
+pipeline to exactly tests/compile/golden/<name>.continuous-eval.yaml.
+
 Regenerate after an intended change with ``make golden`` (pytest --update-golden)
 and review the diff like code.
 """
@@ -16,6 +19,7 @@ from pipelines.compiler import compile_spec, compile_to_text
 
 HERE = Path(__file__).parent
 SPECS = sorted((HERE / "specs").glob("*.yaml"))
+MONITORED = [p for p in SPECS if "monitoring" in (yaml.safe_load(p.read_text()) or {})]
 
 
 def _spec(path: Path):
@@ -32,6 +36,59 @@ def test_compiled_yaml_matches_golden(spec_path: Path, update_golden: bool) -> N
         golden.write_text(text)
     assert golden.exists(), f"no golden file for {spec_path.name}; run `make golden`"
     assert text == golden.read_text(), f"{golden} differs from the compiler output; review and run `make golden` if intended"
+
+
+@pytest.mark.parametrize("spec_path", MONITORED, ids=[p.stem for p in MONITORED])
+def test_continuous_eval_yaml_matches_golden(spec_path: Path, update_golden: bool) -> None:
+    text = compile_to_text(_spec(spec_path), pipeline="continuous-eval")
+    golden = HERE / "golden" / f"{spec_path.stem}.continuous-eval.yaml"
+    if update_golden:
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(text)
+    assert golden.exists(), f"no golden file for {spec_path.name}'s continuous evaluation; run `make golden`"
+    assert text == golden.read_text(), f"{golden} differs from the compiler output; review and run `make golden` if intended"
+
+
+def test_continuous_eval_dag_wiring_and_settings(tmp_path: Path) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+    from kfp import components
+
+    spec = _spec(HERE / "specs" / "monitored.yaml")
+    path = compile_spec(spec, tmp_path / "ce.yaml", pipeline="continuous-eval")
+    doc = yaml.safe_load(path.read_text())
+    assert doc["pipelineInfo"]["name"] == "shelf-detector-continuous-eval"
+    tasks = doc["root"]["dag"]["tasks"]
+    assert set(tasks) == {"read-window", "sample", "import-labels", "live-metrics", "drift", "alert", "trigger"}
+    assert tasks["live-metrics"]["dependentTasks"] == ["import-labels", "read-window"]
+    assert tasks["alert"]["dependentTasks"] == ["drift", "live-metrics"]
+    assert tasks["trigger"]["dependentTasks"] == ["alert", "import-labels", "sample"]
+    assert tasks["trigger"]["inputs"]["artifacts"]["alerts"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "alerts",
+        "producerTask": "alert",
+    }
+    assert _executors(doc)["exec-drift"]["container"]["resources"]["memoryLimit"] == 4.0
+    for name, ex in _executors(doc).items():
+        assert "pip install" not in " ".join(ex["container"]["command"]), f"{name} installs packages at run time"
+    default = doc["root"]["inputDefinitions"]["parameters"]["spec_json"]["defaultValue"]
+    monitoring = parse_spec(yaml.safe_load(default)).monitoring
+    assert monitoring is not None and monitoring.live_metrics[1].severity == "critical"
+    assert components.load_component_from_file(str(path)).name == "shelf-detector-continuous-eval"
+    job = aiplatform.PipelineJob(
+        display_name="shelf-detector-continuous-eval",
+        template_path=str(path),
+        pipeline_root="gs://bucket/pipeline-root",
+        credentials=AnonymousCredentials(),
+        project="acme-ml",
+        location="europe-west4",
+        enable_caching=False,
+    )
+    assert "exec-trigger" in job.to_dict()["pipelineSpec"]["deploymentSpec"]["executors"]
+
+
+def test_continuous_eval_needs_a_monitoring_section() -> None:
+    with pytest.raises(ValueError, match="no monitoring section"):
+        compile_to_text(_spec(HERE / "specs" / "detection.yaml"), pipeline="continuous-eval")
 
 
 def _executors(doc: dict) -> dict:

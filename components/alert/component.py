@@ -1,0 +1,35 @@
+"""KFP wrapper of the alert step (the work is in :mod:`components.alert.step`)."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Input, Output
+
+from components.core.kfp_support import CVPIPE_IMAGE
+
+__all__ = ["alert"]
+
+
+@dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
+def alert(spec_json: str, run_id: str, drift_report: Input[Artifact], live_evaluation: Input[Artifact], alerts: Output[Artifact]) -> None:
+    """Dispatches the alerts drift and live metrics raised or resolved (deduplicated; the JSON-lines log always).
+
+    Args:
+        spec_json: the pipeline spec as JSON.
+        run_id: the pipeline run id (groups lineage).
+        drift_report: the drift step's output (its ``alerts.json``).
+        live_evaluation: the live-metrics step's output (its ``alerts.json``).
+        alerts: output: directory with ``alerts.json`` (each alert, its outcome and its Alert artifact id).
+    """
+    from pathlib import Path
+
+    from components.alert.step import run
+    from components.core.step import StepContext, output_dir
+
+    ctx = StepContext.from_json(spec_json, run_id, "alert")
+    inputs = {
+        "drift_report": ctx.store.find_by_uri(drift_report.uri, "DriftReport"),
+        "live_evaluation": ctx.store.find_by_uri(live_evaluation.uri, "ModelEvaluation"),
+    }
+    result = run(ctx, [Path(drift_report.path), Path(live_evaluation.path)], output_dir(alerts.path), inputs=inputs)
+    alerts.metadata["firing"] = sum(1 for a in result.alerts if a.status == "firing")
+    alerts.metadata["notified"] = len(result.dispatch.notified)
+    alerts.metadata["suppressed"] = len(result.dispatch.suppressed)

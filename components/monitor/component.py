@@ -1,0 +1,87 @@
+"""KFP wrappers of the continuous-evaluation steps around the prediction log.
+
+``read_window`` (:mod:`components.monitor.window`), ``sample`` (:func:`components.sample.core.run`)
+and ``import_labels`` (:mod:`components.monitor.labels`).
+"""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Output
+
+from components.core.kfp_support import CVPIPE_IMAGE
+
+__all__ = ["import_labels", "read_window", "sample"]
+
+
+@dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
+def read_window(spec_json: str, run_id: str, window: Output[Dataset]) -> None:
+    """Reads the last ``monitoring.window`` of the production model's predictions from the prediction log.
+
+    Args:
+        spec_json: the pipeline spec as JSON.
+        run_id: the pipeline run id (groups lineage).
+        window: output: directory with ``window.json`` (bounds, model version, counts) and ``predictions.parquet``.
+    """
+    from components.core.step import StepContext, output_dir
+    from components.monitor.window import run
+
+    ctx = StepContext.from_json(spec_json, run_id, "read_window")
+    result = run(ctx, output_dir(window.path), uri=window.uri)
+    window.metadata["rows"] = len(result.rows)
+    window.metadata["start"] = result.window.start.isoformat()
+    window.metadata["end"] = result.window.end.isoformat()
+    window.metadata["model"] = f"{result.model_name}:{result.model_version}"
+
+
+@dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
+def sample(spec_json: str, run_id: str, window: Input[Dataset], batch: Output[Artifact]) -> None:
+    """Draws a labelling batch from the window (random, per-class and uncertain strata) as Label Studio tasks.
+
+    Args:
+        spec_json: the pipeline spec as JSON.
+        run_id: the pipeline run id (groups lineage).
+        window: the read-window step's output (its bounds are the batch's window).
+        batch: output: directory with ``batch.json``, ``tasks.json``, ``label_config.xml`` and ``predictions_coco.json``.
+    """
+    from pathlib import Path
+
+    from components.core.step import StepContext, output_dir
+    from components.monitor.window import load_window
+    from components.sample.core import run
+
+    ctx = StepContext.from_json(spec_json, run_id, "sample")
+    mon = ctx.spec.monitoring
+    assert mon is not None
+    w = load_window(Path(window.path))
+    result = run(
+        ctx,
+        mon.log_dir(ctx.spec.runtime.root),
+        f"{ctx.spec.model_name}@{mon.model_alias}",
+        output_dir(batch.path),
+        window_end=w.window.end,
+        window=w.window.end - w.window.start,
+        uris={"batch": batch.uri},
+    )
+    batch.metadata["batch_id"] = result.batch.batch_id
+    batch.metadata["items"] = len(result.batch.items)
+    batch.metadata.update({f"{k}_items": v for k, v in result.batch.counts().items()})
+
+
+@dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
+def import_labels(spec_json: str, run_id: str, window: Input[Dataset], labelled: Output[Dataset]) -> None:
+    """Imports the Label Studio exports waiting in ``monitoring.labels`` into the prediction log as ground truth.
+
+    Args:
+        spec_json: the pipeline spec as JSON.
+        run_id: the pipeline run id (groups lineage).
+        window: the read-window step's output (orders the step after it).
+        labelled: output: directory with ``manifest.json`` (every image labelled so far) and ``labelled.json``.
+    """
+    from components.core.step import StepContext, output_dir
+    from components.monitor.labels import run
+
+    ctx = StepContext.from_json(spec_json, run_id, "import_labels")
+    result = run(ctx, output_dir(labelled.path))
+    labelled.metadata["images"] = len(result.manifest.images) if result.manifest else 0
+    labelled.metadata["imported_now"] = len(result.imported_now)
+    labelled.metadata["failed"] = len(result.failed)
+    labelled.metadata["window_rows"] = int(window.metadata.get("rows", 0))

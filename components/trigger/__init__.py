@@ -1,0 +1,25 @@
+"""The retraining trigger: a drift or degradation alert starts the training pipeline on the data plus the new labels.
+
+Modules: :mod:`.core` (the decision and the step), :mod:`.state` (cooldowns and
+the run in flight, in a locked state file), :mod:`.dataset` (training data plus
+labelled images as COCO), :mod:`.launch` (local process, Kubeflow, Vertex AI),
+:mod:`.retrain` (the local retraining process) and :mod:`.component` (the KFP
+wrapper). Importing this package imports neither kfp nor TensorFlow.
+"""
+
+from .core import TriggerResult, alert_kind, load_alerts, retrain_dir, run
+from .dataset import MergedDataset, merge_datasets
+from .state import TERMINAL, RetrainRun, TriggerState
+
+__all__ = [
+    "TERMINAL",
+    "MergedDataset",
+    "RetrainRun",
+    "TriggerResult",
+    "TriggerState",
+    "alert_kind",
+    "load_alerts",
+    "merge_datasets",
+    "retrain_dir",
+    "run",
+]

@@ -1,0 +1,326 @@
+"""The retraining trigger: a drift or degradation alert starts the training pipeline on the data plus the new labels.
+
+:func:`run` reads the alerts the alert step evaluated and decides, under the
+trigger state's lock (:mod:`.state`):
+
+1. the alerts that qualify: firing, of a kind ``monitoring.retrain.on`` names
+   (``drift``: the drift checks; ``degradation``: live metrics);
+2. none is acted on while a retraining of the same model is still in flight
+   (state file, checked against the process / Kubeflow / Vertex AI run and the
+   dataset artifact's ``retrain_state`` in ML Metadata);
+3. an alert key that started a retraining less than ``retrain.cooldown`` ago
+   does not start another; one trigger covers every qualifying alert of the
+   evaluation, so a storm of alerts starts one retraining;
+4. there must be newly labelled images to add.
+
+When it triggers, it merges the production model's training data with the
+labelled images into a COCO dataset (:mod:`.dataset`), writes a derived spec
+whose ``data.source`` is that dataset, records one ``trigger`` execution
+(inputs: the alerts, the labelling batch, the labelled manifest, the
+production model and its training manifest; output: the dataset as a
+``RawDataset``) and starts the run (:mod:`.launch`). The retraining run's
+ingest reads that very ``RawDataset`` URI, so in lineage the new model's
+dataset is the trigger's output: model -> ... -> ingest -> RawDataset <-
+trigger <- Alert, LabellingBatch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from components.alert.model import Alert, utc_now
+from components.alert.step import ALERTS_FILE
+from components.core.errors import LineageError
+from components.core.io import atomic_write_json, atomic_write_text, read_json
+from components.core.lineage import ArtifactRef, LineageStore, NewArtifact
+from components.core.manifest import Manifest
+from components.core.spec import PipelineSpec, RetrainSpec, dump_spec, parse_duration
+from components.core.step import StepContext
+from components.monitor.production import blessed_model, training_manifest
+
+from .dataset import MergedDataset, merge_datasets
+from .launch import LOG_FILE, launch_local, launch_remote, remote_state
+from .state import TERMINAL, RetrainRun, TriggerState
+
+__all__ = [
+    "ALERTS_FILE",
+    "TRIGGER_FILE",
+    "TriggerResult",
+    "alert_kind",
+    "load_alerts",
+    "retrain_dir",
+    "run",
+]
+
+TRIGGER_FILE = "trigger.json"
+"""The trigger's decision, in its output directory."""
+
+
+@dataclass
+class TriggerResult:
+    """What the trigger decided and did.
+
+    Attributes:
+        triggered: whether a retraining was started.
+        reason: why (or why not), in one sentence.
+        trigger_id: the trigger's id when it triggered.
+        alerts: the qualifying firing alerts.
+        run: the retraining run started, or the one in flight that blocked this trigger.
+        dataset: the merged dataset written.
+        spec_path: the derived spec.
+        artifacts: recorded output artifacts (``dataset``).
+    """
+
+    triggered: bool
+    reason: str
+    trigger_id: str | None = None
+    alerts: list[Alert] = field(default_factory=list)
+    run: RetrainRun | None = None
+    dataset: MergedDataset | None = None
+    spec_path: Path | None = None
+    artifacts: dict[str, ArtifactRef] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "triggered": self.triggered,
+            "reason": self.reason,
+            "trigger_id": self.trigger_id,
+            "alerts": [a.dedup_key for a in self.alerts],
+            "run": self.run.to_dict() if self.run else None,
+            "dataset": None if self.dataset is None else {**vars(self.dataset), "annotations": str(self.dataset.annotations)},
+            "spec_path": str(self.spec_path) if self.spec_path else None,
+            "artifacts": {k: v.id for k, v in self.artifacts.items()},
+        }
+
+
+def alert_kind(alert: Alert) -> str | None:
+    """``degradation`` for a live-metric alert, ``drift`` for a drift check's, else None.
+
+    Args:
+        alert: the alert.
+
+    Returns:
+        The kind.
+    """
+    if alert.labels.get("kind") == "degradation" or alert.name == "LiveMetricDegraded":
+        return "degradation"
+    if alert.labels.get("kind") == "drift" or "/drift/" in alert.dedup_key or alert.name.endswith("Drift"):
+        return "drift"
+    return None
+
+
+def load_alerts(path: str | os.PathLike[str]) -> list[tuple[Alert, int | None]]:
+    """The alerts of the alert step's ``alerts.json``, with their MLMD artifact ids.
+
+    Args:
+        path: the file, or the directory holding it.
+
+    Returns:
+        ``(alert, artifact id or None)`` pairs.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / ALERTS_FILE
+    if not p.is_file():
+        return []
+    doc = read_json(p)
+    return [(Alert.model_validate(e["alert"]), e.get("artifact_id")) for e in doc.get("alerts", [])]
+
+
+def retrain_dir(spec: PipelineSpec) -> Path:
+    """Where a spec's trigger keeps its state, derived specs and merged datasets.
+
+    Args:
+        spec: the (path-resolved) spec.
+
+    Returns:
+        ``<runtime.root>/<name>/retrain``.
+    """
+    return Path(spec.runtime.root) / spec.name / "retrain"
+
+
+def _check(run: RetrainRun, retrain: RetrainSpec, store: LineageStore) -> str | None:
+    """The run's state: the dataset artifact's ``retrain_state`` when terminal, else the process / remote run's.
+
+    A terminal state found on the target is written back to the artifact, so
+    every reader of the metadata store sees the run finished.
+    """
+    recorded = None
+    if run.dataset_artifact_id is not None:
+        try:
+            recorded = store.get(run.dataset_artifact_id).properties.get("retrain_state")
+        except LineageError:
+            recorded = None
+        if recorded in TERMINAL:
+            return str(recorded)
+    current = remote_state(run, retrain)
+    if current in TERMINAL and run.dataset_artifact_id is not None and current != recorded:
+        store.update_properties(run.dataset_artifact_id, {"retrain_state": current})
+    return current
+
+
+def _derived_spec(spec: PipelineSpec, annotations: Path, trigger_id: str, alerts: Sequence[Alert]) -> PipelineSpec:
+    data = spec.model_dump(mode="json")
+    data["data"].update({"source": str(annotations), "format": "coco", "images": None})
+    causes = ", ".join(sorted({a.name for a in alerts}))
+    data["description"] = f"retraining started by trigger {trigger_id} ({causes})"
+    return PipelineSpec.model_validate(data)
+
+
+def _new_images(base: Manifest, labelled: Manifest | None) -> int:
+    if labelled is None:
+        return 0
+    known = {r.sha256 for r in base.images}
+    return len({r.sha256 for r in labelled.images} - known)
+
+
+def _launch(
+    ctx: StepContext, retrain: RetrainSpec, derived: PipelineSpec, spec_path: Path, state_path: Path, run: RetrainRun
+) -> subprocess.Popen[bytes] | None:
+    """Starts the run; fills ``run`` (pid or run id, or FAILED with the error) and the artifact's ``retrain_state``."""
+    assert run.dataset_artifact_id is not None
+    proc = None
+    try:
+        if retrain.target == "local":
+            proc = launch_local(
+                spec_path, state_path, run.trigger_id, run.dataset_artifact_id, ctx.spec.runtime.metadata.url, ctx.spec.runtime.root
+            )
+            run.pid = proc.pid
+        else:
+            run.run_id, run.details = launch_remote(derived, retrain, f"{ctx.spec.name}-retrain-{run.trigger_id}")
+    except Exception as e:  # a refused submission must not lose the trigger's record
+        run.state, run.error = "FAILED", str(e)
+        ctx.store.update_properties(run.dataset_artifact_id, {"retrain_state": "FAILED", "retrain_error": str(e)})
+        return None
+    ctx.store.update_properties(run.dataset_artifact_id, {"retrain_state": "RUNNING", "retrain_run_id": run.run_id or ""})
+    return proc
+
+
+def run(
+    ctx: StepContext,
+    alerts_path: Path,
+    out_dir: Path,
+    *,
+    labelled_dir: Path | None = None,
+    now: datetime | None = None,
+) -> TriggerResult:
+    """The trigger step: decide, merge the data, record lineage, start the retraining.
+
+    Args:
+        ctx: the step context (``spec.monitoring.retrain`` holds the settings).
+        alerts_path: the alert step's ``alerts.json`` (or its directory).
+        out_dir: output directory for ``trigger.json``.
+        labelled_dir: the import-labels step's output (every labelled image and the
+            Manifest / LabellingBatch artifacts they came from).
+        now: the current time (default: now).
+
+    Returns:
+        The decision; ``run`` is the started run (or the one in flight that blocked it).
+    """
+    from components.monitor.labels import load_labelled
+
+    spec = ctx.spec
+    retrain = spec.monitoring.retrain if spec.monitoring is not None else RetrainSpec(enabled=False)
+    now = now or utc_now()
+    evaluated = load_alerts(alerts_path)
+    qualifying = [(a, aid) for a, aid in evaluated if a.status == "firing" and alert_kind(a) in retrain.on]
+    result = TriggerResult(triggered=False, reason="", alerts=[a for a, _ in qualifying])
+    labelled = load_labelled(labelled_dir) if labelled_dir is not None else None
+    inputs: dict[str, Any] = {
+        "alert": [ctx.store.get(aid) for _, aid in qualifying if aid is not None] or None,
+        "labelling_batch": [ctx.store.get(i) for i in labelled.batches] if labelled else None,
+        "labelled": [ctx.store.get(i) for i in labelled.manifests] if labelled else None,
+    }
+    outputs: dict[str, NewArtifact | None] = {}
+    proc = None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = retrain_dir(spec) / "state.json"
+    if not retrain.enabled:
+        result.reason = "retraining is disabled (monitoring.retrain.enabled: false)"
+    elif not qualifying:
+        result.reason = f"no firing {' or '.join(retrain.on)} alert"
+    else:
+        with TriggerState(state_path).locked() as st:
+            flying = st.in_flight(lambda r: _check(r, retrain, ctx.store))
+            cooldown = parse_duration(retrain.cooldown).total_seconds()
+            fresh = [a for a, _ in qualifying if not st.cooling(a.dedup_key, now, cooldown)]
+            prod = blessed_model(spec, ctx.store)
+            base = training_manifest(ctx.store, prod.version.artifact_id)
+            new = _new_images(base[0], labelled.manifest if labelled else None) if base is not None else 0
+            if flying is not None:
+                result.run = flying
+                result.reason = f"retraining {flying.trigger_id} ({flying.target} run {flying.run_id or flying.pid}) is still in flight"
+            elif not fresh:
+                result.reason = f"every qualifying alert started a retraining less than {retrain.cooldown} ago"
+            elif base is None:
+                result.reason = f"the training data of {prod.version.ref} cannot be found in lineage"
+            elif new == 0:
+                result.reason = f"no labelled image beyond the training data of {prod.version.ref} to add"
+            else:
+                assert labelled is not None and labelled.manifest is not None
+                trigger_id = f"{now.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
+                tdir = retrain_dir(spec) / trigger_id
+                merged = merge_datasets(base[0], labelled.manifest, tdir / "data")
+                derived = _derived_spec(spec, merged.annotations.resolve(), trigger_id, [a for a, _ in qualifying])
+                spec_path = atomic_write_text(tdir / "spec.yaml", dump_spec(derived))
+                keys = [a.dedup_key for a, _ in qualifying]
+                inputs.update({"model": ctx.store.get(prod.version.pushed_id), "base_manifest": base[1]})
+                outputs["dataset"] = NewArtifact(
+                    "RawDataset",
+                    str(merged.annotations.resolve()),
+                    {
+                        "format": "coco",
+                        "pipeline": spec.name,
+                        "model_name": spec.model_name,
+                        "trigger_id": trigger_id,
+                        "images": merged.images,
+                        "added": merged.added,
+                        "alerts": json.dumps(keys),
+                        "target": retrain.target,
+                        "retrain_state": "PENDING",
+                    },
+                )
+                result.triggered, result.trigger_id, result.dataset, result.spec_path = True, trigger_id, merged, spec_path
+                result.reason = (
+                    f"{len(qualifying)} firing alert(s) ({', '.join(sorted({a.name for a, _ in qualifying}))}): retraining "
+                    f"{spec.model_name} on {merged.base_images} training + {merged.added} newly labelled images"
+                )
+                # lineage first: the retraining run's ingest finds the dataset by its URI
+                result.artifacts = ctx.record(inputs, outputs, {"triggered": True, "trigger_id": trigger_id, "reason": result.reason})
+                launched = RetrainRun(
+                    trigger_id=trigger_id,
+                    target=retrain.target,
+                    started_at=now.isoformat(),
+                    dataset_artifact_id=result.artifacts["dataset"].id,
+                    spec_path=str(spec_path),
+                    alert_keys=keys,
+                )
+                proc = _launch(ctx, retrain, derived, spec_path, st.path, launched)
+                if launched.state == "FAILED":
+                    result.reason += f"; starting it failed: {launched.error}"
+                else:
+                    for k in keys:
+                        st.keys[k] = {"last_trigger_at": now.isoformat(), "trigger_id": trigger_id}
+                st.runs.append(launched)
+                result.run = launched
+    if not result.triggered:
+        result.artifacts = ctx.record(inputs, outputs, {"triggered": False, "reason": result.reason})
+    elif proc is not None and retrain.wait:
+        ctx.log.info(
+            "waiting for retraining %s (pid %d); its log: %s", result.trigger_id, proc.pid, Path(str(result.spec_path)).parent / LOG_FILE
+        )
+        proc.wait()
+        assert result.trigger_id is not None
+        result.run = TriggerState(state_path).load().run(result.trigger_id)
+    ctx.log.info("trigger: %s", result.reason)
+    atomic_write_json(out_dir / TRIGGER_FILE, result.to_dict())
+    return result

@@ -1,0 +1,240 @@
+"""Continuous-evaluation commands: ``cvpipe schedule``, ``cvpipe scheduler`` and ``cvpipe ce run|compile|demo``.
+
+Click objects for ``pipelines/cli.py`` to register::
+
+    from .cli_ce import ce_group, schedule_cmd, scheduler_cmd
+    cli.add_command(schedule_cmd)     # cvpipe schedule SPEC --target kubeflow --host URL | --target vertex --project P --region R
+    cli.add_command(scheduler_cmd)    # cvpipe scheduler SPEC... [--once | --until TIME]
+    cli.add_command(ce_group)         # cvpipe ce run SPEC | ce compile SPEC -o FILE | ce demo --dir DIR
+
+Connection options can come from the environment as for ``cvpipe submit``:
+``KF_PIPELINES_ENDPOINT`` (``--host``), ``CVPIPE_KFP_TOKEN`` (``--token``),
+``CVPIPE_KFP_NAMESPACE`` (``--namespace``), ``CVPIPE_VERTEX_SETTINGS`` (``--settings``).
+Heavy imports happen only when a command runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from components.core.errors import CvpipeError, SpecError
+
+__all__ = ["ce_compile", "ce_demo", "ce_group", "ce_run", "schedule_cmd", "scheduler_cmd"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_PIPELINES = ["auto", "continuous-eval", "training"]
+
+
+def _friendly(fn: F) -> F:
+    """cvpipe's own errors as one clear message and exit status 1 (``CVPIPE_DEBUG=1`` shows the trace)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SpecError as e:
+            if os.environ.get("CVPIPE_DEBUG"):
+                raise
+            click.echo(f"error: {e.source or 'spec'}: {len(e.problems)} problem(s)", err=True)
+            for path, msg in e.problems:
+                click.echo(f"  {path}: {msg}" if path else f"  {msg}", err=True)
+            sys.exit(1)
+        except CvpipeError as e:
+            if os.environ.get("CVPIPE_DEBUG"):
+                raise
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _load(path: str) -> Any:
+    from components.core.spec import load_spec
+
+    return load_spec(path)
+
+
+def _when(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time (2026-11-22T10:00:00+00:00)") from None
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+@click.command("schedule")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--target", type=click.Choice(["kubeflow", "vertex"]), required=True, help="Where the recurring run lives.")
+@click.option(
+    "--pipeline",
+    type=click.Choice(_PIPELINES),
+    default="auto",
+    show_default=True,
+    help="auto: continuous-eval when the spec has monitoring.",
+)
+@click.option("--cron", default=None, help="Five-field cron expression (default: the spec's schedule.cron).")
+@click.option("--name", default=None, help="Display name of the schedule (default: the pipeline's name).")
+@click.option("--host", envvar="KF_PIPELINES_ENDPOINT", help="[kubeflow] KFP API endpoint (env KF_PIPELINES_ENDPOINT).")
+@click.option("--namespace", envvar="CVPIPE_KFP_NAMESPACE", help="[kubeflow] Profile namespace (multi-user Kubeflow).")
+@click.option("--token", envvar="CVPIPE_KFP_TOKEN", help="[kubeflow] Bearer token (env CVPIPE_KFP_TOKEN).")
+@click.option("--experiment", help="[kubeflow] Experiment (got or created; default: the spec's name).")
+@click.option(
+    "--settings", "settings_path", envvar="CVPIPE_VERTEX_SETTINGS", type=click.Path(dir_okay=False), help="[vertex] Settings YAML."
+)
+@click.option("--project", help="[vertex] Google Cloud project.")
+@click.option("--region", help="[vertex] Vertex AI region.")
+@click.option("--pipeline-root", help="[vertex] gs:// pipeline root (default: the spec's gs:// root, else the settings').")
+@click.option("--api-endpoint", help="[vertex] Vertex AI API endpoint (default: the region's).")
+@click.option("--service-account", help="Service account the runs use (Kubernetes SA on Kubeflow, IAM SA on Vertex AI).")
+@click.option("--json", "as_json", is_flag=True, help="Print the schedule as JSON.")
+@_friendly
+def schedule_cmd(
+    spec: str,
+    target: str,
+    pipeline: str,
+    cron: str | None,
+    name: str | None,
+    host: str | None,
+    namespace: str | None,
+    token: str | None,
+    experiment: str | None,
+    settings_path: str | None,
+    project: str | None,
+    region: str | None,
+    pipeline_root: str | None,
+    api_endpoint: str | None,
+    service_account: str | None,
+    as_json: bool,
+) -> None:
+    """Create a recurring run of a spec's pipeline on Kubeflow Pipelines or a Vertex AI schedule (from schedule.cron)."""
+    from .schedule import schedule_kubeflow, schedule_vertex
+
+    parsed = _load(spec)
+    if target == "kubeflow":
+        if not host:
+            raise click.UsageError("--target kubeflow needs --host (or KF_PIPELINES_ENDPOINT)")
+        result = schedule_kubeflow(
+            parsed,
+            host,
+            pipeline=pipeline,
+            cron=cron,
+            name=name,
+            experiment=experiment,
+            namespace=namespace,
+            token=token,
+            service_account=service_account,
+        )
+    else:
+        from .runners.vertex import load_settings
+
+        result = schedule_vertex(
+            parsed,
+            project,
+            region,
+            pipeline=pipeline,
+            cron=cron,
+            name=name,
+            pipeline_root=pipeline_root,
+            service_account=service_account,
+            api_endpoint=api_endpoint,
+            settings=load_settings(settings_path) if settings_path else None,
+        )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(
+        f"scheduled {result.pipeline} pipeline on {result.target}: {result.name} ({result.schedule_id}) '{result.cron}' {result.state}"
+    )
+    if result.url:
+        click.echo(f"  {result.url}")
+    for old in result.replaced:
+        click.echo(f"  replaced {old}")
+    for w in result.warnings:
+        click.echo(f"  warning: {w}", err=True)
+
+
+@click.command("scheduler")
+@click.argument("specs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option(
+    "--pipeline",
+    type=click.Choice(_PIPELINES),
+    default="auto",
+    show_default=True,
+    help="auto: continuous-eval when the spec has monitoring.",
+)
+@click.option("--once", is_flag=True, help="Run what is due now, then exit.")
+@click.option("--until", "until_text", default=None, help="Keep scheduling until this ISO 8601 time, then exit.")
+@click.option("--now", "now_text", default=None, help="Take this ISO 8601 time as now (tests, backfills); the clock stands still.")
+@_friendly
+def scheduler_cmd(specs: tuple[str, ...], pipeline: str, once: bool, until_text: str | None, now_text: str | None) -> None:
+    """Run the pipelines of SPECS (files or directories) on their cron schedules, in this process, with kfp.local.
+
+    A spec seen for the first time runs at its next scheduled time; the last time
+    run is kept in <runtime.root>/scheduler.json. Without --once or --until it runs
+    until interrupted.
+    """
+    from .schedule import Scheduler
+
+    fixed = _when(now_text)
+    scheduler = Scheduler(list(specs), pipeline, clock=(lambda: fixed) if fixed is not None else None, echo=click.echo)
+    if not scheduler.entries:
+        raise click.UsageError("no spec with a schedule section among the given paths")
+    if fixed is not None and not once and until_text is None:
+        raise click.UsageError("--now needs --once or --until (the clock stands still)")
+    runs = scheduler.run(once=once or (fixed is not None and until_text is None), until=_when(until_text))
+    failed = [r for r in runs if not r.succeeded]
+    click.echo(f"{len(runs)} run(s), {len(failed)} failed")
+    if failed:
+        sys.exit(1)
+
+
+@click.group("ce")
+def ce_group() -> None:
+    """Continuous evaluation of the model in production (the spec's monitoring section)."""
+
+
+@ce_group.command("run")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--until", default=None, help="Last step (read_window, sample, import_labels, live_metrics, drift, alert, trigger).")
+@_friendly
+def ce_run(spec: str, until: str | None) -> None:
+    """Run the continuous-evaluation pipeline once, locally with kfp.local."""
+    from .render import render_summary
+    from .runners.local import run_local
+
+    summary = run_local(_load(spec), until=until, pipeline="continuous-eval")
+    click.echo(render_summary(summary))
+
+
+@ce_group.command("compile")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", default="continuous-eval.yaml", show_default=True, help="Compiled KFP v2 pipeline YAML.")
+@_friendly
+def ce_compile(spec: str, output: str) -> None:
+    """Compile the continuous-evaluation pipeline for Kubeflow or Vertex AI."""
+    from .compiler import compile_spec
+
+    click.echo(f"wrote {compile_spec(_load(spec), output, pipeline='continuous-eval')}")
+
+
+@ce_group.command("demo")
+@click.option(
+    "--dir", "directory", default="demo", show_default=True, type=click.Path(file_okay=False), help="The training demo's directory."
+)
+@_friendly
+def ce_demo(directory: str) -> None:
+    """After `cvpipe demo`: shifted production traffic, labels, drift, an alert and one retraining run."""
+    from .demo_ce import run_ce_demo
+
+    run_ce_demo(Path(directory), echo=click.echo)
