@@ -181,3 +181,17 @@ def test_open_waits_while_another_process_creates_the_schema(mariadb: MariaDB, m
     store = LineageStore(mysql_url)
     helper.join()
     assert store.get(store.put_artifact("RawDataset", "/data/a.json").id).uri == "/data/a.json"
+
+
+def test_password_from_the_environment(mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A URL without a password (as a spec holds it) takes it from $CVPIPE_MLMD_PASSWORD (set from a Secret)."""
+    from fakes.mariadb import PASSWORD
+
+    bare = mysql_url.replace(f":{PASSWORD}@", "@")
+    assert PASSWORD not in bare
+    monkeypatch.delenv("CVPIPE_MLMD_PASSWORD", raising=False)
+    with pytest.raises(LineageError, match="cannot open ML Metadata store"):
+        LineageStore(bare, retries=1)
+    monkeypatch.setenv("CVPIPE_MLMD_PASSWORD", PASSWORD)
+    store = LineageStore(bare)
+    assert store.get(store.put_artifact("RawDataset", "/data/b.json").id).uri == "/data/b.json"

@@ -1,0 +1,491 @@
+"""``cvpipe submit`` and ``cvpipe runs show|wait|list --target ...``: pipeline runs on Kubeflow and Vertex AI.
+
+The commands are click objects for ``pipelines/cli.py`` to register::
+
+    from .cli_cluster import register_cluster_commands
+    register_cluster_commands(cli)          # submit, runs show, runs wait, runs list --target
+
+or one by one: ``cli.add_command(submit_cmd)`` and, for each command in
+``remote_runs_commands``, ``runs_group.add_command(command)``;
+``extend_runs_list(runs_group)`` adds ``--target kubeflow|vertex`` to the
+existing local ``runs list`` (``--target local``, the default, keeps its
+behaviour).
+
+Connection options can come from the environment: ``KF_PIPELINES_ENDPOINT``
+(``--host``), ``CVPIPE_KFP_TOKEN`` (``--token``), ``CVPIPE_KFP_NAMESPACE``
+(``--namespace``) and ``CVPIPE_VERTEX_SETTINGS`` (``--settings``).
+Heavy imports (kfp, aiplatform) happen only when a command runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from components.core.errors import CvpipeError, SpecError
+
+if TYPE_CHECKING:
+    from .runners.remote import SubmittedRun
+
+__all__ = [
+    "extend_runs_list",
+    "register_cluster_commands",
+    "remote_runs_commands",
+    "runs_list_remote",
+    "runs_show",
+    "runs_wait",
+    "submit_cmd",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+TARGETS = ("kubeflow", "vertex")
+
+
+def _friendly(fn: F) -> F:
+    """cvpipe's own errors as one clear message and exit status 1 (``CVPIPE_DEBUG=1`` shows the trace)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SpecError as e:
+            if os.environ.get("CVPIPE_DEBUG"):
+                raise
+            click.echo(f"error: {e.source or 'spec'}: {len(e.problems)} problem(s)", err=True)
+            for path, msg in e.problems:
+                click.echo(f"  {path}: {msg}" if path else f"  {msg}", err=True)
+            sys.exit(1)
+        except CvpipeError as e:
+            if os.environ.get("CVPIPE_DEBUG"):
+                raise
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# -- shared options ---------------------------------------------------------------------
+
+_kubeflow_options = [
+    click.option("--host", envvar="KF_PIPELINES_ENDPOINT", help="[kubeflow] KFP API endpoint (env KF_PIPELINES_ENDPOINT)."),
+    click.option("--namespace", envvar="CVPIPE_KFP_NAMESPACE", help="[kubeflow] Profile namespace (multi-user Kubeflow)."),
+    click.option("--token", envvar="CVPIPE_KFP_TOKEN", help="[kubeflow] Bearer token (env CVPIPE_KFP_TOKEN)."),
+]
+_vertex_options = [
+    click.option(
+        "--settings",
+        "settings_path",
+        envvar="CVPIPE_VERTEX_SETTINGS",
+        type=click.Path(dir_okay=False),
+        help="[vertex] Settings YAML (infra/vertex/settings.yaml); flags win over it.",
+    ),
+    click.option("--project", help="[vertex] Google Cloud project."),
+    click.option("--region", help="[vertex] Vertex AI region."),
+    click.option("--api-endpoint", help="[vertex] Vertex AI API endpoint (default: the region's)."),
+]
+
+
+def _options(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    def apply(fn: F) -> F:
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+
+    return apply
+
+
+def _target_option(required: bool = True, choices: tuple[str, ...] = TARGETS, default: str | None = None) -> Callable[[F], F]:
+    return click.option(
+        "--target",
+        type=click.Choice(list(choices)),
+        required=required,
+        default=default,
+        show_default=default is not None,
+        help="Where the run is: " + ", ".join(choices) + ".",
+    )
+
+
+def _settings(path: str | None) -> Any:
+    if not path:
+        return None
+    from .runners.vertex import load_settings
+
+    return load_settings(path)
+
+
+def _need_host(host: str | None) -> str:
+    if not host:
+        raise click.UsageError("--target kubeflow needs --host (or KF_PIPELINES_ENDPOINT)")
+    return host
+
+
+def _echo_run(run: SubmittedRun, as_json: bool, verb: str = "") -> None:
+    if as_json:
+        click.echo(json.dumps(run.to_dict(), indent=2))
+        return
+    head = f"{verb} " if verb else ""
+    click.echo(f"{head}{run.target} run {run.run_id} ({run.name}): {run.state}")
+    if run.url:
+        click.echo(f"  {run.url}")
+    for key in ("pipeline_id", "version_id", "experiment", "resource_name", "pipeline_root"):
+        if run.details.get(key):
+            click.echo(f"  {key}: {run.details[key]}")
+    if run.error:
+        click.echo(f"  error: {run.error}")
+
+
+def _on_change(as_json: bool) -> Callable[[SubmittedRun], None] | None:
+    if as_json:
+        return None
+    return lambda run: click.echo(f"{run.target} run {run.run_id}: {run.state}", err=True)
+
+
+# -- submit -----------------------------------------------------------------------------
+
+
+@click.command("submit")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@_target_option()
+@_options(_kubeflow_options)
+@click.option("--experiment", help="[kubeflow] Experiment (got or created; default: the spec's name).")
+@click.option("--pipeline-name", help="[kubeflow] Pipeline name to upload under (default: the spec's name).")
+@click.option("--run-name", help="[kubeflow] Run display name (default: <name>-<UTC time>).")
+@_options(_vertex_options)
+@click.option("--pipeline-root", help="[vertex] gs:// pipeline root (default: the spec's gs:// root, else the settings').")
+@click.option("--job-id", help="[vertex] Pipeline job id (default: <name>-<UTC time>-<random>).")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="[vertex] Extra job label (repeatable).")
+@click.option("--service-account", help="Service account the run's tasks use (Kubernetes SA on Kubeflow, IAM SA on Vertex AI).")
+@click.option("--until", help="Last step to include (ingest, validate, transform, train, evaluate, push).")
+@click.option("--strict", is_flag=True, help="Fail instead of warning when the spec names local paths or SQLite metadata.")
+@click.option("--wait", "wait_", is_flag=True, help="Wait until the run finishes; exit 1 unless it succeeded.")
+@click.option("--timeout", default=3600.0, show_default=True, type=float, help="With --wait: seconds to wait at most.")
+@click.option("--poll", default=15.0, show_default=True, type=float, help="With --wait: seconds between polls.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+@_friendly
+def submit_cmd(
+    spec: str,
+    target: str,
+    host: str | None,
+    namespace: str | None,
+    token: str | None,
+    experiment: str | None,
+    pipeline_name: str | None,
+    run_name: str | None,
+    settings_path: str | None,
+    project: str | None,
+    region: str | None,
+    api_endpoint: str | None,
+    pipeline_root: str | None,
+    job_id: str | None,
+    labels: tuple[str, ...],
+    service_account: str | None,
+    until: str | None,
+    strict: bool,
+    wait_: bool,
+    timeout: float,
+    poll: float,
+    as_json: bool,
+) -> None:
+    """Compile SPEC and run it on Kubeflow Pipelines or Vertex AI Pipelines (the spec `cvpipe run` runs, unchanged)."""
+    from components.core.spec import load_spec
+
+    from .runners.remote import portability_warnings
+
+    parsed = load_spec(spec)
+    warnings = portability_warnings(parsed, "vertex" if target == "vertex" else "kubeflow")
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    if strict and warnings:
+        raise click.ClickException(f"{len(warnings)} portability problem(s) in {spec} (--strict)")
+    if target == "kubeflow":
+        from .runners import kubeflow
+
+        conn = kubeflow.KubeflowConnection(host=_need_host(host), namespace=namespace, token=token)
+        run = kubeflow.submit_kubeflow(
+            parsed,
+            conn,
+            experiment=experiment,
+            pipeline_name=pipeline_name,
+            run_name=run_name,
+            until=until,
+            service_account=service_account,
+        )
+        _echo_run(run, as_json and not wait_, "submitted")
+        if wait_:
+            run = kubeflow.wait_run(run.run_id, conn, timeout=timeout, poll=poll, on_change=_on_change(as_json))
+    else:
+        from .runners import vertex
+
+        extra: dict[str, str] = {}
+        for item in labels:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--label")
+            extra[key] = value
+        settings = _settings(settings_path)
+        run = vertex.submit_vertex(
+            parsed,
+            project=project,
+            region=region,
+            pipeline_root=pipeline_root,
+            service_account=service_account,
+            api_endpoint=api_endpoint,
+            settings=settings,
+            job_id=job_id,
+            labels=extra,
+            until=until,
+        )
+        _echo_run(run, as_json and not wait_, "submitted")
+        if wait_:
+            run = vertex.wait_run(
+                run.run_id,
+                project,
+                region,
+                timeout=timeout,
+                poll=poll,
+                api_endpoint=api_endpoint,
+                settings=settings,
+                on_change=_on_change(as_json),
+            )
+    if wait_:
+        _echo_run(run, as_json, "finished")
+        if not run.succeeded:
+            sys.exit(1)
+
+
+# -- runs show / wait / list ------------------------------------------------------------
+
+
+def _fetch(target: str, run_id: str, host: str | None, namespace: str | None, token: str | None, **vx: Any) -> SubmittedRun:
+    if target == "kubeflow":
+        from .runners import kubeflow
+
+        return kubeflow.get_run(run_id, kubeflow.KubeflowConnection(host=_need_host(host), namespace=namespace, token=token))
+    from .runners import vertex
+
+    return vertex.get_run(run_id, vx["project"], vx["region"], vx["api_endpoint"], settings=_settings(vx["settings_path"]))
+
+
+@click.command("show")
+@click.argument("run_id")
+@_target_option()
+@_options(_kubeflow_options)
+@_options(_vertex_options)
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+@_friendly
+def runs_show(
+    run_id: str,
+    target: str,
+    host: str | None,
+    namespace: str | None,
+    token: str | None,
+    settings_path: str | None,
+    project: str | None,
+    region: str | None,
+    api_endpoint: str | None,
+    as_json: bool,
+) -> None:
+    """Show the state of a run on Kubeflow (run id) or Vertex AI (pipeline job id)."""
+    run = _fetch(
+        target, run_id, host, namespace, token, project=project, region=region, api_endpoint=api_endpoint, settings_path=settings_path
+    )
+    _echo_run(run, as_json)
+
+
+@click.command("wait")
+@click.argument("run_id")
+@_target_option()
+@_options(_kubeflow_options)
+@_options(_vertex_options)
+@click.option("--timeout", default=3600.0, show_default=True, type=float, help="Seconds to wait at most.")
+@click.option("--poll", default=15.0, show_default=True, type=float, help="Seconds between polls.")
+@click.option("--json", "as_json", is_flag=True, help="Print the finished run as JSON.")
+@_friendly
+def runs_wait(
+    run_id: str,
+    target: str,
+    host: str | None,
+    namespace: str | None,
+    token: str | None,
+    settings_path: str | None,
+    project: str | None,
+    region: str | None,
+    api_endpoint: str | None,
+    timeout: float,
+    poll: float,
+    as_json: bool,
+) -> None:
+    """Wait until a run finishes; exit 1 unless it succeeded (2 when still running after --timeout)."""
+    from components.core.errors import PipelineRunError
+
+    try:
+        if target == "kubeflow":
+            from .runners import kubeflow
+
+            conn = kubeflow.KubeflowConnection(host=_need_host(host), namespace=namespace, token=token)
+            run = kubeflow.wait_run(run_id, conn, timeout=timeout, poll=poll, on_change=_on_change(as_json))
+        else:
+            from .runners import vertex
+
+            run = vertex.wait_run(
+                run_id,
+                project,
+                region,
+                timeout=timeout,
+                poll=poll,
+                api_endpoint=api_endpoint,
+                settings=_settings(settings_path),
+                on_change=_on_change(as_json),
+            )
+    except PipelineRunError as e:
+        if "still" in str(e) and "after" in str(e):
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        raise
+    _echo_run(run, as_json, "finished")
+    if not run.succeeded:
+        sys.exit(1)
+
+
+def _list_remote(
+    target: str,
+    host: str | None,
+    namespace: str | None,
+    token: str | None,
+    settings_path: str | None,
+    project: str | None,
+    region: str | None,
+    api_endpoint: str | None,
+    experiment: str | None,
+    pipeline: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    from .render import render_table
+
+    if target == "kubeflow":
+        from .runners import kubeflow
+
+        conn = kubeflow.KubeflowConnection(host=_need_host(host), namespace=namespace, token=token)
+        runs = kubeflow.list_runs(conn, experiment=experiment, limit=limit)
+    else:
+        from .runners import vertex
+
+        runs = vertex.list_runs(
+            project, region, pipeline=pipeline, api_endpoint=api_endpoint, settings=_settings(settings_path), limit=limit
+        )
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in runs], indent=2))
+        return
+    rows = [[r.run_id, r.name, r.state, r.created] for r in runs]
+    click.echo(render_table(f"{target} runs", ["run", "name", "state", "created"], rows))
+
+
+_list_options = [
+    click.option("--experiment", help="[kubeflow] Only runs of this experiment."),
+    click.option("--pipeline", help="[vertex] Only jobs of this pipeline (the spec's name)."),
+    click.option("--limit", default=20, show_default=True, type=int, help="At most this many runs, newest first."),
+    click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON."),
+]
+
+
+@click.command("list")
+@_target_option()
+@_options(_kubeflow_options)
+@_options(_vertex_options)
+@_options(_list_options)
+@_friendly
+def runs_list_remote(**kwargs: Any) -> None:
+    """List the newest runs on Kubeflow or Vertex AI."""
+    _list_remote(**kwargs)
+
+
+remote_runs_commands: list[click.Command] = [runs_show, runs_wait]
+"""``runs`` subcommands for remote runs: ``show`` and ``wait`` (``list`` extends the local one: see :func:`extend_runs_list`)."""
+
+_REMOTE_LIST_PARAMS = (
+    "target",
+    "host",
+    "namespace",
+    "token",
+    "settings_path",
+    "project",
+    "region",
+    "api_endpoint",
+    "experiment",
+    "pipeline",
+    "limit",
+)
+
+
+def extend_runs_list(runs_group: click.Group, name: str = "list") -> click.Command:
+    """Gives the local ``runs list`` command ``--target local|kubeflow|vertex`` (default ``local``: unchanged).
+
+    Args:
+        runs_group: the ``runs`` group holding the local ``list`` command.
+        name: the local command's name.
+
+    Returns:
+        The combined command (registered under ``name`` in place of the local one).
+    """
+    local = runs_group.commands.get(name)
+    if local is None:
+        runs_group.add_command(runs_list_remote, name)
+        return runs_list_remote
+    local_names = {p.name for p in local.params}
+    params: list[click.Parameter] = list(local.params)
+    added: list[str] = []
+    for p in runs_list_remote.params:
+        if p.name is None or p.name in local_names:
+            continue
+        if p.name == "target":
+            p = click.Option(
+                ["--target"], type=click.Choice(["local", *TARGETS]), default="local", show_default=True, help="Where the runs are."
+            )
+        params.append(p)
+        added.append(p.name or "")
+
+    @_friendly
+    def callback(**kwargs: Any) -> Any:
+        where = kwargs.get("target") or "local"
+        remote = {k: kwargs.pop(k, None) for k in added}
+        if where == "local":
+            assert local.callback is not None
+            return click.get_current_context().invoke(local.callback, **kwargs)
+        remote.pop("target", None)
+        args: dict[str, Any] = {k: remote.get(k) for k in _REMOTE_LIST_PARAMS[1:]}
+        args["limit"] = int(args["limit"] or 20)
+        return _list_remote(where, **args, as_json=bool(remote.get("as_json")))
+
+    combined = click.Command(
+        name,
+        params=params,
+        callback=callback,
+        help=(local.help or "List local runs.") + "\n\nWith --target kubeflow or vertex, list the newest runs there instead.",
+        short_help=local.short_help,
+    )
+    runs_group.add_command(combined, name)
+    return combined
+
+
+def register_cluster_commands(cli: click.Group, runs_group_name: str = "runs") -> None:
+    """Registers ``submit`` on ``cli`` and ``show``, ``wait`` and ``list --target`` on its ``runs`` group.
+
+    Args:
+        cli: the ``cvpipe`` group.
+        runs_group_name: name of the ``runs`` group (created when missing).
+    """
+    cli.add_command(submit_cmd)
+    runs = cli.commands.get(runs_group_name)
+    if not isinstance(runs, click.Group):
+        runs = click.Group(runs_group_name, help="Pipeline runs.")
+        cli.add_command(runs)
+    for command in remote_runs_commands:
+        runs.add_command(command)
+    extend_runs_list(runs)

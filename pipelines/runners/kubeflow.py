@@ -1,0 +1,390 @@
+"""Run a spec's pipeline on Kubeflow Pipelines (KFP v2 API) with ``kfp.Client``.
+
+:func:`submit_kubeflow` compiles the spec (the same YAML ``cvpipe compile``
+writes), uploads it as a pipeline named after the spec, or as a new version
+of that pipeline when it exists, gets or creates the experiment, and creates
+a run of that version. Versions are named after the compiled YAML's digest
+(``<pipeline>-<sha256[:12]>``), so submitting an unchanged spec again reuses
+its version instead of piling up copies.
+
+The spec is not edited for the cluster: the spec the pipeline was compiled
+from travels as the ``spec_json`` parameter's default, as it does locally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from components.core.errors import PipelineRunError
+from components.core.spec import PipelineSpec
+
+from .remote import SubmittedRun, normalise_state, wait_until_done
+
+__all__ = ["KubeflowConnection", "get_run", "list_runs", "submit_kubeflow", "wait_run"]
+
+_PREFLIGHT_NAMESPACE = "cvpipe-preflight"
+
+
+@dataclass(frozen=True)
+class KubeflowConnection:
+    """How to reach a Kubeflow Pipelines API server.
+
+    Attributes:
+        host: the API endpoint (``http://localhost:8080`` after a port-forward
+            of ``ml-pipeline-ui``, or the Kubeflow gateway URL ``https://.../pipeline``).
+        namespace: the profile namespace in multi-user Kubeflow (None: single user).
+        token: a bearer token (``existing_token`` of ``kfp.Client``), for example
+            a service-account token or an identity-aware-proxy token.
+        credentials: a ``kfp.client.TokenCredentialsBase`` that refreshes tokens.
+        cookies: an authentication cookie string (Dex/OIDC session ``authservice_session=...``).
+        ssl_ca_cert: CA bundle for a private TLS certificate.
+        verify_ssl: set False only for a test cluster with a self-signed certificate.
+        ui_host: base URL of the UI, for run links (default: ``host``).
+    """
+
+    host: str
+    namespace: str | None = None
+    token: str | None = None
+    credentials: Any = None
+    cookies: str | None = None
+    ssl_ca_cert: str | None = None
+    verify_ssl: bool | None = None
+    ui_host: str | None = None
+
+    def client(self) -> Any:
+        """A ``kfp.Client`` for this server, after one health check that fails fast with the server's answer.
+
+        ``kfp.Client`` alone retries its health check for about 25 seconds
+        before giving up with a timeout that hides the cause (a wrong token
+        answers 401 at once); the check is done here instead.
+
+        Raises:
+            PipelineRunError: the server cannot be reached or answers with an error.
+        """
+        import kfp
+
+        with _quiet(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP v2.0.0-beta.2 and later"
+            try:
+                # a namespace skips the client's own retried health check; the real one is put back below
+                client = kfp.Client(
+                    host=self.host,
+                    namespace=_PREFLIGHT_NAMESPACE,
+                    existing_token=self.token,
+                    credentials=self.credentials,
+                    cookies=self.cookies,
+                    ssl_ca_cert=self.ssl_ca_cert,
+                    verify_ssl=self.verify_ssl,
+                    ui_host=self.ui_host,
+                )
+            except Exception as e:
+                raise PipelineRunError(f"cannot set up a Kubeflow Pipelines client for {self.host}: {_api_message(e)}") from None
+        client._context_setting["namespace"] = self.namespace or ""
+        health = _call(f"reaching {self.host}", client._healthz_api.healthz_service_get_healthz)
+        if getattr(health, "multi_user", False) and not self.namespace:
+            raise PipelineRunError(f"Kubeflow Pipelines at {self.host} is multi-user: give the profile namespace (--namespace)")
+        return client
+
+    @property
+    def ui(self) -> str:
+        """Base URL of the Kubeflow Pipelines UI."""
+        return (self.ui_host or self.host).rstrip("/")
+
+
+Connection = KubeflowConnection | str
+
+
+def _conn(connection: Connection, **overrides: Any) -> KubeflowConnection:
+    base = connection if isinstance(connection, KubeflowConnection) else KubeflowConnection(host=connection)
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if not changes:
+        return base
+    return KubeflowConnection(**{**base.__dict__, **changes})
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """kfp.Client prints links ("Run details: ...") to stdout; cvpipe reports them itself."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def _api_message(e: Exception) -> str:
+    """The server's message out of a kfp_server_api ApiException (or the exception's text)."""
+    body = getattr(e, "body", None)
+    status = getattr(e, "status", None)
+    if body:
+        try:
+            data = json.loads(body)
+            msg = data.get("message") or data.get("error") or body
+        except (ValueError, AttributeError):
+            msg = body
+        return f"HTTP {status}: {msg}" if status else str(msg)
+    return f"{type(e).__name__}: {e}"
+
+
+def _call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    with _quiet():
+        try:
+            return fn(*args, **kwargs)
+        except PipelineRunError:
+            raise
+        except Exception as e:
+            raise PipelineRunError(f"Kubeflow Pipelines: {what} failed: {_api_message(e)}") from None
+
+
+def _eq_filter(key: str, value: str) -> str:
+    return json.dumps({"predicates": [{"operation": "EQUALS", "key": key, "stringValue": value}]})
+
+
+def _iso(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value)
+
+
+def _to_run(run: Any, conn: KubeflowConnection, pipeline: str = "") -> SubmittedRun:
+    ref = getattr(run, "pipeline_version_reference", None)
+    details = {"raw_state": str(run.state or ""), "experiment_id": str(run.experiment_id or "")}
+    if ref is not None:
+        details["pipeline_id"] = str(ref.pipeline_id or "")
+        details["version_id"] = str(ref.pipeline_version_id or "")
+    err = getattr(run, "error", None)
+    message = (getattr(err, "message", None) or None) if err is not None else None
+    return SubmittedRun(
+        target="kubeflow",
+        run_id=str(run.run_id),
+        name=str(run.display_name or ""),
+        state=normalise_state(run.state),
+        url=f"{conn.ui}/#/runs/details/{run.run_id}",
+        pipeline=pipeline,
+        created=_iso(getattr(run, "created_at", None)),
+        error=message,
+        details={k: v for k, v in details.items() if v},
+    )
+
+
+def _find_version(client: Any, pipeline_id: str, name: str) -> str | None:
+    found = _call(
+        "listing pipeline versions",
+        client.list_pipeline_versions,
+        pipeline_id=pipeline_id,
+        page_size=1,
+        filter=_eq_filter("display_name", name),
+    )
+    versions = found.pipeline_versions or []
+    return str(versions[0].pipeline_version_id) if versions else None
+
+
+def _upload(client: Any, package: Path, pipeline_name: str, description: str, namespace: str | None, digest: str) -> tuple[str, str]:
+    """Uploads the package as a pipeline or a version of it; returns (pipeline id, version id)."""
+    version_name = f"{pipeline_name}-{digest[:12]}"
+    pipeline_id = _call("looking up the pipeline", client.get_pipeline_id, pipeline_name)
+    if pipeline_id is None:
+        created = _call(
+            "uploading the pipeline",
+            client.upload_pipeline,
+            str(package),
+            pipeline_name=pipeline_name,
+            description=description,
+            namespace=namespace,
+        )
+        pipeline_id = str(created.pipeline_id)
+        found = _call(
+            "listing pipeline versions", client.list_pipeline_versions, pipeline_id=pipeline_id, page_size=1, sort_by="created_at desc"
+        )
+        versions = found.pipeline_versions or []
+        if not versions:
+            raise PipelineRunError(f"Kubeflow Pipelines created pipeline {pipeline_name} ({pipeline_id}) but lists no version of it")
+        return pipeline_id, str(versions[0].pipeline_version_id)
+    existing = _find_version(client, pipeline_id, version_name)
+    if existing is not None:
+        return str(pipeline_id), existing
+    version = _call(
+        "uploading a pipeline version",
+        client.upload_pipeline_version,
+        str(package),
+        pipeline_version_name=version_name,
+        pipeline_id=pipeline_id,
+        description=description or None,
+    )
+    return str(pipeline_id), str(version.pipeline_version_id)
+
+
+def submit_kubeflow(
+    spec: PipelineSpec,
+    host: Connection,
+    experiment: str | None = None,
+    pipeline_name: str | None = None,
+    namespace: str | None = None,
+    token: str | None = None,
+    credentials: Any = None,
+    *,
+    run_name: str | None = None,
+    until: str | None = None,
+    service_account: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    package_path: str | Path | None = None,
+) -> SubmittedRun:
+    """Compiles a spec and starts a run of it on Kubeflow Pipelines.
+
+    Args:
+        spec: the pipeline spec (the same one ``cvpipe run`` runs locally).
+        host: the API endpoint, or a :class:`KubeflowConnection`.
+        experiment: experiment to file the run under (got or created; default: the spec's name).
+        pipeline_name: name of the uploaded pipeline (default: the spec's name).
+        namespace: profile namespace (multi-user Kubeflow).
+        token: bearer token.
+        credentials: a ``kfp.client.TokenCredentialsBase``.
+        run_name: the run's display name (default: ``<spec name>-<UTC time>``).
+        until: last step to include (``ingest`` ... ``push``); None for the whole pipeline.
+        service_account: Kubernetes service account the run's pods use.
+        parameters: pipeline parameters to override (the spec travels as ``spec_json``'s default).
+        package_path: an already compiled pipeline YAML to submit instead of compiling ``spec``.
+
+    Returns:
+        The new run (usually ``PENDING``).
+
+    Raises:
+        PipelineRunError: the server refused or could not be reached (the message carries its answer).
+    """
+    from ..compiler import compile_spec
+
+    conn = _conn(host, namespace=namespace, token=token, credentials=credentials)
+    name = pipeline_name or spec.name
+    with tempfile.TemporaryDirectory(prefix="cvpipe-kfp-") as tmp:
+        package = Path(package_path) if package_path else compile_spec(spec, Path(tmp) / f"{spec.name}.yaml", until=until)
+        digest = hashlib.sha256(package.read_bytes()).hexdigest()
+        client = conn.client()
+        description = spec.description or f"cvpipe {spec.task} training pipeline"
+        pipeline_id, version_id = _upload(client, package, name, description, conn.namespace, digest)
+    exp = _call("getting or creating the experiment", client.create_experiment, experiment or spec.name, namespace=conn.namespace)
+    display = run_name or f"{spec.name}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+    run = _call(
+        "creating the run",
+        client.run_pipeline,
+        experiment_id=exp.experiment_id,
+        job_name=display,
+        params=dict(parameters or {}),
+        pipeline_id=pipeline_id,
+        version_id=version_id,
+        pipeline_root=spec.runtime.pipeline_root,
+        service_account=service_account,
+    )
+    out = _to_run(run, conn, pipeline=name)
+    out.details.update(
+        {"pipeline_id": pipeline_id, "version_id": version_id, "experiment_id": str(exp.experiment_id), "experiment": exp.display_name}
+    )
+    return out
+
+
+def get_run(run_id: str, host: Connection, namespace: str | None = None, token: str | None = None, credentials: Any = None) -> SubmittedRun:
+    """The current state of a Kubeflow run.
+
+    Args:
+        run_id: the run id.
+        host: the API endpoint, or a :class:`KubeflowConnection`.
+        namespace: profile namespace.
+        token: bearer token.
+        credentials: a ``kfp.client.TokenCredentialsBase``.
+
+    Returns:
+        The run.
+
+    Raises:
+        PipelineRunError: no such run, or the server cannot be reached.
+    """
+    conn = _conn(host, namespace=namespace, token=token, credentials=credentials)
+    client = conn.client()
+    return _to_run(_call(f"getting run {run_id}", client.get_run, run_id), conn)
+
+
+def list_runs(
+    host: Connection,
+    experiment: str | None = None,
+    namespace: str | None = None,
+    token: str | None = None,
+    credentials: Any = None,
+    limit: int = 20,
+) -> list[SubmittedRun]:
+    """The newest runs, optionally of one experiment.
+
+    Args:
+        host: the API endpoint, or a :class:`KubeflowConnection`.
+        experiment: experiment name to list (None: all runs the caller may see).
+        namespace: profile namespace.
+        token: bearer token.
+        credentials: a ``kfp.client.TokenCredentialsBase``.
+        limit: at most this many runs, newest first.
+
+    Returns:
+        The runs.
+
+    Raises:
+        PipelineRunError: the experiment does not exist, or the server cannot be reached.
+    """
+    conn = _conn(host, namespace=namespace, token=token, credentials=credentials)
+    client = conn.client()
+    experiment_id = None
+    if experiment:
+        found = _call(
+            "looking up the experiment", client.list_experiments, filter=_eq_filter("display_name", experiment), namespace=conn.namespace
+        )
+        if not found.experiments:
+            raise PipelineRunError(f"Kubeflow Pipelines has no experiment named {experiment!r}")
+        experiment_id = found.experiments[0].experiment_id
+    got = _call(
+        "listing runs", client.list_runs, page_size=limit, sort_by="created_at desc", experiment_id=experiment_id, namespace=conn.namespace
+    )
+    return [_to_run(r, conn) for r in (got.runs or [])]
+
+
+def wait_run(
+    run_id: str,
+    host: Connection,
+    timeout: float | None = 3600.0,
+    poll: float = 10.0,
+    namespace: str | None = None,
+    token: str | None = None,
+    credentials: Any = None,
+    on_change: Callable[[SubmittedRun], None] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> SubmittedRun:
+    """Waits until a Kubeflow run finishes.
+
+    Args:
+        run_id: the run id.
+        host: the API endpoint, or a :class:`KubeflowConnection`.
+        timeout: seconds to wait at most (None: no limit).
+        poll: seconds between polls.
+        namespace: profile namespace.
+        token: bearer token.
+        credentials: a ``kfp.client.TokenCredentialsBase``.
+        on_change: called with the run whenever its state changes.
+        sleep: the sleep function (default ``time.sleep``).
+
+    Returns:
+        The finished run (check ``succeeded``).
+
+    Raises:
+        PipelineRunError: still running after ``timeout``, or the server cannot be reached.
+    """
+    import time
+
+    conn = _conn(host, namespace=namespace, token=token, credentials=credentials)
+    client = conn.client()
+    return wait_until_done(
+        lambda: _to_run(_call(f"getting run {run_id}", client.get_run, run_id), conn), timeout, poll, on_change, sleep or time.sleep
+    )

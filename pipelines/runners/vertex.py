@@ -1,0 +1,506 @@
+"""Run a spec's pipeline on Vertex AI Pipelines with ``google.cloud.aiplatform.PipelineJob``.
+
+:func:`submit_vertex` compiles the spec (the YAML ``cvpipe compile``
+writes) and submits it as a ``PipelineJob`` with the pipeline root, service
+account, network and labels of the target project. Where those come from,
+in order: the arguments, then the spec (``runtime.pipeline_root`` when it is
+``gs://``), then a :class:`VertexSettings` file (``infra/vertex/settings.yaml``).
+
+The settings also describe the project's machines: per-step machine types
+(or CPU/memory) and the training accelerator. They fill what the spec leaves
+unset and never override it, so one spec runs locally (kfp.local ignores
+resources) and on Vertex AI without edits. Vertex AI Pipelines picks the
+machine for each task from its CPU, memory and accelerator requests.
+
+``google-cloud-aiplatform`` keeps its connection settings in a process-wide
+``aiplatform.init`` configuration; every call here sets it for the duration
+of the call only and puts the previous configuration back, so other users
+of the library in the same process (the Vertex model registry) are not
+affected. The REST transport is used. An ``http://`` API endpoint (a local
+emulator or test server) gets anonymous credentials unless others are given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from components.core.errors import PipelineRunError, SpecError
+from components.core.spec import AcceleratorSpec, PipelineSpec, ResourceSpec, RuntimeSpec
+
+from .remote import SubmittedRun, normalise_state, wait_until_done
+
+__all__ = [
+    "MACHINE_TYPES",
+    "MachineSettings",
+    "VertexSettings",
+    "apply_settings",
+    "get_run",
+    "list_runs",
+    "load_settings",
+    "submit_vertex",
+    "wait_run",
+]
+
+MACHINE_TYPES: dict[str, tuple[int, str, str | None, int]] = {
+    # name: (vCPUs, memory, accelerator, accelerator count)
+    "e2-standard-4": (4, "16G", None, 0),
+    "e2-standard-8": (8, "32G", None, 0),
+    "e2-standard-16": (16, "64G", None, 0),
+    "e2-highmem-8": (8, "64G", None, 0),
+    "n1-standard-4": (4, "15G", None, 0),
+    "n1-standard-8": (8, "30G", None, 0),
+    "n1-standard-16": (16, "60G", None, 0),
+    "n1-highmem-8": (8, "52G", None, 0),
+    "n2-standard-8": (8, "32G", None, 0),
+    "n2-standard-16": (16, "64G", None, 0),
+    "g2-standard-4": (4, "16G", "NVIDIA_L4", 1),
+    "g2-standard-8": (8, "32G", "NVIDIA_L4", 1),
+    "g2-standard-24": (24, "96G", "NVIDIA_L4", 2),
+    "a2-highgpu-1g": (12, "85G", "NVIDIA_TESLA_A100", 1),
+    "a2-highgpu-2g": (24, "170G", "NVIDIA_TESLA_A100", 2),
+}
+"""Machine types settings may name, as the CPU, memory and accelerator requests that select them."""
+
+_TRANSPORT = "rest"
+_INIT_LOCK = threading.RLock()
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MachineSettings(_Model):
+    """The machine of one step on Vertex AI.
+
+    Attributes:
+        machine_type: a name from :data:`MACHINE_TYPES` (sets CPU, memory and,
+            for ``g2``/``a2``, the accelerator).
+        cpu: CPU request (``"8"``); overrides the machine type's.
+        memory: memory request (``"32G"``); overrides the machine type's.
+        accelerator_type: accelerator (``NVIDIA_L4``, ``NVIDIA_TESLA_T4``,
+            ``NVIDIA_TESLA_A100``, ``TPU_V5_LITEPOD``...); for the ``train`` step only.
+        accelerator_count: how many.
+    """
+
+    machine_type: str | None = None
+    cpu: str | None = None
+    memory: str | None = None
+    accelerator_type: str | None = None
+    accelerator_count: int = Field(1, ge=1)
+
+    @field_validator("machine_type")
+    @classmethod
+    def _known(cls, v: str | None) -> str | None:
+        if v is not None and v not in MACHINE_TYPES:
+            raise ValueError(f"unknown machine type {v!r}; known: {', '.join(MACHINE_TYPES)} (or give cpu and memory)")
+        return v
+
+    def resolved(self) -> tuple[str | None, str | None, str | None, int]:
+        """``(cpu, memory, accelerator type, count)`` after expanding the machine type."""
+        cpu, memory, acc, count = self.cpu, self.memory, self.accelerator_type, self.accelerator_count
+        if self.machine_type:
+            m_cpu, m_mem, m_acc, m_count = MACHINE_TYPES[self.machine_type]
+            cpu = cpu or str(m_cpu)
+            memory = memory or m_mem
+            if acc is None and m_acc is not None:
+                acc, count = m_acc, m_count
+        return cpu, memory, acc, count
+
+
+class VertexSettings(_Model):
+    """A Google Cloud project's Vertex AI Pipelines settings (``infra/vertex/settings.yaml``).
+
+    Attributes:
+        project: project id.
+        region: Vertex AI region (``europe-west4``...).
+        service_account: the service account pipeline tasks run as.
+        pipeline_root: ``gs://`` pipeline root (used when the spec's ``runtime.pipeline_root`` is not ``gs://``).
+        staging_bucket: ``gs://`` staging bucket; ``<staging_bucket>/pipeline_root`` when no pipeline root is set.
+        network: VPC network to peer with (``projects/<number>/global/networks/<name>``).
+        api_endpoint: the Vertex AI API endpoint (default: the region's).
+        image: component image (Artifact Registry) used when the spec keeps the default local tag.
+        labels: labels of every pipeline job.
+        enable_caching: override the tasks' caching settings for every run (None: the spec's).
+        machines: per step (``default``, ``ingest``, ``train``...): machine type or CPU/memory, and for ``train`` the accelerator.
+    """
+
+    project: str | None = None
+    region: str | None = None
+    service_account: str | None = None
+    pipeline_root: str | None = None
+    staging_bucket: str | None = None
+    network: str | None = None
+    api_endpoint: str | None = None
+    image: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    enable_caching: bool | None = None
+    machines: dict[str, MachineSettings] = Field(default_factory=dict)
+
+    @field_validator("pipeline_root", "staging_bucket")
+    @classmethod
+    def _gcs(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("gs://"):
+            raise ValueError("must be a gs:// URI")
+        return v
+
+    def default_pipeline_root(self) -> str | None:
+        """The settings' pipeline root: ``pipeline_root``, else ``<staging_bucket>/pipeline_root``."""
+        if self.pipeline_root:
+            return self.pipeline_root
+        if self.staging_bucket:
+            return self.staging_bucket.rstrip("/") + "/pipeline_root"
+        return None
+
+
+def load_settings(path: str | os.PathLike[str]) -> VertexSettings:
+    """Reads a Vertex AI settings YAML file.
+
+    Args:
+        path: the file (``infra/vertex/settings.yaml``).
+
+    Returns:
+        The settings.
+
+    Raises:
+        SpecError: the file cannot be read or has invalid or unknown keys (each with its key path).
+    """
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except OSError as e:
+        raise SpecError([("", f"cannot read settings file: {e.strerror}")], str(p)) from None
+    except yaml.YAMLError as e:
+        raise SpecError([("", f"not valid YAML: {e}")], str(p)) from None
+    if not isinstance(data, dict):
+        raise SpecError([("", "settings must be a mapping of keys to values")], str(p))
+    try:
+        return VertexSettings.model_validate(data)
+    except ValidationError as e:
+        problems = [(".".join(str(x) for x in err["loc"]), str(err["msg"]).removeprefix("Value error, ")) for err in e.errors()]
+        raise SpecError(problems, str(p)) from None
+
+
+def apply_settings(spec: PipelineSpec, settings: VertexSettings | None) -> PipelineSpec:
+    """The spec as it runs on Vertex AI: settings fill what the spec leaves unset (the spec always wins).
+
+    * ``image`` replaces the default local image tag (a tag the spec names is kept);
+    * ``machines.<step>`` CPU/memory fill a step's resources where the spec has
+      no value (for that step, or through its ``default``);
+    * ``machines.train`` accelerator applies when the spec trains on ``cpu``.
+
+    Args:
+        spec: the spec.
+        settings: the project's settings (None: the spec unchanged).
+
+    Returns:
+        A new spec (the given one is not modified).
+    """
+    if settings is None:
+        return spec
+    data = spec.model_dump(mode="json")
+    runtime = data["runtime"]
+    if settings.image and spec.runtime.image == RuntimeSpec.model_fields["image"].default:
+        runtime["image"] = settings.image
+    resources: dict[str, dict[str, Any]] = runtime["resources"]
+    blank = ResourceSpec().model_dump(mode="json")
+    fallback = settings.machines.get("default")
+    given = dict(resources)  # the spec's own entries: what settings never override
+    for step in sorted(set(given) | set(settings.machines)):
+        own = given.get(step) or (given.get("default") if step != "default" else None)
+        entry = dict(own or blank)
+        for machine in (settings.machines.get(step), fallback if step != "default" else None):
+            if machine is None:
+                continue
+            cpu, memory, _, _ = machine.resolved()
+            entry["cpu"] = entry.get("cpu") or cpu
+            entry["memory"] = entry.get("memory") or memory
+        resources[step] = entry
+    train = settings.machines.get("train")
+    if train is not None and spec.train.accelerator.type == "cpu":
+        _, _, acc, count = train.resolved()
+        if acc:
+            kind = "tpu" if acc.upper().startswith("TPU") else "gpu"
+            data["train"]["accelerator"] = AcceleratorSpec(type=kind, kind=acc, count=count).model_dump(mode="json")
+    return PipelineSpec.model_validate(data)
+
+
+@contextlib.contextmanager
+def _aiplatform(project: str, region: str, api_endpoint: str | None, credentials: Any) -> Iterator[Any]:
+    """``aiplatform`` initialised for one call; the previous process-wide configuration is put back after."""
+    from google.cloud import aiplatform
+    from google.cloud.aiplatform import initializer
+
+    if credentials is None and api_endpoint and api_endpoint.startswith("http://"):
+        from google.auth.credentials import AnonymousCredentials
+
+        credentials = AnonymousCredentials()
+    with _INIT_LOCK:
+        config = initializer.global_config
+        saved = dict(vars(config))
+        try:
+            kwargs: dict[str, Any] = {"project": project, "location": region, "api_transport": _TRANSPORT}
+            if api_endpoint:
+                kwargs["api_endpoint"] = api_endpoint
+            if credentials is not None:
+                kwargs["credentials"] = credentials
+            aiplatform.init(**kwargs)
+            yield aiplatform
+        finally:
+            vars(config).clear()
+            vars(config).update(saved)
+
+
+def _describe(e: BaseException) -> str:
+    message = getattr(e, "message", None)
+    code = getattr(e, "code", None)
+    if message:
+        return f"{code.name if hasattr(code, 'name') else code} {message}".strip() if code else str(message)
+    return f"{type(e).__name__}: {e}"
+
+
+def _vertex(what: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except PipelineRunError:
+        raise
+    except Exception as e:
+        raise PipelineRunError(f"Vertex AI Pipelines: {what} failed: {_describe(e)}") from None
+
+
+def _to_run(job: Any, pipeline: str = "") -> SubmittedRun:
+    res = job.gca_resource
+    name = str(res.name)
+    fields = name.split("/")
+    job_id = fields[-1] if fields else name
+    raw = res.state.name if hasattr(res.state, "name") else str(res.state)
+    try:
+        url = job._dashboard_uri()
+    except Exception:
+        url = ""
+    info = res.pipeline_spec.get("pipelineInfo", {}) if res.pipeline_spec else {}
+    created = res.create_time.isoformat() if getattr(res, "create_time", None) else ""
+    error = res.error.message if res.error and res.error.message else None
+    return SubmittedRun(
+        target="vertex",
+        run_id=job_id,
+        name=str(res.display_name),
+        state=normalise_state(raw),
+        url=url,
+        pipeline=pipeline or str(info.get("name", "")),
+        created=created,
+        error=error,
+        details={
+            "raw_state": raw,
+            "resource_name": name,
+            "pipeline_root": str(res.runtime_config.gcs_output_directory or ""),
+            "service_account": str(res.service_account or ""),
+        },
+    )
+
+
+def _need(value: str | None, what: str, flag: str) -> str:
+    if not value:
+        raise PipelineRunError(f"Vertex AI needs a {what}: pass {flag} or set it in the settings file (infra/vertex/settings.yaml)")
+    return value
+
+
+def submit_vertex(
+    spec: PipelineSpec,
+    project: str | None = None,
+    region: str | None = None,
+    pipeline_root: str | None = None,
+    service_account: str | None = None,
+    api_endpoint: str | None = None,
+    credentials: Any = None,
+    *,
+    settings: VertexSettings | None = None,
+    job_id: str | None = None,
+    network: str | None = None,
+    labels: dict[str, str] | None = None,
+    enable_caching: bool | None = None,
+    until: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    package_path: str | Path | None = None,
+) -> SubmittedRun:
+    """Compiles a spec and submits it as a Vertex AI PipelineJob.
+
+    Args:
+        spec: the pipeline spec (the same one ``cvpipe run`` runs locally).
+        project: Google Cloud project (default: ``settings.project``).
+        region: Vertex AI region (default: ``settings.region``).
+        pipeline_root: ``gs://`` pipeline root; default: the spec's
+            ``runtime.pipeline_root`` when it is ``gs://``, else the settings'.
+        service_account: the service account the tasks run as (default: ``settings.service_account``).
+        api_endpoint: Vertex AI endpoint (default: the settings', else the region's).
+        credentials: ``google.auth`` credentials (default: application default credentials).
+        settings: project settings (see :class:`VertexSettings`); they also fill
+            machine and accelerator requests the spec leaves unset.
+        job_id: the pipeline job id (default: ``<pipeline>-<UTC time>-<4 random hex digits>``, so
+            two submissions in the same second do not collide).
+        network: VPC network to peer with.
+        labels: extra job labels (``cvpipe-pipeline`` and ``cvpipe-task`` are always set).
+        enable_caching: override every task's caching (None: the spec's per-task settings).
+        until: last step to include; None for the whole pipeline.
+        parameters: pipeline parameters to override.
+        package_path: an already compiled pipeline YAML to submit instead of compiling ``spec``.
+
+    Returns:
+        The submitted job (usually ``PENDING``).
+
+    Raises:
+        PipelineRunError: a required setting is missing, or Vertex AI refused the job.
+    """
+    from ..compiler import compile_spec
+
+    s = settings or VertexSettings()
+    project = _need(project or s.project, "project", "--project")
+    region = _need(region or s.region, "region", "--region")
+    spec_root = spec.runtime.pipeline_root if (spec.runtime.pipeline_root or "").startswith("gs://") else None
+    root = _need(pipeline_root or spec_root or s.default_pipeline_root(), "gs:// pipeline root", "--pipeline-root")
+    if not root.startswith("gs://"):
+        raise PipelineRunError(f"Vertex AI needs a gs:// pipeline root, not {root}")
+    effective = apply_settings(spec, settings)
+    all_labels = {**s.labels, **(labels or {}), "cvpipe-pipeline": spec.name, "cvpipe-task": spec.task}
+    caching = enable_caching if enable_caching is not None else s.enable_caching
+    job_id = job_id or f"{spec.name}-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(2)}"
+    with tempfile.TemporaryDirectory(prefix="cvpipe-vertex-") as tmp:
+        package = Path(package_path) if package_path else compile_spec(effective, Path(tmp) / f"{spec.name}.yaml", until=until)
+        with _aiplatform(project, region, api_endpoint or s.api_endpoint, credentials) as aip:
+            job = _vertex(
+                "building the pipeline job",
+                lambda: aip.PipelineJob(
+                    display_name=spec.name,
+                    template_path=str(package),
+                    job_id=job_id,
+                    pipeline_root=root,
+                    parameter_values=dict(parameters or {}),
+                    enable_caching=caching,
+                    labels=all_labels,
+                    project=project,
+                    location=region,
+                ),
+            )
+            _vertex(
+                "submitting the pipeline job",
+                lambda: job.submit(service_account=service_account or s.service_account, network=network or s.network),
+            )
+            return _to_run(job, pipeline=spec.name)
+
+
+def get_run(
+    run_id: str,
+    project: str | None = None,
+    region: str | None = None,
+    api_endpoint: str | None = None,
+    credentials: Any = None,
+    settings: VertexSettings | None = None,
+) -> SubmittedRun:
+    """The current state of a Vertex AI pipeline job.
+
+    Args:
+        run_id: the job id, or its full resource name.
+        project: project (default: ``settings.project``).
+        region: region (default: ``settings.region``).
+        api_endpoint: Vertex AI endpoint.
+        credentials: ``google.auth`` credentials.
+        settings: project settings.
+
+    Returns:
+        The job.
+
+    Raises:
+        PipelineRunError: no such job, or Vertex AI cannot be reached.
+    """
+    s = settings or VertexSettings()
+    project = _need(project or s.project, "project", "--project")
+    region = _need(region or s.region, "region", "--region")
+    with _aiplatform(project, region, api_endpoint or s.api_endpoint, credentials) as aip:
+        job = _vertex(f"getting pipeline job {run_id}", lambda: aip.PipelineJob.get(run_id, project=project, location=region))
+        return _to_run(job)
+
+
+def list_runs(
+    project: str | None = None,
+    region: str | None = None,
+    pipeline: str | None = None,
+    api_endpoint: str | None = None,
+    credentials: Any = None,
+    settings: VertexSettings | None = None,
+    limit: int = 20,
+) -> list[SubmittedRun]:
+    """The newest pipeline jobs of a region, optionally of one pipeline.
+
+    Args:
+        project: project (default: ``settings.project``).
+        region: region (default: ``settings.region``).
+        pipeline: pipeline name (the spec's ``name``) to list.
+        api_endpoint: Vertex AI endpoint.
+        credentials: ``google.auth`` credentials.
+        settings: project settings.
+        limit: at most this many jobs, newest first.
+
+    Returns:
+        The jobs.
+
+    Raises:
+        PipelineRunError: Vertex AI cannot be reached or refused.
+    """
+    s = settings or VertexSettings()
+    project = _need(project or s.project, "project", "--project")
+    region = _need(region or s.region, "region", "--region")
+    flt = f'pipeline_name="{pipeline}"' if pipeline else None
+    with _aiplatform(project, region, api_endpoint or s.api_endpoint, credentials) as aip:
+        jobs = _vertex(
+            "listing pipeline jobs", lambda: aip.PipelineJob.list(filter=flt, order_by="create_time desc", project=project, location=region)
+        )
+        return [_to_run(j) for j in jobs[:limit]]
+
+
+def wait_run(
+    run_id: str,
+    project: str | None = None,
+    region: str | None = None,
+    timeout: float | None = 3600.0,
+    poll: float = 30.0,
+    api_endpoint: str | None = None,
+    credentials: Any = None,
+    settings: VertexSettings | None = None,
+    on_change: Callable[[SubmittedRun], None] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> SubmittedRun:
+    """Waits until a Vertex AI pipeline job finishes.
+
+    Args:
+        run_id: the job id, or its full resource name.
+        project: project (default: ``settings.project``).
+        region: region (default: ``settings.region``).
+        timeout: seconds to wait at most (None: no limit).
+        poll: seconds between polls.
+        api_endpoint: Vertex AI endpoint.
+        credentials: ``google.auth`` credentials.
+        settings: project settings.
+        on_change: called with the job whenever its state changes.
+        sleep: the sleep function (default ``time.sleep``).
+
+    Returns:
+        The finished job (check ``succeeded``).
+
+    Raises:
+        PipelineRunError: still running after ``timeout``, or Vertex AI cannot be reached.
+    """
+    import time
+
+    return wait_until_done(
+        lambda: get_run(run_id, project, region, api_endpoint, credentials, settings), timeout, poll, on_change, sleep or time.sleep
+    )

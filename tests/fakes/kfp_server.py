@@ -1,0 +1,376 @@
+"""A local HTTP server that speaks the Kubeflow Pipelines v2beta1 REST API that ``kfp.Client`` (2.13) uses.
+
+It keeps pipelines, versions, experiments and runs in memory, records every
+request (with the uploaded pipeline files and the ``Authorization`` header)
+so tests can assert the exact payloads, and moves each run through a
+scripted sequence of states, one step per ``GET /runs/{id}``.
+
+Served routes (under ``/apis/v2beta1``):
+
+* ``GET  /healthz``
+* ``GET  /pipelines`` (``filter`` on ``display_name``), ``GET /pipelines/{id}``
+* ``POST /pipelines/upload`` (multipart ``uploadfile``; ``name``, ``description``, ``namespace``)
+* ``POST /pipelines/upload_version`` (multipart ``uploadfile``; ``name``, ``pipelineid``, ``description``)
+* ``GET  /pipelines/{id}/versions`` (``filter`` on ``display_name``, ``sort_by``, ``page_size``)
+* ``GET  /experiments`` (``filter``), ``POST /experiments``
+* ``POST /runs``, ``GET /runs/{id}``, ``GET /runs`` (``experiment_id``, ``namespace``, ``sort_by``, ``page_size``)
+
+Semantics follow the KFP API server: uploading a pipeline also creates its
+first version (named like the pipeline); a pipeline or version name already
+taken answers 409 ``ALREADY_EXISTS``; an uploaded file that is not a KFP v2
+pipeline spec answers 400; an unknown id answers 404.
+
+Usage::
+
+    with FakeKfpServer(token="secret") as server:
+        client = kfp.Client(host=server.url, existing_token="secret")
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import yaml
+
+__all__ = ["FakeKfpServer", "KfpRequest"]
+
+API = "/apis/v2beta1"
+_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 500: "INTERNAL"}
+_CODES = {400: 3, 401: 16, 404: 5, 409: 6, 500: 13}
+
+
+@dataclass(frozen=True)
+class KfpRequest:
+    """One request the server received.
+
+    Attributes:
+        method: ``GET``, ``POST``...
+        path: the URL path, percent-decoded.
+        query: query parameters (first value of each).
+        body: the parsed JSON body, or for a multipart upload ``{field: {"filename", "content"}}``, or None.
+        authorization: the ``Authorization`` header, if any.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    authorization: str | None
+
+
+@dataclass
+class _Run:
+    body: dict[str, Any]
+    states: list[str] = field(default_factory=list)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _eq_filter(raw: str | None) -> dict[str, str]:
+    """``{key: value}`` of the EQUALS predicates of a KFP filter (the only kind kfp.Client sends)."""
+    if not raw:
+        return {}
+    data = json.loads(raw)
+    out = {}
+    for p in data.get("predicates", []):
+        # kfp.Client sends the operation as its enum number (1); protojson also accepts the name
+        if p.get("operation") not in (1, "EQUALS"):
+            raise ValueError(f"unsupported filter operation {p.get('operation')!r}")
+        out[p["key"]] = p.get("stringValue", p.get("string_value", ""))
+    return out
+
+
+class FakeKfpServer:
+    """The server; start it with ``with`` or :meth:`start`.
+
+    Args:
+        token: when set, every request must carry ``Authorization: Bearer <token>`` (else 401).
+        states: the states a new run goes through, one per ``GET /runs/{id}`` (the last one stays).
+        multi_user: what ``/healthz`` answers.
+    """
+
+    def __init__(self, token: str | None = None, states: list[str] | None = None, multi_user: bool = False):
+        self.token = token
+        self.default_states = list(states or ["PENDING", "RUNNING", "SUCCEEDED"])
+        self.multi_user = multi_user
+        self.requests: list[KfpRequest] = []
+        self.pipelines: dict[str, dict[str, Any]] = {}
+        self.versions: dict[str, list[dict[str, Any]]] = {}
+        self.experiments: dict[str, dict[str, Any]] = {}
+        self.runs: dict[str, _Run] = {}
+        self._clock = 0
+        self._t0 = time.time()
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> FakeKfpServer:
+        """Starts serving on 127.0.0.1 (a free port) in a daemon thread."""
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                status, payload = server._dispatch(
+                    self.command, self.path, raw, self.headers.get("Content-Type", ""), self.headers.get("Authorization")
+                )
+                data = json.dumps(payload).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = _handle
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, name="fake-kfp", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stops serving."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> FakeKfpServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The ``host`` to give ``kfp.Client``."""
+        assert self._httpd is not None, "server not started"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    # -- test helpers ----------------------------------------------------------------
+    def calls(self, method: str | None = None, contains: str = "") -> list[KfpRequest]:
+        """Recorded requests, optionally filtered by method and a path substring."""
+        return [r for r in self.requests if (method is None or r.method == method) and contains in r.path]
+
+    def script(self, run_id: str, states: list[str], error: str | None = None) -> None:
+        """Sets the states a run goes through from now on (one per GET), and its error message."""
+        with self._lock:
+            run = self.runs[run_id]
+            run.states = list(states)
+            if error is not None:
+                run.body["error"] = {"code": 2, "message": error}
+
+    def add_run(self, display_name: str, experiment_id: str = "", state: str = "SUCCEEDED") -> str:
+        """Adds a run directly (as if created earlier) and returns its id."""
+        with self._lock:
+            run_id = str(uuid.uuid4())
+            self.runs[run_id] = _Run(self._run_body(run_id, {"display_name": display_name, "experiment_id": experiment_id}, state), [state])
+            return run_id
+
+    # -- protocol --------------------------------------------------------------------
+    def _error(self, code: int, message: str) -> tuple[int, dict[str, Any]]:
+        return code, {
+            "error": message,
+            "code": _CODES.get(code, 2),
+            "message": message,
+            "details": [{"status": _STATUS.get(code, "UNKNOWN")}],
+        }
+
+    def _tick(self) -> str:
+        # distinct, increasing creation times even within one second
+        self._clock += 1
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._t0 + self._clock))
+
+    def _multipart(self, raw: bytes, content_type: str) -> dict[str, Any]:
+        msg = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+        out: dict[str, Any] = {}
+        for part in msg.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            out[str(name)] = {"filename": part.get_filename(), "content": part.get_payload(decode=True)}
+        return out
+
+    def _dispatch(self, method: str, raw_path: str, raw: bytes, content_type: str, auth: str | None) -> tuple[int, Any]:
+        parts = urlsplit(raw_path)
+        path = unquote(parts.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        if content_type.startswith("multipart/form-data"):
+            body: Any = self._multipart(raw, content_type)
+        else:
+            body = json.loads(raw) if raw else None
+        with self._lock:
+            self.requests.append(KfpRequest(method, path, query, body, auth))
+            if self.token is not None and auth != f"Bearer {self.token}":
+                return self._error(401, "Unauthenticated: a valid bearer token is required")
+            if not path.startswith(API):
+                return self._error(404, f"no route {path}")
+            try:
+                return self._route(method, path[len(API) :], query, body)
+            except ValueError as e:
+                return self._error(400, str(e))
+
+    def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        seg = [s for s in path.split("/") if s]
+        if method == "GET" and seg == ["healthz"]:
+            return 200, {"multi_user": self.multi_user}
+        if seg[:1] == ["pipelines"]:
+            return self._pipelines(method, seg[1:], query, body)
+        if seg == ["experiments"]:
+            if method == "GET":
+                wanted = _eq_filter(query.get("filter")).get("display_name")
+                found = [e for e in self.experiments.values() if wanted is None or e["display_name"] == wanted]
+                if "namespace" in query:
+                    found = [e for e in found if e.get("namespace", "") == query["namespace"]]
+                return 200, {"experiments": found, "total_size": len(found)} if found else {}
+            if method == "POST":
+                name = (body or {}).get("display_name")
+                if not name:
+                    return self._error(400, "experiment display_name is required")
+                if any(e["display_name"] == name for e in self.experiments.values()):
+                    return self._error(409, f"experiment {name} already exists")
+                exp = {
+                    "experiment_id": str(uuid.uuid4()),
+                    "display_name": name,
+                    "description": body.get("description") or "",
+                    "namespace": body.get("namespace") or "",
+                    "created_at": _now(),
+                    "storage_state": "AVAILABLE",
+                }
+                self.experiments[exp["experiment_id"]] = exp
+                return 200, exp
+        if seg[:1] == ["runs"]:
+            return self._runs(method, seg[1:], query, body)
+        return self._error(404, f"no route {method} {path}")
+
+    def _pipelines(self, method: str, seg: list[str], query: dict[str, str], body: Any) -> tuple[int, Any]:
+        if method == "GET" and not seg:
+            wanted = _eq_filter(query.get("filter")).get("display_name")
+            found = [p for p in self.pipelines.values() if wanted is None or p["display_name"] == wanted]
+            return 200, ({"pipelines": found, "total_size": len(found)} if found else {})
+        if method == "POST" and seg in (["upload"], ["upload_version"]):
+            upload = (body or {}).get("uploadfile")
+            if not upload:
+                return self._error(400, "uploadfile is required")
+            try:
+                doc = yaml.safe_load(upload["content"])
+                assert isinstance(doc, dict) and doc["pipelineInfo"]["name"] and "root" in doc and "deploymentSpec" in doc
+            except Exception:
+                return self._error(400, f"{upload['filename']} is not a KFP v2 pipeline spec")
+            name = query.get("name") or ""
+            if seg == ["upload"]:
+                if any(p["display_name"] == name for p in self.pipelines.values()):
+                    return self._error(409, f"pipeline {name} already exists")
+                pid = str(uuid.uuid4())
+                pipe = {
+                    "pipeline_id": pid,
+                    "display_name": name,
+                    "description": query.get("description", ""),
+                    "namespace": query.get("namespace", ""),
+                    "created_at": _now(),
+                }
+                self.pipelines[pid] = pipe
+                self.versions[pid] = []
+                self._add_version(pid, name, query.get("description", ""), doc)
+                return 200, pipe
+            pid = query.get("pipelineid", "")
+            if pid not in self.pipelines:
+                return self._error(404, f"pipeline {pid} not found")
+            if any(v["display_name"] == name for v in self.versions[pid]):
+                return self._error(409, f"pipeline version {name} already exists")
+            return 200, self._add_version(pid, name, query.get("description", ""), doc)
+        if seg and seg[0] in self.pipelines:
+            pid = seg[0]
+            if method == "GET" and len(seg) == 1:
+                return 200, self.pipelines[pid]
+            if method == "GET" and seg[1:] == ["versions"]:
+                found = list(self.versions[pid])
+                wanted = _eq_filter(query.get("filter")).get("display_name")
+                if wanted is not None:
+                    found = [v for v in found if v["display_name"] == wanted]
+                if query.get("sort_by", "").endswith(" desc"):
+                    found.reverse()
+                size = int(query.get("page_size") or 0)
+                page = found[:size] if size else found
+                return 200, ({"pipeline_versions": page, "total_size": len(found)} if page else {})
+        if seg:
+            return self._error(404, f"pipeline {seg[0]} not found")
+        return self._error(404, "no route")
+
+    def _add_version(self, pid: str, name: str, description: str, doc: dict[str, Any]) -> dict[str, Any]:
+        version = {
+            "pipeline_id": pid,
+            "pipeline_version_id": str(uuid.uuid4()),
+            "display_name": name,
+            "description": description,
+            "created_at": self._tick(),
+            "pipeline_spec": doc,
+        }
+        self.versions[pid].append(version)
+        return version
+
+    def _run_body(self, run_id: str, body: dict[str, Any], state: str) -> dict[str, Any]:
+        return {
+            **body,
+            "run_id": run_id,
+            "state": state,
+            "storage_state": "AVAILABLE",
+            "created_at": self._tick(),
+            "scheduled_at": _now(),
+            "state_history": [{"state": state, "update_time": _now()}],
+        }
+
+    def _runs(self, method: str, seg: list[str], query: dict[str, str], body: Any) -> tuple[int, Any]:
+        if method == "POST" and not seg:
+            body = body or {}
+            if not body.get("display_name"):
+                return self._error(400, "run display_name is required")
+            if body.get("experiment_id") and body["experiment_id"] not in self.experiments:
+                return self._error(404, f"experiment {body['experiment_id']} not found")
+            ref = body.get("pipeline_version_reference") or {}
+            if ref:
+                pid, vid = ref.get("pipeline_id"), ref.get("pipeline_version_id")
+                if pid not in self.versions or not any(v["pipeline_version_id"] == vid for v in self.versions[pid]):
+                    return self._error(404, f"pipeline version {vid} of pipeline {pid} not found")
+            elif not body.get("pipeline_spec"):
+                return self._error(400, "a run needs a pipeline_spec or a pipeline_version_reference")
+            run_id = str(uuid.uuid4())
+            states = list(self.default_states)
+            run = _Run(self._run_body(run_id, body, states[0]), states)
+            self.runs[run_id] = run
+            return 200, run.body
+        if method == "GET" and not seg:
+            found = [r.body for r in self.runs.values()]
+            if query.get("experiment_id"):
+                found = [b for b in found if b.get("experiment_id") == query["experiment_id"]]
+            found.sort(key=lambda b: b["created_at"], reverse=query.get("sort_by", "").endswith(" desc"))
+            size = int(query.get("page_size") or 0)
+            page = found[:size] if size else found
+            return 200, ({"runs": page, "total_size": len(found)} if page else {})
+        if method == "GET" and len(seg) == 1:
+            current = self.runs.get(seg[0])
+            if current is None:
+                return self._error(404, f"run {seg[0]} not found")
+            state = current.states.pop(0) if len(current.states) > 1 else current.states[0]
+            if state != current.body["state"]:
+                current.body["state"] = state
+                current.body["state_history"].append({"state": state, "update_time": _now()})
+            if state in ("SUCCEEDED", "FAILED", "CANCELED"):
+                current.body.setdefault("finished_at", _now())
+            return 200, current.body
+        return self._error(404, f"no route {method} /runs/{'/'.join(seg)}")

@@ -1,0 +1,278 @@
+"""A local HTTP server that speaks the Vertex AI Pipelines REST API (v1) and the bit of Cloud Storage ``PipelineJob.submit`` uses.
+
+``google-cloud-aiplatform`` with ``api_transport="rest"`` and
+``api_endpoint=server.endpoint`` sends its pipeline-job calls here; with
+``STORAGE_EMULATOR_HOST=server.endpoint`` the Cloud Storage client that
+``PipelineJob.submit`` uses to check the pipeline root's bucket does too.
+Jobs are kept in memory, every request is recorded (JSON bodies parsed) so
+tests can assert the exact payloads, and each job moves through a scripted
+sequence of states, one step per ``GET``.
+
+Served routes (``{parent}`` = ``/v1/projects/{p}/locations/{l}``):
+
+* ``POST {parent}/pipelineJobs?pipelineJobId=ID``  -> the created PipelineJob (409 when the id is taken)
+* ``GET  {parent}/pipelineJobs/{id}``               -> the PipelineJob (404 when unknown)
+* ``GET  {parent}/pipelineJobs``                    -> ``{"pipelineJobs": [...]}``; ``filter`` on
+  ``pipeline_name="..."``, ``display_name="..."`` or ``labels.KEY="..."``
+* ``POST {parent}/pipelineJobs/{id}:cancel``        -> ``{}`` (the job goes CANCELLING, then CANCELLED)
+* ``GET  /storage/v1/b/{bucket}``                   -> the bucket (404 until it exists)
+* ``POST /storage/v1/b?project=P``                  -> creates a bucket
+* ``GET|PUT /storage/v1/b/{bucket}/iam``            -> the bucket's IAM policy
+
+``PipelineJob.submit`` creates a missing pipeline-root bucket and grants the
+job's service account access to it; for a bucket that exists it instead
+asks Cloud Resource Manager (which no local server can stand in for) whether
+the bucket belongs to the project, which offline takes a minute of retries
+before it gives up, harmlessly. Tests therefore start without buckets
+(``buckets``) and pass a service account.
+
+Validation follows Vertex AI where tests rely on it: a job needs a
+``displayName``, a ``pipelineSpec`` with ``pipelineInfo.name`` and a
+``runtimeConfig.gcsOutputDirectory`` on ``gs://``; labels must be lowercase.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+__all__ = ["FakeVertexPipelinesServer", "VertexRequest"]
+
+_PARENT = re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/pipelineJobs(?:/([^/:]+))?(:cancel)?$")
+_LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 500: "INTERNAL"}
+
+
+@dataclass(frozen=True)
+class VertexRequest:
+    """One request the server received.
+
+    Attributes:
+        method: ``GET``, ``POST``...
+        path: the URL path, percent-decoded.
+        query: query parameters (first value of each).
+        body: the parsed JSON body, or None.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+
+
+@dataclass
+class _Job:
+    body: dict[str, Any]
+    states: list[str] = field(default_factory=list)
+
+
+class FakeVertexPipelinesServer:
+    """The server; start it with ``with`` or :meth:`start`.
+
+    Args:
+        states: states a new job goes through, one per ``GET`` (short names: ``PENDING``, ``RUNNING``...; the last one stays).
+        buckets: Cloud Storage buckets that exist from the start.
+    """
+
+    def __init__(self, states: list[str] | None = None, buckets: set[str] | None = None):
+        self.default_states = list(states or ["PENDING", "RUNNING", "SUCCEEDED"])
+        self.buckets: dict[str, dict[str, Any]] = {b: self._bucket(b, "EU") for b in buckets or ()}
+        self.iam: dict[str, dict[str, Any]] = {}
+        self.requests: list[VertexRequest] = []
+        self.jobs: dict[str, _Job] = {}
+        self._clock = 0
+        self._t0 = time.time()
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> FakeVertexPipelinesServer:
+        """Starts serving on 127.0.0.1 (a free port) in a daemon thread."""
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                status, payload = server._dispatch(self.command, self.path, raw)
+                data = json.dumps(payload).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, name="fake-vertex-pipelines", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stops serving."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> FakeVertexPipelinesServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def endpoint(self) -> str:
+        """The ``api_endpoint`` (and ``STORAGE_EMULATOR_HOST``) to use."""
+        assert self._httpd is not None, "server not started"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    # -- test helpers ----------------------------------------------------------------
+    def calls(self, method: str | None = None, contains: str = "") -> list[VertexRequest]:
+        """Recorded requests, optionally filtered by method and a path substring."""
+        return [r for r in self.requests if (method is None or r.method == method) and contains in r.path]
+
+    def script(self, job_id: str, states: list[str], error: str | None = None) -> None:
+        """Sets the states a job goes through from now on (one per GET), and its error message."""
+        with self._lock:
+            job = self.jobs[job_id]
+            job.states = list(states)
+            if error is not None:
+                job.body["error"] = {"code": 9, "message": error}
+
+    # -- protocol --------------------------------------------------------------------
+    def _error(self, code: int, message: str) -> tuple[int, dict[str, Any]]:
+        return code, {"error": {"code": code, "message": message, "status": _STATUS.get(code, "UNKNOWN")}}
+
+    def _time(self) -> str:
+        self._clock += 1
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self._t0 + self._clock)) + ".000000Z"
+
+    def _dispatch(self, method: str, raw_path: str, raw: bytes) -> tuple[int, Any]:
+        parts = urlsplit(raw_path)
+        path = unquote(parts.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            return self._error(400, "body is not JSON")
+        with self._lock:
+            self.requests.append(VertexRequest(method, path, query, body))
+            if path.startswith("/storage/v1/b"):
+                return self._storage(method, path, query, body)
+            m = _PARENT.match(path)
+            if not m:
+                return self._error(404, f"no route {method} {path}")
+            project, location, job_id, cancel = m.groups()
+            if job_id is None:
+                if method == "POST":
+                    return self._create(project, location, query.get("pipelineJobId"), body or {})
+                if method == "GET":
+                    return self._list(query.get("filter"))
+            elif method == "GET" and not cancel:
+                return self._get(job_id)
+            elif method == "POST" and cancel:
+                job = self.jobs.get(job_id)
+                if job is None:
+                    return self._error(404, f"pipeline job {job_id} not found")
+                job.states = ["CANCELLING", "CANCELLED"]
+                return 200, {}
+            return self._error(404, f"no route {method} {path}")
+
+    @staticmethod
+    def _bucket(name: str, location: str) -> dict[str, Any]:
+        return {"kind": "storage#bucket", "id": name, "name": name, "location": location.upper(), "projectNumber": "123456789012"}
+
+    def _storage(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        seg = [x for x in path[len("/storage/v1/b") :].split("/") if x]
+        if method == "POST" and not seg:
+            name = (body or {}).get("name", "")
+            if not query.get("project"):
+                return self._error(400, "project is required to create a bucket")
+            if name in self.buckets:
+                return self._error(409, f"bucket {name} already exists")
+            self.buckets[name] = self._bucket(name, (body or {}).get("location") or "US")
+            return 200, self.buckets[name]
+        if not seg or seg[0] not in self.buckets:
+            return self._error(404, f"bucket {seg[0] if seg else ''} not found")
+        name = seg[0]
+        if method == "GET" and len(seg) == 1:
+            return 200, self.buckets[name]
+        if seg[1:] == ["iam"]:
+            if method == "GET":
+                return 200, self.iam.get(
+                    name,
+                    {"kind": "storage#policy", "resourceId": f"projects/_/buckets/{name}", "version": 1, "etag": "CAE=", "bindings": []},
+                )
+            if method == "PUT":
+                self.iam[name] = {**(body or {}), "etag": "CAI="}
+                return 200, self.iam[name]
+        return self._error(404, f"no route {method} {path}")
+
+    def _create(self, project: str, location: str, job_id: str | None, body: dict[str, Any]) -> tuple[int, Any]:
+        if not job_id:
+            return self._error(400, "pipelineJobId is required")
+        if job_id in self.jobs:
+            return self._error(409, f"pipeline job {job_id} already exists")
+        if not body.get("displayName"):
+            return self._error(400, "display_name is required")
+        info = (body.get("pipelineSpec") or {}).get("pipelineInfo") or {}
+        if not info.get("name"):
+            return self._error(400, "pipeline_spec.pipeline_info.name is required")
+        root = (body.get("runtimeConfig") or {}).get("gcsOutputDirectory", "")
+        if not root.startswith("gs://"):
+            return self._error(400, f"runtime_config.gcs_output_directory must be a gs:// URI, got {root!r}")
+        for key, value in (body.get("labels") or {}).items():
+            if not _LABEL.match(key) or (value and not re.match(r"^[a-z0-9_-]{0,63}$", value)):
+                return self._error(400, f"invalid label {key}={value}")
+        states = list(self.default_states)
+        now = self._time()
+        job = {
+            **body,
+            "name": f"projects/{project}/locations/{location}/pipelineJobs/{job_id}",
+            "state": "PIPELINE_STATE_" + states[0],
+            "createTime": now,
+            "updateTime": now,
+        }
+        self.jobs[job_id] = _Job(job, states)
+        return 200, job
+
+    def _get(self, job_id: str) -> tuple[int, Any]:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return self._error(404, f"pipeline job {job_id} not found")
+        state = job.states.pop(0) if len(job.states) > 1 else job.states[0]
+        job.body["state"] = "PIPELINE_STATE_" + state
+        job.body["updateTime"] = self._time()
+        if state == "RUNNING":
+            job.body.setdefault("startTime", job.body["updateTime"])
+        if state in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            job.body.setdefault("endTime", job.body["updateTime"])
+        return 200, job.body
+
+    def _list(self, flt: str | None) -> tuple[int, Any]:
+        found = [j.body for j in self.jobs.values()]
+        if flt:
+            m = re.fullmatch(r'\s*(pipeline_name|display_name|labels\.[a-z0-9_-]+)\s*=\s*"([^"]*)"\s*', flt)
+            if not m:
+                return self._error(400, f"unsupported filter {flt!r}")
+            key, value = m.groups()
+            if key == "pipeline_name":
+                found = [b for b in found if b["pipelineSpec"]["pipelineInfo"]["name"] == value]
+            elif key == "display_name":
+                found = [b for b in found if b.get("displayName") == value]
+            else:
+                found = [b for b in found if (b.get("labels") or {}).get(key.split(".", 1)[1]) == value]
+        return 200, ({"pipelineJobs": found} if found else {})

@@ -1,0 +1,210 @@
+"""``cvpipe submit`` and ``cvpipe runs show|wait|list --target``: click commands against the local KFP and Vertex servers."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+from fakes.kfp_server import FakeKfpServer
+from fakes.vertex_pipelines_server import FakeVertexPipelinesServer
+
+from components.core.lineage import LineageStore, NewArtifact
+from pipelines import cli as lead_cli
+from pipelines.cli_cluster import extend_runs_list, register_cluster_commands, remote_runs_commands, runs_list_remote, submit_cmd
+
+REPO = Path(__file__).resolve().parents[2]
+SETTINGS = REPO / "infra" / "vertex" / "settings.yaml"
+TOKEN = "cli-token"
+_buckets = itertools.count()
+
+
+@pytest.fixture
+def cvpipe() -> click.Group:
+    """A cvpipe group like the lead's, with the cluster commands registered (the lead's objects are not modified)."""
+    group = click.Group("cvpipe")
+    runs = click.Group("runs")
+    runs.add_command(lead_cli.runs_list)
+    group.add_command(runs)
+    register_cluster_commands(group)
+    return group
+
+
+@pytest.fixture
+def kfp() -> Iterator[FakeKfpServer]:
+    with FakeKfpServer(token=TOKEN) as s:
+        yield s
+
+
+@pytest.fixture
+def vertex(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeVertexPipelinesServer]:
+    with FakeVertexPipelinesServer() as s:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", s.endpoint)
+        yield s
+
+
+@pytest.fixture
+def spec_file(tmp_path: Path) -> Path:
+    """The spec a user runs locally with `cvpipe run spec.yaml` (relative data path, default SQLite lineage)."""
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "shapes-detector",
+                "task": "detection",
+                "data": {"source": "data/annotations.json"},
+                "runtime": {"image": "europe-west4-docker.pkg.dev/acme-ml/cvpipe/cvpipe:0.1.0"},
+            }
+        )
+    )
+    return path
+
+
+def _run(group: click.Group, *args: str | Path) -> Result:
+    return CliRunner().invoke(group, [str(a) for a in args], catch_exceptions=False)
+
+
+def _kfp_args(server: FakeKfpServer) -> list[str]:
+    return ["--target", "kubeflow", "--host", server.url, "--token", TOKEN]
+
+
+def _vertex_args(server: FakeVertexPipelinesServer) -> list[str]:
+    return ["--target", "vertex", "--settings", str(SETTINGS), "--api-endpoint", server.endpoint]
+
+
+def test_commands_are_exported_for_registration(cvpipe: click.Group) -> None:
+    assert submit_cmd.name == "submit" and [c.name for c in remote_runs_commands] == ["show", "wait"]
+    assert runs_list_remote.name == "list"
+    runs = cvpipe.commands["runs"]
+    assert isinstance(runs, click.Group) and set(runs.commands) == {"list", "show", "wait"}
+    assert "submit" in cvpipe.commands
+    assert "list" in lead_cli.runs_group.commands and lead_cli.runs_group.commands["list"] is lead_cli.runs_list  # untouched
+
+
+def test_submit_kubeflow(cvpipe: click.Group, kfp: FakeKfpServer, spec_file: Path) -> None:
+    result = _run(cvpipe, "submit", spec_file, *_kfp_args(kfp), "--experiment", "nightly", "--until", "transform", "--json")
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)
+    assert run["target"] == "kubeflow" and run["state"] == "PENDING" and run["run_id"] in kfp.runs
+    assert run["details"]["experiment"] == "nightly"
+    # the local-only parts of the spec are pointed out, not changed
+    assert "data.source:" in result.stderr and "runtime.metadata.url: SQLite" in result.stderr
+    [create] = kfp.calls("POST", "/runs")
+    assert create.body["display_name"].startswith("shapes-detector-")
+    assert all(r.authorization == f"Bearer {TOKEN}" for r in kfp.requests)
+
+
+def test_submit_strict_refuses_local_paths(cvpipe: click.Group, kfp: FakeKfpServer, spec_file: Path) -> None:
+    result = _run(cvpipe, "submit", spec_file, *_kfp_args(kfp), "--strict")
+    assert result.exit_code == 1 and "portability problem(s)" in result.stderr
+    assert kfp.requests == []
+
+
+def test_submit_wait_exit_status_follows_the_run(cvpipe: click.Group, spec_file: Path) -> None:
+    with FakeKfpServer(token=TOKEN) as ok:
+        result = _run(cvpipe, "submit", spec_file, *_kfp_args(ok), "--until", "transform", "--wait", "--poll", "0")
+        assert result.exit_code == 0, result.output
+        assert "finished kubeflow run" in result.stdout and "SUCCEEDED" in result.stdout
+        assert "RUNNING" in result.stderr  # state changes are reported while waiting
+    with FakeKfpServer(token=TOKEN, states=["RUNNING", "FAILED"]) as bad:
+        result = _run(cvpipe, "submit", spec_file, *_kfp_args(bad), "--until", "transform", "--wait", "--poll", "0")
+        assert result.exit_code == 1 and "FAILED" in result.stdout
+
+
+def test_submit_vertex_with_the_settings_file(cvpipe: click.Group, vertex: FakeVertexPipelinesServer, spec_file: Path) -> None:
+    root = f"gs://cli-root-{next(_buckets)}/pipeline-root"
+    result = _run(
+        cvpipe, "submit", spec_file, *_vertex_args(vertex), "--pipeline-root", root, "--label", "env=test", "--until", "transform", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)
+    [create] = vertex.calls("POST", "/pipelineJobs")
+    assert create.path == "/v1/projects/acme-ml/locations/europe-west4/pipelineJobs"  # project and region from the settings
+    body = create.body
+    assert body["serviceAccount"] == "cvpipe-pipelines@acme-ml.iam.gserviceaccount.com"
+    assert body["runtimeConfig"]["gcsOutputDirectory"] == root  # the flag wins over the settings
+    assert body["labels"] == {
+        "team": "vision",
+        "cost-center": "ml-platform",
+        "env": "test",
+        "cvpipe-pipeline": "shapes-detector",
+        "cvpipe-task": "detection",
+    }
+    executors = body["pipelineSpec"]["deploymentSpec"]["executors"]
+    assert executors["exec-transform"]["container"]["resources"]["cpuLimit"] == 16.0  # settings: transform on e2-standard-16
+    assert run["run_id"] == create.query["pipelineJobId"] and run["state"] == "PENDING"
+
+
+def test_submit_vertex_needs_a_project(cvpipe: click.Group, vertex: FakeVertexPipelinesServer, spec_file: Path) -> None:
+    result = _run(cvpipe, "submit", spec_file, "--target", "vertex", "--region", "europe-west4", "--api-endpoint", vertex.endpoint)
+    assert result.exit_code == 1 and "Vertex AI needs a project" in result.stderr
+    bad = _run(cvpipe, "submit", spec_file, *_vertex_args(vertex), "--label", "novalue")
+    assert bad.exit_code == 2 and "KEY=VALUE" in bad.output
+
+
+def test_runs_show_wait_list_kubeflow(cvpipe: click.Group, kfp: FakeKfpServer) -> None:
+    ok = kfp.add_run("nightly-1")
+    failed = kfp.add_run("nightly-2", state="FAILED")
+    kfp.script(failed, ["FAILED"], error="step train: exit code 137")
+    stuck = kfp.add_run("nightly-3", state="RUNNING")
+
+    shown = _run(cvpipe, "runs", "show", ok, *_kfp_args(kfp))
+    assert shown.exit_code == 0 and f"kubeflow run {ok} (nightly-1): SUCCEEDED" in shown.stdout
+    as_json = json.loads(_run(cvpipe, "runs", "show", failed, *_kfp_args(kfp), "--json").stdout)
+    assert as_json["state"] == "FAILED" and as_json["error"] == "step train: exit code 137"
+
+    assert _run(cvpipe, "runs", "wait", ok, *_kfp_args(kfp), "--poll", "0").exit_code == 0
+    waited = _run(cvpipe, "runs", "wait", failed, *_kfp_args(kfp), "--poll", "0")
+    assert waited.exit_code == 1 and "exit code 137" in waited.stdout
+    timed_out = _run(cvpipe, "runs", "wait", stuck, *_kfp_args(kfp), "--timeout", "0", "--poll", "5")
+    assert timed_out.exit_code == 2 and "still RUNNING" in timed_out.stderr
+
+    listed = _run(cvpipe, "runs", "list", *_kfp_args(kfp), "--json")
+    assert listed.exit_code == 0
+    assert [r["name"] for r in json.loads(listed.stdout)] == ["nightly-3", "nightly-2", "nightly-1"]
+    table = _run(cvpipe, "runs", "list", *_kfp_args(kfp), "--limit", "1")
+    assert "nightly-3" in table.stdout and "nightly-1" not in table.stdout
+
+
+def test_runs_show_wait_list_vertex(cvpipe: click.Group, vertex: FakeVertexPipelinesServer, spec_file: Path) -> None:
+    root = f"gs://cli-root-{next(_buckets)}/pipeline-root"
+    submitted = _run(
+        cvpipe, "submit", spec_file, *_vertex_args(vertex), "--pipeline-root", root, "--job-id", "shapes-7", "--until", "transform"
+    )
+    assert submitted.exit_code == 0, submitted.output
+    flags = ["--target", "vertex", "--project", "acme-ml", "--region", "europe-west4", "--api-endpoint", vertex.endpoint]
+    shown = _run(cvpipe, "runs", "show", "shapes-7", *flags)
+    assert shown.exit_code == 0 and "vertex run shapes-7 (shapes-detector): PENDING" in shown.stdout
+    waited = _run(cvpipe, "runs", "wait", "shapes-7", *flags, "--poll", "0")
+    assert waited.exit_code == 0 and "SUCCEEDED" in waited.stdout
+    listed = json.loads(_run(cvpipe, "runs", "list", *_vertex_args(vertex), "--pipeline", "shapes-detector", "--json").stdout)
+    assert [r["run_id"] for r in listed] == ["shapes-7"]
+    assert vertex.calls("GET", "/pipelineJobs")[-1].query["filter"] == 'pipeline_name="shapes-detector"'
+    missing = _run(cvpipe, "runs", "show", "ghost", *flags)
+    assert missing.exit_code == 1 and "getting pipeline job ghost failed" in missing.stderr
+
+
+def test_runs_list_stays_local_by_default(cvpipe: click.Group, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'mlmd.sqlite'}"
+    store = LineageStore(url)
+    src = store.put_artifact("RawDataset", "/data/a.json")
+    store.record_execution(
+        "ingest", pipeline="p", run_id="local-run-1", inputs={"source": src}, outputs={"m": NewArtifact("Manifest", "/m")}
+    )
+    local = _run(cvpipe, "runs", "list", "--metadata", url)
+    assert local.exit_code == 0 and "local-run-1" in local.stdout and "ingest" in local.stdout
+    assert _run(cvpipe, "runs", "list", "--metadata", url, "--target", "local").stdout == local.stdout
+    missing_host = _run(cvpipe, "runs", "list", "--target", "kubeflow")
+    assert missing_host.exit_code == 2 and "needs --host" in missing_host.output
+
+
+def test_extend_runs_list_without_a_local_command() -> None:
+    runs = click.Group("runs")
+    added = extend_runs_list(runs)
+    assert added is runs_list_remote and runs.commands["list"] is runs_list_remote

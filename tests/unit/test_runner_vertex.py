@@ -1,0 +1,240 @@
+"""Vertex runner: the real ``aiplatform.PipelineJob`` over REST against a local Vertex AI Pipelines server."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from fakes.vertex_pipelines_server import FakeVertexPipelinesServer
+
+from components.core.errors import PipelineRunError, SpecError
+from components.core.spec import PipelineSpec, load_spec, parse_spec
+from pipelines.compiler import compile_to_text
+from pipelines.runners import vertex
+from pipelines.runners.vertex import VertexSettings, apply_settings, get_run, list_runs, load_settings, submit_vertex, wait_run
+from pipelines.tasks import resources_for
+
+UNTIL = "transform"
+PROJECT, REGION = "acme-ml", "europe-west4"
+ACCOUNT = "runner@acme-ml.iam.gserviceaccount.com"
+REPO = Path(__file__).resolve().parents[2]
+_buckets = itertools.count()
+
+
+def _root() -> str:
+    """A pipeline root in a bucket that does not exist yet.
+
+    PipelineJob.submit creates a missing bucket (fast, through the local
+    server); for an existing one it asks Cloud Resource Manager about its
+    owner, which no local server can answer and which takes a minute offline.
+    """
+    return f"gs://acme-root-{next(_buckets)}/pipeline-root"
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeVertexPipelinesServer]:
+    with FakeVertexPipelinesServer() as s:
+        # PipelineJob.submit checks the pipeline root's bucket with the Cloud Storage client
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", s.endpoint)
+        yield s
+
+
+def _spec(tmp_path: Path, **runtime: object) -> PipelineSpec:
+    data = {
+        "name": "shapes-detector",
+        "task": "detection",
+        "data": {"source": "data/annotations.json"},
+        "runtime": {"image": "europe-docker.pkg.dev/acme/cvpipe/cvpipe:0.1.0", **runtime},
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_spec(path)
+
+
+def _submit(server: FakeVertexPipelinesServer, spec: PipelineSpec, **kwargs: object) -> vertex.SubmittedRun:
+    args: dict[str, object] = {
+        "project": PROJECT,
+        "region": REGION,
+        "api_endpoint": server.endpoint,
+        "until": UNTIL,
+        "service_account": ACCOUNT,
+    }
+    if "pipeline_root" not in kwargs and "settings" not in kwargs and not (spec.runtime.pipeline_root or "").startswith("gs://"):
+        args["pipeline_root"] = _root()
+    args.update(kwargs)
+    return submit_vertex(spec, **args)  # type: ignore[arg-type]
+
+
+def test_submit_sends_the_compiled_pipeline_as_a_pipeline_job(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, pipeline_root="gs://acme-pipelines/root")
+    run = _submit(server, spec, service_account="cvpipe@acme-ml.iam.gserviceaccount.com", job_id="shapes-1", labels={"team": "vision"})
+
+    [create] = server.calls("POST", "/pipelineJobs")
+    assert create.path == f"/v1/projects/{PROJECT}/locations/{REGION}/pipelineJobs"
+    assert create.query["pipelineJobId"] == "shapes-1"
+    body = create.body
+    assert body["displayName"] == "shapes-detector"
+    assert body["serviceAccount"] == "cvpipe@acme-ml.iam.gserviceaccount.com"
+    assert body["runtimeConfig"] == {"gcsOutputDirectory": "gs://acme-pipelines/root"}
+    assert body["labels"] == {"team": "vision", "cvpipe-pipeline": "shapes-detector", "cvpipe-task": "detection"}
+    compiled = yaml.safe_load(compile_to_text(spec, until=UNTIL))
+    assert body["pipelineSpec"]["deploymentSpec"] == compiled["deploymentSpec"]
+    assert body["pipelineSpec"]["root"] == compiled["root"]
+    default = body["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]["spec_json"]["defaultValue"]
+    assert PipelineSpec.model_validate_json(default) == spec  # the spec travels unchanged
+    # the pipeline root's bucket was created in the project's region, with the job's account allowed to use it
+    [bucket] = server.calls("POST", "/storage/v1/b")
+    assert bucket.query["project"] == PROJECT and bucket.body["name"] == "acme-pipelines" and bucket.body["location"] == REGION
+    bindings = {b["role"]: b["members"] for b in server.iam["acme-pipelines"]["bindings"]}
+    member = "serviceAccount:cvpipe@acme-ml.iam.gserviceaccount.com"
+    assert member in bindings["roles/storage.objectCreator"] and member in bindings["roles/storage.objectViewer"]
+
+    assert run.target == "vertex" and run.run_id == "shapes-1" and run.state == "PENDING" and run.name == "shapes-detector"
+    assert run.details["resource_name"] == f"projects/{PROJECT}/locations/{REGION}/pipelineJobs/shapes-1"
+    assert run.url == f"https://console.cloud.google.com/vertex-ai/locations/{REGION}/pipelines/runs/shapes-1?project={PROJECT}"
+
+
+def test_pipeline_root_precedence(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
+    settings = VertexSettings(project=PROJECT, region=REGION, staging_bucket="gs://acme-staging", service_account=ACCOUNT)
+    minio = _spec(tmp_path, pipeline_root="minio://mlpipeline/v2")
+    gcs = _spec(tmp_path, pipeline_root="gs://from-spec/root")
+
+    def root_of(run: vertex.SubmittedRun) -> str:
+        return server.jobs[run.run_id].body["runtimeConfig"]["gcsOutputDirectory"]
+
+    assert root_of(_submit(server, gcs, settings=settings, pipeline_root="gs://explicit/root")) == "gs://explicit/root"
+    assert root_of(_submit(server, gcs, settings=settings)) == "gs://from-spec/root"
+    assert root_of(_submit(server, minio, settings=settings)) == "gs://acme-staging/pipeline_root"  # a Kubeflow root is skipped
+    with pytest.raises(PipelineRunError, match="needs a gs:// pipeline root"):
+        _submit(server, minio, pipeline_root=None)
+    assert len(server.calls("POST", "/pipelineJobs")) == 3
+
+
+def test_settings_fill_project_region_account_and_machines(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
+    settings = VertexSettings.model_validate(
+        {
+            "project": PROJECT,
+            "region": REGION,
+            "service_account": ACCOUNT,
+            "pipeline_root": "gs://acme-settings/root",
+            "labels": {"cost-center": "ml"},
+            "machines": {"default": {"machine_type": "e2-standard-4"}, "train": {"machine_type": "g2-standard-8"}},
+        }
+    )
+    spec = _spec(tmp_path, resources={"ingest": {"cpu": "2"}})
+    run = submit_vertex(spec, settings=settings, api_endpoint=server.endpoint, until=UNTIL)
+    body = server.jobs[run.run_id].body
+    assert server.calls("POST", "/pipelineJobs")[0].path == f"/v1/projects/{PROJECT}/locations/{REGION}/pipelineJobs"
+    assert body["serviceAccount"] == ACCOUNT
+    assert body["runtimeConfig"]["gcsOutputDirectory"] == "gs://acme-settings/root"
+    assert body["labels"]["cost-center"] == "ml"
+    executors = body["pipelineSpec"]["deploymentSpec"]["executors"]
+    ingest = executors["exec-ingest"]["container"]["resources"]
+    assert ingest["cpuLimit"] == 2.0 and ingest["memoryLimit"] == 16.0  # the spec's CPU wins, the machine fills memory
+    validate = executors["exec-validate"]["container"]["resources"]
+    assert validate["cpuLimit"] == 4.0 and validate["memoryLimit"] == 16.0
+    # the train step (compiled the same way) gets the g2 machine's shape and its L4
+    effective = apply_settings(spec, settings)
+    train = resources_for(effective, "train")
+    assert (train.cpu, train.memory) == ("8", "32G")
+    assert (effective.train.accelerator.type, effective.train.accelerator.kind, effective.train.accelerator.count) == (
+        "gpu",
+        "NVIDIA_L4",
+        1,
+    )
+
+
+def test_apply_settings_never_overrides_the_spec(tmp_path: Path) -> None:
+    spec = parse_spec(
+        {
+            "name": "p",
+            "task": "detection",
+            "data": {"source": "gs://b/a.json"},
+            "train": {"accelerator": {"type": "gpu", "kind": "NVIDIA_TESLA_T4", "count": 2}},
+            "runtime": {"image": "registry.example.com/cvpipe:1", "resources": {"default": {"cpu": "3", "memory": "7G"}}},
+        }
+    )
+    settings = VertexSettings.model_validate(
+        {"image": "europe-docker.pkg.dev/acme/cvpipe/cvpipe:9", "machines": {"train": {"machine_type": "a2-highgpu-1g"}}}
+    )
+    out = apply_settings(spec, settings)
+    assert out.runtime.image == "registry.example.com/cvpipe:1"
+    assert out.train.accelerator.kind == "NVIDIA_TESLA_T4" and out.train.accelerator.count == 2
+    assert out.runtime.resources["train"].cpu == "3" and out.runtime.resources["train"].memory == "7G"
+    assert spec.runtime.resources.get("train") is None  # the given spec is not modified
+
+    default_image = parse_spec({"name": "p", "task": "detection", "data": {"source": "gs://b/a.json"}})
+    assert apply_settings(default_image, settings).runtime.image == "europe-docker.pkg.dev/acme/cvpipe/cvpipe:9"
+    assert apply_settings(default_image, settings).train.accelerator.kind == "NVIDIA_TESLA_A100"
+    assert apply_settings(default_image, None) is default_image
+
+
+def test_wait_get_and_list(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    run = _submit(server, spec, job_id="shapes-2")
+    seen: list[str] = []
+    done = wait_run(
+        run.run_id, PROJECT, REGION, poll=0.0, api_endpoint=server.endpoint, on_change=lambda r: seen.append(r.state), sleep=lambda s: None
+    )
+    assert done.succeeded and seen == ["PENDING", "RUNNING", "SUCCEEDED"]
+    again = get_run(f"projects/{PROJECT}/locations/{REGION}/pipelineJobs/shapes-2", PROJECT, REGION, api_endpoint=server.endpoint)
+    assert again.run_id == "shapes-2" and again.state == "SUCCEEDED"
+    other = parse_spec({"name": "other-pipeline", "task": "detection", "data": {"source": "gs://b/a.json"}})
+    _submit(server, other, job_id="other-1")
+    listed = list_runs(PROJECT, REGION, pipeline="shapes-detector", api_endpoint=server.endpoint)
+    assert [r.run_id for r in listed] == ["shapes-2"]
+    assert server.calls("GET", "/pipelineJobs")[-1].query["filter"] == 'pipeline_name="shapes-detector"'
+    assert {r.run_id for r in list_runs(PROJECT, REGION, api_endpoint=server.endpoint)} == {"shapes-2", "other-1"}
+
+
+def test_failed_job_carries_its_error(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
+    run = _submit(server, _spec(tmp_path), job_id="shapes-3")
+    server.script(run.run_id, ["RUNNING", "FAILED"], error="The replica workerpool0-0 exited with a non-zero status of 1.")
+    done = wait_run(run.run_id, PROJECT, REGION, poll=0.0, api_endpoint=server.endpoint, sleep=lambda s: None)
+    assert done.state == "FAILED" and done.error == "The replica workerpool0-0 exited with a non-zero status of 1."
+    server.script(run.run_id, ["RUNNING"])
+    with pytest.raises(PipelineRunError, match="still RUNNING after 1s"):
+        wait_run(run.run_id, PROJECT, REGION, timeout=1, poll=5, api_endpoint=server.endpoint, sleep=lambda s: None)
+
+
+def test_errors_carry_the_services_message(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    _submit(server, spec, job_id="dup")
+    with pytest.raises(PipelineRunError, match=r"submitting the pipeline job failed: .*already exists"):
+        _submit(server, spec, job_id="dup")
+    with pytest.raises(PipelineRunError, match=r"getting pipeline job ghost failed: .*not found"):
+        get_run("ghost", PROJECT, REGION, api_endpoint=server.endpoint)
+    with pytest.raises(PipelineRunError, match="needs a project"):
+        submit_vertex(spec, region=REGION, api_endpoint=server.endpoint)
+
+
+def test_aiplatform_global_configuration_is_put_back(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+    from google.cloud.aiplatform import initializer
+
+    aiplatform.init(project="someone-else", location="us-central1", credentials=AnonymousCredentials())
+    before = dict(vars(initializer.global_config))
+    _submit(server, _spec(tmp_path))
+    assert vars(initializer.global_config) == before
+    assert initializer.global_config.project == "someone-else" and initializer.global_config.location == "us-central1"
+
+
+def test_settings_file_of_the_repository_loads() -> None:
+    settings = load_settings(REPO / "infra" / "vertex" / "settings.yaml")
+    assert settings.project and settings.region and (settings.default_pipeline_root() or "").startswith("gs://")
+    assert "train" in settings.machines and settings.machines["train"].resolved()[2]
+
+
+def test_bad_settings_are_reported_with_key_paths(tmp_path: Path) -> None:
+    bad = tmp_path / "settings.yaml"
+    bad.write_text(
+        yaml.safe_dump({"project": "p", "pipeline_root": "/local", "machines": {"train": {"machine_type": "huge-1"}}, "zone": "x"})
+    )
+    with pytest.raises(SpecError) as err:
+        load_settings(bad)
+    keys = {k for k, _ in err.value.problems}
+    assert keys == {"pipeline_root", "machines.train.machine_type", "zone"}
