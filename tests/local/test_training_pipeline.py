@@ -26,9 +26,12 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory):
     synth(root / "data", num_images=48, seed=3)
     spec_data = json.loads(json.dumps(DEMO_SPEC))
     spec_data["validation"]["min_examples_per_class"] = 2
+    # tiny training budget: the test checks the plumbing, the demo checks the accuracy
+    spec_data["train"] = {"epochs": 1, "batch_size": 8, "image_size": [64, 64], "early_stopping_patience": 1}
+    spec_data["evaluate"] = {"thresholds": [{"metric": "map_50", "lower": 0.0}]}
     (root / "spec.yaml").write_text(yaml.safe_dump(spec_data))
     spec = load_spec(root / "spec.yaml")
-    summary = run_local(spec, until="transform")
+    summary = run_local(spec)
     return root, spec, summary
 
 
@@ -36,7 +39,7 @@ def test_run_succeeds_and_keeps_outputs_under_run_folder(demo_run) -> None:
     _root, spec, summary = demo_run
     assert summary.succeeded
     assert summary.run_dir.parent == Path(spec.runtime.root) / spec.name
-    assert [s["component"] for s in summary.steps] == ["ingest", "validate", "transform"]
+    assert [s["component"] for s in summary.steps] == ["ingest", "validate", "transform", "train", "evaluate", "push"]
     assert all(s["state"] == "COMPLETE" for s in summary.steps)
     run_json = json.loads((summary.run_dir / "run.json").read_text())
     assert run_json["succeeded"] and run_json["run_id"] == summary.run_id
@@ -76,4 +79,46 @@ def test_cli_lineage_prints_the_graph(demo_run) -> None:
     assert f"Examples #{examples.id}" in result.output
     assert "<- transform" in result.output and "<- validate" in result.output and "<- ingest" in result.output
     runs = CliRunner().invoke(cli, ["runs", "list", "--spec", str(root / "spec.yaml")])
-    assert summary.run_id in runs.output and "ingest -> validate -> transform" in runs.output
+    assert summary.run_id in runs.output and "ingest -> validate -> transform -> train -> evaluate -> push" in runs.output
+
+
+def test_model_lineage_and_registry(demo_run) -> None:
+    from components.registry.cli_ops import open_registry
+
+    root, spec, summary = demo_run
+    pushed = summary.artifact("PushedModel")
+    assert pushed is not None and pushed.properties["pushed"] is True and pushed.properties["version"] == 1
+    store = LineageStore(spec.runtime.metadata.url, base_dir=spec.runtime.root)
+    graph = store.upstream(pushed.id)
+    kinds = {a.kind for a in graph.artifacts()}
+    # which dataset, which label map, which images (manifest), which evaluation, which run
+    assert {"Model", "ModelBlessing", "Examples", "LabelMap", "Manifest", "RawDataset", "ExampleStatistics", "Schema"} <= kinds
+    registry = open_registry(spec)
+    v1 = registry.resolve(f"{spec.model_name}@champion")
+    assert v1.version == 1 and (v1.model_dir / "saved_model" / "saved_model.pb").is_file()
+    # `cvpipe lineage name:version` answers from the registry reference
+    from click.testing import CliRunner
+
+    from pipelines.cli import cli
+
+    out = CliRunner().invoke(cli, ["lineage", f"{spec.model_name}:1", "--spec", str(root / "spec.yaml")])
+    assert out.exit_code == 0, out.output
+    assert "<- train" in out.output and "source: RawDataset" in out.output
+
+
+def test_stricter_rerun_is_refused_and_registry_unchanged(demo_run) -> None:
+    from components.registry.cli_ops import open_registry
+
+    root, spec, _ = demo_run
+    registry = open_registry(spec)
+    before = [(v.version, v.aliases) for v in registry.versions(spec.model_name)]
+    data = yaml.safe_load((root / "spec.yaml").read_text())
+    data["evaluate"] = {"thresholds": [{"metric": "map_50", "lower": 1.01}]}
+    (root / "strict.yaml").write_text(yaml.safe_dump(data))
+    strict = run_local(load_spec(root / "strict.yaml"))
+    assert strict.succeeded  # refusing a model is not a pipeline failure
+    blessing = strict.artifact("ModelBlessing")
+    assert blessing is not None and blessing.properties["blessed"] is False
+    pushed = strict.artifact("PushedModel")
+    assert pushed is not None and pushed.properties["pushed"] is False
+    assert [(v.version, v.aliases) for v in open_registry(spec).versions(spec.model_name)] == before
