@@ -1,0 +1,203 @@
+"""The continuous-evaluation demo: shifted production traffic -> labels -> drift -> one alert -> one retraining.
+
+:func:`run_ce_demo` runs after the training demo (``cvpipe demo``) has pushed
+``demo-detector@champion``. In the same directory it
+
+1. adds a ``monitoring`` section to ``spec.yaml`` and renders the Feast
+   prediction log (``runs/prediction_log``);
+2. generates a held-back production set that is *shifted*: half as bright
+   (exposure x0.5) and with a new class mix (mostly circles, few stars), and
+   logs the champion's predictions on it with the real batch predictor;
+3. runs the continuous-evaluation pipeline (kfp.local): the window is read,
+   a labelling batch is sampled, drift is detected (brightness, contrast,
+   class mix, embeddings) and the alert is written to the alert log; with no
+   labels yet, the trigger has nothing to add and does not retrain;
+4. stands in for people: :func:`components.sample.simulate.simulate_labels`
+   answers the batch with the production set's true labels, as a Label Studio
+   export in ``labels/``;
+5. runs the pipeline again: the labels are imported, live metrics are measured
+   on the uniformly sampled share, the drift alert still fires (suppressed as a
+   duplicate in the alert log), and the trigger starts exactly one retraining
+   run on the training data plus the labelled images, and waits for it.
+
+Nothing is downloaded; everything stays under the demo directory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.core.errors import CvpipeError, RegistryError
+
+__all__ = ["CE_MONITORING", "SHIFT", "CeDemoResult", "run_ce_demo"]
+
+CE_MONITORING: dict[str, Any] = {
+    "window": "24h",
+    "model_alias": "champion",
+    "prediction_log": "runs/prediction_log",
+    "labels": "labels",
+    "reference_samples": 120,
+    "drift": {"min_samples": 30},
+    "min_labelled": 20,
+    "sampling": {"per_class": 4, "uncertain": 6, "random_share": 0.6, "max_items": 60},
+    "alerts": {"log": "alerts/alerts.jsonl", "cooldown_s": 3600},
+    "retrain": {"target": "local", "wait": True, "cooldown": "24h"},
+}
+"""The demo spec's ``monitoring`` section (paths relative to the demo directory)."""
+
+SHIFT: dict[str, Any] = {
+    "num_images": 120,
+    "seed": 7,
+    "brightness": 0.5,
+    "class_weights": {"circle": 6.0, "square": 1.0, "triangle": 1.0, "star": 0.2},
+}
+"""The held-back production set: half as bright, mostly circles."""
+
+
+@dataclass
+class CeDemoResult:
+    """What the demo did.
+
+    Attributes:
+        spec_path: the spec with its monitoring section.
+        predictions: predictions logged.
+        runs: the two continuous-evaluation run summaries.
+        export: the Label Studio export written for the first batch.
+        trigger: the second run's trigger decision (``trigger.json``).
+        alerts_logged: alerts in the alert log after both runs.
+        retraining: the retraining run as the trigger state records it.
+    """
+
+    spec_path: Path
+    predictions: int = 0
+    runs: list[Any] = field(default_factory=list)
+    export: Path | None = None
+    trigger: dict[str, Any] = field(default_factory=dict)
+    alerts_logged: int = 0
+    retraining: dict[str, Any] | None = None
+
+
+def _write_spec(directory: Path) -> Path:
+    path = directory / "spec.yaml"
+    if not path.is_file():
+        raise CvpipeError(f"{path} does not exist: run `cvpipe demo --dir {directory}` first (it trains and pushes the model)")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["monitoring"] = CE_MONITORING
+    data.setdefault("schedule", {"cron": "0 * * * *"})
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _step_dir(summary: Any, kind: str) -> Path | None:
+    art = summary.artifact(kind)
+    return Path(art.uri) if art is not None else None
+
+
+def run_ce_demo(directory: Path, echo: Callable[[str], Any] = print) -> CeDemoResult:
+    """Runs the continuous-evaluation demo (after the training demo).
+
+    Args:
+        directory: the training demo's directory (``spec.yaml``, ``runs/``).
+        echo: where to print.
+
+    Returns:
+        What it did.
+
+    Raises:
+        CvpipeError: the training demo has not run, or pushed no model.
+    """
+    from components.alert.dispatcher import AlertLog
+    from components.core.lineage import LineageStore
+    from components.core.spec import DataSpec, load_spec
+    from components.core.step import StepContext
+    from components.ingest.core import read_source
+    from components.predict.core import run as predict
+    from components.predict.logs import init_feature_repo
+    from components.registry import get_registry
+    from components.sample.core import LabellingBatch
+    from components.sample.simulate import simulate_labels
+    from components.synth.core import SynthConfig, generate
+    from components.trigger.state import TriggerState
+
+    from .render import render_summary
+    from .runners.local import run_local
+
+    directory = directory.resolve()
+    spec_path = _write_spec(directory)
+    spec = load_spec(spec_path)
+    assert spec.monitoring is not None
+    store = LineageStore(spec.runtime.metadata.url, base_dir=spec.runtime.root)
+    try:
+        champion = get_registry(spec.registry, store).resolve(f"{spec.model_name}@{spec.monitoring.model_alias}")
+    except RegistryError as e:
+        raise CvpipeError(f"no model in production ({e}); the training demo must bless and push one first") from None
+    result = CeDemoResult(spec_path=spec_path)
+    echo(f"== continuous evaluation of {champion.ref} ({spec_path})")
+
+    log_dir = spec.monitoring.log_dir(spec.runtime.root)
+    if not (log_dir / "feature_store.yaml").is_file():
+        init_feature_repo(log_dir)
+    prod_dir = directory / "production"
+    if not (prod_dir / "annotations.json").is_file():
+        echo(
+            f"generating {SHIFT['num_images']} held-back production images (brightness x{SHIFT['brightness']}, mostly circles) in {prod_dir}"
+        )
+        generate(SynthConfig(task="detection", image_size=(160, 160), **SHIFT), prod_dir)
+    truth = read_source(DataSpec(source=str(prod_dir / "annotations.json")), "detection", None).manifest
+    manifest_path = truth.save(prod_dir / "manifest.json")
+    ctx = StepContext(spec=spec, run_id="demo-production-traffic", component="predict_batch", _store=store)
+    logged = predict(ctx, champion.ref, str(manifest_path), log_dir, directory / "runs" / "production-traffic")
+    result.predictions = len(logged.rows)
+    mean = sum(r.brightness for r in logged.rows) / max(1, len(logged.rows))
+    echo(f"logged {result.predictions} predictions of {champion.ref} (mean brightness {mean:.2f}) to {log_dir}")
+
+    echo("== continuous evaluation, run 1: no labels yet")
+    first = run_local(spec, pipeline="continuous-eval")
+    result.runs.append(first)
+    echo(render_summary(first))
+    batch_dir = _step_dir(first, "LabellingBatch")
+    if batch_dir is None:
+        raise CvpipeError(f"run {first.run_id} drew no labelling batch")
+    batch = LabellingBatch.load(batch_dir)
+    export = simulate_labels(batch, truth)
+    labels_dir = Path(spec.monitoring.labels or directory / "labels")
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    result.export = labels_dir / f"{batch.batch_id}.json"
+    result.export.write_text(json.dumps(export), encoding="utf-8")
+    echo(f"people (simulated) labelled batch {batch.batch_id}: {len(export)} tasks -> {result.export}")
+
+    echo("== continuous evaluation, run 2: labels imported; the alert starts a retraining (waiting for it)")
+    second = run_local(spec, pipeline="continuous-eval")
+    result.runs.append(second)
+    echo(render_summary(second))
+    decision = next((a for a in reversed(second.artifacts) if a.kind == "RawDataset" and a.properties.get("trigger_id")), None)
+    trigger_dir = second.run_dir / "trigger"
+    found = sorted(trigger_dir.rglob("trigger.json")) if trigger_dir.is_dir() else []
+    if found:
+        result.trigger = json.loads(found[-1].read_text(encoding="utf-8"))
+    echo(f"trigger: {result.trigger.get('reason', 'no decision recorded')}")
+
+    log = AlertLog(spec.monitoring.alert_config(spec.runtime.root).log_path)
+    result.alerts_logged = len(log.alerts())
+    echo(f"alert log {log.path}: {result.alerts_logged} alerts (each drifting check once; run 2 repeated none)")
+    state = TriggerState(Path(spec.runtime.root) / spec.name / "retrain" / "state.json").load()
+    if state.runs:
+        run = state.runs[-1]
+        result.retraining = run.to_dict()
+        echo(f"retraining {run.trigger_id}: {run.state} (run {run.run_id}); {len(state.runs)} retraining run(s) started in all")
+    if decision is not None:
+        echo(f"lineage of the retraining dataset (cvpipe lineage {decision.id} --spec {spec_path}):")
+        echo(store.upstream(decision.id).render())
+        downstream = [store.get(i) for i in store.downstream_ids(decision.id)]
+        model = next((a for a in reversed(downstream) if a.kind == "PushedModel"), None) or next(
+            (a for a in reversed(downstream) if a.kind == "Model"), None
+        )
+        if model is not None:
+            echo(f"the retrained model {model.kind} #{model.id} descends from it (cvpipe lineage {model.id} --spec {spec_path})")
+    return result

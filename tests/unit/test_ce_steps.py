@@ -1,0 +1,178 @@
+"""The continuous-evaluation steps in-process, on a real world: registry, lineage, Feast log, Label Studio round trip.
+
+One world (tests/fakes/ce_world.py: real ingest/validate/transform/evaluate/push
+of a tiny real SavedModel) serves the module. Production traffic is darker
+than training (brightness x0.5) and logged by the real batch predictor; people
+are stood in for by ``simulate_labels`` (true labels in Label Studio's export
+format). Retraining targets the fake Kubeflow Pipelines server (real
+``kfp.Client`` over HTTP on 127.0.0.1), so nothing trains here.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fakes.ce_world import build_world
+from fakes.kfp_server import FakeKfpServer
+
+from components.alert.dispatcher import AlertLog
+from components.alert.model import utc_now
+from components.core.spec import PipelineSpec
+from components.core.step import StepContext
+from components.trigger.state import TriggerState
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return build_world(tmp_path_factory.mktemp("ce"))
+
+
+def _ctx(world, run_id: str, component: str, spec: PipelineSpec | None = None) -> StepContext:
+    return StepContext(spec=spec or world.spec, run_id=run_id, component=component, _store=world.store)
+
+
+@pytest.fixture(scope="module")
+def evaluated(world):
+    """Dark traffic logged, one evaluation run step by step: window, sample, labels, import, live metrics, drift, alert."""
+    from components.alert.step import run as alert_step
+    from components.drift.step import run as drift_step
+    from components.live_metrics.core import run as live_step
+    from components.monitor.labels import run as import_step
+    from components.monitor.window import run as window_step
+    from components.sample.core import LabellingBatch
+    from components.sample.core import run as sample_step
+    from components.sample.simulate import simulate_labels
+
+    prod = world.images("prod", 60, seed=11, brightness=0.45)
+    world.log_traffic(prod)
+    run = "ce-1"
+    out = world.root / run
+    mon = world.spec.monitoring
+    win = window_step(_ctx(world, run, "read_window"), out / "window")
+    smp = sample_step(
+        _ctx(world, run, "sample"),
+        world.log_dir,
+        "shelf@champion",
+        out / "batch",
+        window_end=win.window.end,
+        window=win.window.end - win.window.start,
+    )
+    export = simulate_labels(LabellingBatch.load(out / "batch"), prod)
+    labels_dir = Path(mon.labels)
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    (labels_dir / "export-1.json").write_text(json.dumps(export))
+    imp = import_step(_ctx(world, run, "import_labels"), out / "labelled")
+    live = live_step(_ctx(world, run, "live_metrics"), out / "window", out / "live")
+    drift = drift_step(_ctx(world, run, "drift"), out / "window", out / "drift", plots=False)
+    alerts = alert_step(_ctx(world, run, "alert"), [out / "drift", out / "live"], out / "alerts")
+    return {"prod": prod, "window": win, "batch": smp.batch, "import": imp, "live": live, "drift": drift, "alerts": alerts, "out": out}
+
+
+def test_window_holds_the_production_versions_predictions(world, evaluated) -> None:
+    win = evaluated["window"]
+    assert len(win.rows) == 60 and set(win.rows["model_version"]) == {1}
+    assert win.window.end - win.window.start == timedelta(hours=24)
+    recorded = win.artifacts["window"]
+    assert recorded.kind == "PredictionLog" and recorded.properties["rows"] == 60
+    upstream = {a.kind for a in world.store.upstream(recorded.id).artifacts()}
+    assert "PushedModel" in upstream
+
+
+def test_labels_are_imported_once_and_only_the_random_share_is_measured(world, evaluated) -> None:
+    from components.monitor.labels import run as import_step
+
+    batch, imp, live = evaluated["batch"], evaluated["import"], evaluated["live"]
+    assert imp.manifest is not None and len(imp.manifest.images) == len(batch.items)
+    assert len(imp.imported_now) == 1 and imp.batches
+    report = live.report
+    assert report.labelled == len(batch.items)
+    assert report.strata["random"] == batch.counts()["random"] == 24
+    measured = {m.metric: m for m in report.metrics}
+    assert set(measured) == {"precision", "recall", "map_50"}
+    assert all(m.images == 24 for m in measured.values())
+    assert measured["precision"].method == "wilson_clustered" and measured["map_50"].method == "bootstrap"
+    assert measured["precision"].blessed == pytest.approx(world.artifacts["pushed"].version.metrics["precision"])
+    again = import_step(_ctx(world, "ce-1b", "import_labels"), evaluated["out"] / "labelled-again")
+    assert again.imported_now == [] and again.manifest is not None and len(again.manifest.images) == len(batch.items)
+    lineage = world.store.upstream(live.artifacts["evaluation"].id)
+    kinds = {path: node.artifact.kind for path, node in lineage.root.inputs}
+    assert kinds["labelling_batch"] == "LabellingBatch" and kinds["blessed_evaluation"] == "ModelEvaluation"
+
+
+def test_dark_traffic_drifts_and_the_alert_is_logged_once(world, evaluated) -> None:
+    from components.alert.step import run as alert_step
+
+    report = evaluated["drift"].report
+    assert report.status == "drift"
+    assert "brightness" in report.drifted_features()
+    assert report.checks and all(c.n_reference == 48 for c in report.checks if c.feature == "brightness")
+    result = evaluated["alerts"]
+    firing = [a for a in result.alerts if a.status == "firing"]
+    assert firing and all(a.labels["kind"] == "drift" for a in firing)
+    log = AlertLog(world.spec.monitoring.alert_config(world.spec.runtime.root).log_path)
+    logged = [a.dedup_key for _, a in log.alerts()]
+    assert sorted(logged) == sorted(a.dedup_key for a in result.dispatch.notified)
+    assert "cvpipe/shelf/drift/ks/brightness" in logged
+    # the same evaluation again: still firing, not sent again
+    again = alert_step(_ctx(world, "ce-2", "alert"), [evaluated["out"] / "drift", evaluated["out"] / "live"], evaluated["out"] / "alerts2")
+    assert again.dispatch.notified == []
+    assert sorted(a.dedup_key for a in again.dispatch.suppressed if a.status == "firing") == sorted(a.dedup_key for a in firing)
+    assert len(AlertLog(log.path).alerts()) == len(logged)
+    written = json.loads((evaluated["out"] / "alerts2" / "alerts.json").read_text())
+    assert all(e["artifact_id"] for e in written["alerts"] if e["alert"]["status"] == "firing")
+    assert {e["notified"] for e in written["alerts"]} == {False}
+
+
+def test_a_storm_of_alerts_starts_one_retraining_linked_to_alert_and_batch(world, evaluated) -> None:
+    from components.ingest.core import read_source
+    from components.trigger.core import run as trigger
+
+    data = world.spec.model_dump(mode="json")
+    with FakeKfpServer(states=["PENDING", "RUNNING"]) as kfp:
+        data["monitoring"]["retrain"] = {"target": "kubeflow", "host": kfp.url, "cooldown": "24h"}
+        spec = PipelineSpec.model_validate(data)
+        out = evaluated["out"]
+        now = utc_now()
+        first = trigger(_ctx(world, "ce-1", "trigger", spec), out / "alerts", out / "trigger-1", labelled_dir=out / "labelled", now=now)
+        assert first.triggered, first.reason
+        assert len(first.alerts) >= 2  # several drift checks fired: one retraining
+        assert first.run is not None and first.run.target == "kubeflow" and first.run.run_id in kfp.runs
+        # the derived spec trains on the training data plus the newly labelled images
+        derived = yaml_spec(first.spec_path)
+        assert derived.data.source == first.artifacts["dataset"].uri
+        merged = read_source(derived.data, "detection", None)
+        assert len(merged.manifest) == 48 + len(evaluated["batch"].items)
+        submitted = kfp.calls("POST", "/runs")
+        assert len(submitted) == 1
+        # lineage: trigger <- alerts, labelling batch, labelled manifest, production model
+        graph = world.store.upstream(first.artifacts["dataset"].id)
+        assert graph.root.execution is not None and graph.root.execution[1] == "trigger"
+        inputs = [(path, node.artifact.kind) for path, node in graph.root.inputs]
+        assert ("labelling_batch", "LabellingBatch") in inputs and ("model", "PushedModel") in inputs
+        assert sum(1 for path, kind in inputs if path == "alert" and kind == "Alert") == len(first.alerts)
+        # a second evaluation while the run is in flight starts nothing
+        second = trigger(_ctx(world, "ce-2", "trigger", spec), out / "alerts2", out / "trigger-2", labelled_dir=out / "labelled", now=now)
+        assert not second.triggered and "still in flight" in second.reason
+        # the run finishes; the alerts still cool down
+        kfp.script(first.run.run_id, ["SUCCEEDED"])
+        third = trigger(
+            _ctx(world, "ce-3", "trigger", spec),
+            out / "alerts2",
+            out / "trigger-3",
+            labelled_dir=out / "labelled",
+            now=now + timedelta(hours=1),
+        )
+        assert not third.triggered and "less than 24h ago" in third.reason
+        state = TriggerState(Path(spec.runtime.root) / spec.name / "retrain" / "state.json").load()
+        assert [r.state for r in state.runs] == ["SUCCEEDED"]
+        assert world.store.get(first.artifacts["dataset"].id).properties["retrain_state"] == "SUCCEEDED"
+        assert len(kfp.calls("POST", "/runs")) == 1
+
+
+def yaml_spec(path) -> PipelineSpec:
+    from components.core.spec import load_spec
+
+    return load_spec(path)
