@@ -47,7 +47,7 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -670,6 +670,7 @@ def write_examples(
     options: TransformSpec | None = None,
     label_map: LabelMap | None = None,
     max_pixels: int = MAX_PIXELS,
+    shard_runner: Callable[[list[_ShardTask], _State, int], Iterable[_ShardResult]] | None = None,
 ) -> TransformResult:
     """Writes a manifest's images as sharded TFRecords with ``examples.json`` (no lineage).
 
@@ -680,6 +681,9 @@ def write_examples(
         label_map: the label map to record (default: the manifest's); it must
             agree with the manifest's on every id the manifest uses.
         max_pixels: largest width x height decoded (decompression-bomb guard).
+        shard_runner: writes the planned shards and returns their results
+            (default: a local process pool; :func:`components.transform.beam.beam_shard_runner`
+            writes the same shards on Apache Beam).
 
     Returns:
         The index, the quarantine report and counts.
@@ -729,7 +733,7 @@ def write_examples(
     workers = _workers(opts.num_workers, len(tasks))
     log.info("%d images -> %d shards with %d worker(s)", len(images), len(tasks), workers)
     ordered = sorted(tasks, key=lambda t: -t.est_bytes)  # largest first balances the pool
-    results = list(_run_tasks(ordered, state, workers))
+    results = list((shard_runner or _run_tasks)(ordered, state, workers))
 
     report = QuarantineReport(stage=STAGE, total=len(images))
     seen: set[tuple[str, str, str]] = set()
@@ -837,7 +841,14 @@ def run(
     label_map = LabelMap.load(_file_in(label_map_path, "label_map.json"))
     u = _uris(uris, manifest_path, label_map_path, examples_dir, quarantine_dir)
     spec = ctx.spec
-    result = write_examples(manifest, examples_dir, spec.transform, label_map=label_map, max_pixels=spec.validation.max_pixels)
+    runner = None
+    if spec.runtime.beam is not None:
+        from .beam import beam_shard_runner
+
+        runner = beam_shard_runner(spec.runtime.beam)
+    result = write_examples(
+        manifest, examples_dir, spec.transform, label_map=label_map, max_pixels=spec.validation.max_pixels, shard_runner=runner
+    )
     report_path = result.quarantine.write(quarantine_dir)
     result.quarantine.check_limit(spec.data.max_quarantine_fraction, spec.data.max_quarantine_count, str(report_path))
 

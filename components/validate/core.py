@@ -440,7 +440,7 @@ def run(
     findings += _dataset_findings(manifest, validated, label_map, validation)
 
     frames = stats.build_frames([(rec, facts[i]) for rec, i in zip(validated.images, kept, strict=True)], label_map, manifest.task)
-    table_stats = stats.generate_statistics(frames)
+    table_stats = stats.generate_statistics(frames, beam=ctx.spec.runtime.beam)
     choice = _choose_schema(ctx, table_stats)
     prev_ref, prev_stats = _previous_statistics(ctx)
     effective = stats.with_drift_comparators(choice.schema, validation.drift)

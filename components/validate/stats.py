@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from components.core.io import atomic_write_bytes, atomic_write_text
 from components.core.labelmap import LabelMap
 from components.core.manifest import ImageRecord
-from components.core.spec import DriftThresholds
+from components.core.spec import BeamSpec, DriftThresholds
 
 from .checks import ImageFacts
 
@@ -171,15 +171,21 @@ def build_frames(items: Sequence[tuple[ImageRecord, ImageFacts]], label_map: Lab
     return {IMAGES: frame(img_rows, image_cols), OBJECTS: frame(obj_rows, OBJECT_FEATURES)}
 
 
-def generate_statistics(frames: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
-    """Computes TFDV statistics of each table (in memory, one process).
+def generate_statistics(frames: Mapping[str, pd.DataFrame], beam: BeamSpec | None = None) -> dict[str, Any]:
+    """Computes TFDV statistics of each table (in memory, one process; or on Apache Beam).
 
     Args:
         frames: table name -> DataFrame.
+        beam: the spec's ``runtime.beam``: compute with ``tfdv.GenerateStatistics``
+            on that runner (:mod:`components.validate.beam`; equal results).
 
     Returns:
         Table name -> ``DatasetFeatureStatisticsList`` with one dataset named after the table.
     """
+    if beam is not None:
+        from .beam import generate_statistics_beam
+
+        return generate_statistics_beam(frames, beam)
     import tensorflow_data_validation as tfdv
 
     out: dict[str, Any] = {}
