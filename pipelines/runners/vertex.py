@@ -36,7 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from components.core.errors import PipelineRunError, SpecError
-from components.core.spec import AcceleratorSpec, PipelineSpec, ResourceSpec, RuntimeSpec
+from components.core.spec import AcceleratorSpec, MetadataSpec, PipelineSpec, ResourceSpec, RuntimeSpec
 
 from .remote import SubmittedRun, normalise_state, wait_until_done
 
@@ -130,6 +130,8 @@ class VertexSettings(_Model):
         network: VPC network to peer with (``projects/<number>/global/networks/<name>``).
         api_endpoint: the Vertex AI API endpoint (default: the region's).
         image: component image (Artifact Registry) used when the spec keeps the default local tag.
+        metadata_url: ML Metadata store of cluster runs (``mysql://user@host:port/db``), used when
+            the spec keeps the default SQLite file (which a cluster task cannot share).
         labels: labels of every pipeline job.
         enable_caching: override the tasks' caching settings for every run (None: the spec's).
         machines: per step (``default``, ``ingest``, ``train``...): machine type or CPU/memory, and for ``train`` the accelerator.
@@ -143,9 +145,17 @@ class VertexSettings(_Model):
     network: str | None = None
     api_endpoint: str | None = None
     image: str | None = None
+    metadata_url: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     enable_caching: bool | None = None
     machines: dict[str, MachineSettings] = Field(default_factory=dict)
+
+    @field_validator("metadata_url")
+    @classmethod
+    def _mysql(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("mysql://"):
+            raise ValueError("must be a mysql:// URL (a SQLite file is not shared between tasks)")
+        return v
 
     @field_validator("pipeline_root", "staging_bucket")
     @classmethod
@@ -195,6 +205,7 @@ def apply_settings(spec: PipelineSpec, settings: VertexSettings | None) -> Pipel
     """The spec as it runs on Vertex AI: settings fill what the spec leaves unset (the spec always wins).
 
     * ``image`` replaces the default local image tag (a tag the spec names is kept);
+    * ``metadata_url`` replaces the default SQLite metadata file (a URL the spec names is kept);
     * ``machines.<step>`` CPU/memory fill a step's resources where the spec has
       no value (for that step, or through its ``default``);
     * ``machines.train`` accelerator applies when the spec trains on ``cpu``.
@@ -212,6 +223,8 @@ def apply_settings(spec: PipelineSpec, settings: VertexSettings | None) -> Pipel
     runtime = data["runtime"]
     if settings.image and spec.runtime.image == RuntimeSpec.model_fields["image"].default:
         runtime["image"] = settings.image
+    if settings.metadata_url and spec.runtime.metadata.url == MetadataSpec().url:
+        runtime["metadata"]["url"] = settings.metadata_url
     resources: dict[str, dict[str, Any]] = runtime["resources"]
     blank = ResourceSpec().model_dump(mode="json")
     fallback = settings.machines.get("default")

@@ -139,6 +139,12 @@ def test_submit_vertex_with_the_settings_file(cvpipe: click.Group, vertex: FakeV
     executors = body["pipelineSpec"]["deploymentSpec"]["executors"]
     assert executors["exec-transform"]["container"]["resources"]["cpuLimit"] == 16.0  # settings: transform on e2-standard-16
     assert run["run_id"] == create.query["pipelineJobId"] and run["state"] == "PENDING"
+    assert body["network"] == "projects/123456789012/global/networks/ml-vpc"
+    # the spec kept the default SQLite lineage file: the settings' MySQL store replaces it; its own image stays
+    default = json.loads(body["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]["spec_json"]["defaultValue"])
+    assert default["runtime"]["metadata"]["url"] == "mysql://cvpipe@10.20.0.3:3306/mlmd"
+    assert default["runtime"]["image"] == "europe-west4-docker.pkg.dev/acme-ml/cvpipe/cvpipe:0.1.0"
+    assert yaml.safe_load(spec_file.read_text())["runtime"] == {"image": "europe-west4-docker.pkg.dev/acme-ml/cvpipe/cvpipe:0.1.0"}
 
 
 def test_submit_vertex_needs_a_project(cvpipe: click.Group, vertex: FakeVertexPipelinesServer, spec_file: Path) -> None:

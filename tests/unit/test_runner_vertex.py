@@ -166,8 +166,13 @@ def test_apply_settings_never_overrides_the_spec(tmp_path: Path) -> None:
     assert out.runtime.resources["train"].cpu == "3" and out.runtime.resources["train"].memory == "7G"
     assert spec.runtime.resources.get("train") is None  # the given spec is not modified
 
+    assert out.runtime.metadata.url == spec.runtime.metadata.url
     default_image = parse_spec({"name": "p", "task": "detection", "data": {"source": "gs://b/a.json"}})
     assert apply_settings(default_image, settings).runtime.image == "europe-docker.pkg.dev/acme/cvpipe/cvpipe:9"
+    with_store = settings.model_copy(update={"metadata_url": "mysql://cvpipe@10.0.0.5:3306/mlmd"})
+    assert apply_settings(default_image, with_store).runtime.metadata.url == "mysql://cvpipe@10.0.0.5:3306/mlmd"
+    own_store = parse_spec({**default_image.model_dump(mode="json"), "runtime": {"metadata": {"url": "mysql://me@db:3306/x"}}})
+    assert apply_settings(own_store, with_store).runtime.metadata.url == "mysql://me@db:3306/x"
     assert apply_settings(default_image, settings).train.accelerator.kind == "NVIDIA_TESLA_A100"
     assert apply_settings(default_image, None) is default_image
 
@@ -232,9 +237,17 @@ def test_settings_file_of_the_repository_loads() -> None:
 def test_bad_settings_are_reported_with_key_paths(tmp_path: Path) -> None:
     bad = tmp_path / "settings.yaml"
     bad.write_text(
-        yaml.safe_dump({"project": "p", "pipeline_root": "/local", "machines": {"train": {"machine_type": "huge-1"}}, "zone": "x"})
+        yaml.safe_dump(
+            {
+                "project": "p",
+                "pipeline_root": "/local",
+                "metadata_url": "sqlite:///mlmd.sqlite",
+                "machines": {"train": {"machine_type": "huge-1"}},
+                "zone": "x",
+            }
+        )
     )
     with pytest.raises(SpecError) as err:
         load_settings(bad)
     keys = {k for k, _ in err.value.problems}
-    assert keys == {"pipeline_root", "machines.train.machine_type", "zone"}
+    assert keys == {"pipeline_root", "metadata_url", "machines.train.machine_type", "zone"}
