@@ -6,8 +6,11 @@ seeded per epoch and random flips use stateless ops keyed by the record's
 position, so a trainer resumed in the middle of an epoch skips exactly the
 batches it already trained on and sees the same remaining ones.
 
-Decoded images are cached in memory when the split is small enough
-(:data:`CACHE_LIMIT_BYTES`), so later epochs skip JPEG decoding.
+Everything that does not change between epochs (decoding, resizing, building
+the targets) runs once and is cached in memory when the split is small
+enough (:data:`CACHE_LIMIT_BYTES`); an epoch then only shuffles, flips
+(image and targets together) and batches, which keeps the input pipeline off
+the cores the training step needs.
 
 Images are resized with ``tf.image.resize`` (bilinear) to the model input
 size, the same op :class:`~components.core.predictor.Predictor` and the
@@ -21,7 +24,6 @@ exported serving graph use. Targets per task:
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,8 +81,8 @@ class InputPipeline:
         info = index.splits.get(self.split)
         self.num_examples = info.records if info is not None else 0
         if self.cache is None:
-            hw = index.image_size or (512, 512)
-            self.cache = self.num_examples * hw[0] * hw[1] * 3 <= CACHE_LIMIT_BYTES
+            # float32 pixels at the model input size dominate (targets are a fraction of that)
+            self.cache = self.num_examples * self.image_size[0] * self.image_size[1] * 3 * 4 * 1.25 <= CACHE_LIMIT_BYTES
         self._base: Any = None
 
     @property
@@ -89,54 +91,72 @@ class InputPipeline:
         return math.ceil(self.num_examples / self.batch_size) if self.num_examples else 0
 
     def _base_dataset(self) -> Any:
+        """Resized images with their targets, before augmentation (cached when small enough)."""
         if self._base is not None:
             return self._base
         import tensorflow as tf
 
         ds = read_dataset(self.examples_dir, self.split, self.task, decode_masks=False, shuffle=False)
-        keys = {"image", "labels", "boxes", "is_crowd", "label", "segmentation"}
-        ds = ds.map(lambda e: {k: v for k, v in e.items() if k in keys}, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(self._static(), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.enumerate()
         if self.cache:
             ds = ds.cache()
+            # Fill the cache now, with all cores and autotuning; epochs then read from memory.
+            for _ in ds.prefetch(tf.data.AUTOTUNE):
+                pass
         self._base = ds
         return ds
 
-    def _prepare(self, epoch: int) -> Any:
+    def _static(self) -> Any:
+        """Per-record work that does not depend on the epoch: resize and build the targets."""
         import tensorflow as tf
 
         h, w = self.image_size
         task = self.task
         ncls = self.label_map.num_classes
         table = _id_table(self.label_map, 1 if task == "segmentation" else 0)
-        training = self.training
-        seed = self.seed
+        unknown = 0 if task == "segmentation" else -1
 
         def lookup(ids: Any) -> Any:
             ids = tf.cast(ids, tf.int32)
             ok = tf.logical_and(ids >= 0, ids < tf.shape(table)[0])
-            return tf.where(ok, tf.gather(table, tf.clip_by_value(ids, 0, tf.shape(table)[0] - 1)), -1 if task != "segmentation" else 0)
+            return tf.where(ok, tf.gather(table, tf.clip_by_value(ids, 0, tf.shape(table)[0] - 1)), unknown)
 
-        def fn(position: Any, e: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-            image = tf.image.resize(e["image"], (h, w), method="bilinear")
-            flip = tf.constant(False)
-            if training:
-                key = tf.stack([tf.cast(seed, tf.int64) * 100003 + tf.cast(epoch, tf.int64), tf.cast(position, tf.int64)])
-                flip = tf.random.stateless_uniform([], seed=key) < 0.5
-                image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
-            image = tf.ensure_shape(image, (h, w, 3))
+        def fn(e: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+            image = tf.ensure_shape(tf.image.resize(e["image"], (h, w), method="bilinear"), (h, w, 3))
             if task == "classification":
                 return image, {"label": lookup(e["label"])}
             if task == "segmentation":
                 seg = tf.image.resize(e["segmentation"][:, :, None], (h, w), method="nearest")[:, :, 0]
-                seg = tf.cond(flip, lambda: tf.reverse(seg, [1]), lambda: seg)
                 return image, {"mask": tf.ensure_shape(lookup(seg), (h, w))}
-            boxes = e["boxes"]
-            if training:
-                flipped = tf.stack([boxes[:, 0], 1.0 - boxes[:, 3], boxes[:, 2], 1.0 - boxes[:, 1]], axis=1)
-                boxes = tf.cond(flip, lambda: flipped, lambda: boxes)
             classes = tf.where(e["is_crowd"], -1, lookup(e["labels"]))
-            return image, detector.build_targets(boxes, classes, (h, w), ncls)
+            return image, detector.build_targets(e["boxes"], classes, (h, w), ncls)
+
+        return fn
+
+    def _augment(self, epoch: int) -> Any:
+        """Random horizontal flip of an image and its targets, keyed by (seed, epoch, record position)."""
+        import tensorflow as tf
+
+        task = self.task
+        seed = self.seed
+        w = float(self.image_size[1])
+
+        def flip_targets(t: dict[str, Any]) -> dict[str, Any]:
+            if task == "classification":
+                return t
+            if task == "segmentation":
+                return {"mask": tf.reverse(t["mask"], [1])}
+            # Mirrored cells keep their boxes relative to the cell centre: x' = W - x.
+            bt = tf.reverse(t["box_target"], [1])
+            bt = tf.stack([w - bt[..., 2], bt[..., 1], w - bt[..., 0], bt[..., 3]], axis=-1)
+            return {"heatmap": tf.reverse(t["heatmap"], [1]), "box_target": bt, "box_weight": tf.reverse(t["box_weight"], [1])}
+
+        def fn(position: Any, example: tuple[Any, dict[str, Any]]) -> tuple[Any, dict[str, Any]]:
+            image, targets = example
+            key = tf.stack([tf.cast(seed, tf.int64) * 100003 + tf.cast(epoch, tf.int64), tf.cast(position, tf.int64)])
+            flip = tf.random.stateless_uniform([], seed=key) < 0.5
+            return tf.cond(flip, lambda: (tf.reverse(image, [1]), flip_targets(targets)), lambda: (image, targets))
 
         return fn
 
@@ -157,12 +177,22 @@ class InputPipeline:
             ds = ds.shuffle(max(1, min(self.num_examples, 4096)), seed=self.seed * 1000 + epoch, reshuffle_each_iteration=False)
         if skip_batches:
             ds = ds.skip(skip_batches * self.batch_size)
-        ds = ds.map(self._prepare(epoch), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        # From the cache an epoch is cheap work (shuffle, flip, batch): one thread and no
+        # autotuning, so the input pipeline does not compete with the training step for
+        # cores. Without the cache, decoding needs the parallelism autotuning gives it.
+        parallel = None if self.cache else tf.data.AUTOTUNE
+        if self.training:
+            augment = self._augment(epoch)
+            ds = ds.map(augment, num_parallel_calls=parallel, deterministic=True) if parallel else ds.map(augment)
+        else:
+            ds = ds.map(lambda i, ex: ex)
         ds = ds.batch(self.batch_size)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        options.threading.private_threadpool_size = max(2, os.cpu_count() or 2)
-        return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+        if self.cache:
+            options.autotune.enabled = False
+            options.threading.private_threadpool_size = 1
+        return ds.with_options(options).prefetch(2 if self.cache else tf.data.AUTOTUNE)
 
     def images(self, limit: int) -> Any:
         """Up to ``limit`` resized images (float32 ``[H, W, 3]``), no augmentation (TFLite calibration).
