@@ -175,13 +175,14 @@ def datasets_synth(out_dir: str, num_images: int, seed: int, task: str, image_si
     "--dir", "directory", default="demo", show_default=True, type=click.Path(file_okay=False), help="Where data, spec and runs go."
 )
 @click.option("--num-images", default=240, show_default=True, type=int)
-@click.option("--until", default=None, help="Last step to run.")
+@click.option("--until", default=None, help="Last step of the training pipeline to run (stops the demo there).")
+@click.option("--skip-continuous-eval", is_flag=True, help="Stop after the training runs.")
 @_friendly
-def demo_cmd(directory: str, num_images: int, until: str | None) -> None:
+def demo_cmd(directory: str, num_images: int, until: str | None, skip_continuous_eval: bool) -> None:
     """Generate a dataset, run the training pipeline locally end to end, print the summary and lineage."""
     from .demo import run_demo
 
-    run_demo(Path(directory), num_images=num_images, until=until, echo=click.echo)
+    run_demo(Path(directory), num_images=num_images, until=until, echo=click.echo, continuous_eval=not skip_continuous_eval)
 
 
 @cli.group("models")
@@ -273,6 +274,14 @@ def _register_loop_commands() -> None:
     cli.add_command(predict_cmd)
     cli.add_command(serve_cmd)
     cli.add_command(label_group)
+
+    from .cli_ce import ce_group, schedule_cmd, scheduler_cmd
+    from .cli_cluster import register_cluster_commands
+
+    cli.add_command(schedule_cmd)
+    cli.add_command(scheduler_cmd)
+    cli.add_command(ce_group)
+    register_cluster_commands(cli)
 
 
 _register_loop_commands()

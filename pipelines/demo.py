@@ -95,14 +95,23 @@ def _registry_snapshot(spec_path: Path) -> list[tuple[int, bool, tuple[str, ...]
 
 
 def run_demo(
-    directory: Path, num_images: int = 240, until: str | None = None, echo: Callable[[str], Any] = print, strict_rerun: bool = True
+    directory: Path,
+    num_images: int = 240,
+    until: str | None = None,
+    echo: Callable[[str], Any] = print,
+    strict_rerun: bool = True,
+    continuous_eval: bool = True,
 ) -> Any:
     """Runs the demo end to end.
 
     1. generates the dataset (once) and runs the training pipeline: the model is
        evaluated, blessed by the spec's threshold and pushed to the local registry;
     2. unless ``until`` stops early, runs it again with a stricter change threshold
-       against the champion: the new model is refused and the registry is unchanged.
+       against the champion: the new model is refused and the registry is unchanged;
+    3. runs the continuous-evaluation loop (:func:`pipelines.demo_ce.run_ce_demo`):
+       predictions on a darker, re-mixed held-back set are logged, a labelling batch
+       is sampled and imported, drift is detected, the alert is logged and exactly
+       one retraining run starts.
 
     Args:
         directory: where data, spec and runs go.
@@ -110,6 +119,7 @@ def run_demo(
         until: last step to run.
         echo: where to print.
         strict_rerun: run step 2.
+        continuous_eval: run step 3 (needs step 2's pushed champion).
 
     Returns:
         The summary of the first run.
@@ -157,4 +167,9 @@ def run_demo(
     refused = blessing is not None and blessing.properties.get("blessed") is False
     after = _registry_snapshot(spec_path)
     echo(f"stricter run: {'refused' if refused else 'blessed'}; registry {'unchanged' if after == before else 'CHANGED'}: {after}")
+    if continuous_eval:
+        from .demo_ce import run_ce_demo
+
+        echo("== 3. continuous evaluation: shifted production images -> labelling -> drift -> alert -> one retraining run")
+        run_ce_demo(directory, echo=echo)
     return summary
