@@ -162,7 +162,10 @@ def background_crop(name: str, width: int, height: int, rng: np.random.Generator
 
 
 def _polygon(n: int, radius: float, centre: tuple[float, float], start: float = -math.pi / 2) -> list[tuple[float, float]]:
-    return [(centre[0] + radius * math.cos(start + 2 * math.pi * k / n), centre[1] + radius * math.sin(start + 2 * math.pi * k / n)) for k in range(n)]
+    return [
+        (centre[0] + radius * math.cos(start + 2 * math.pi * k / n), centre[1] + radius * math.sin(start + 2 * math.pi * k / n))
+        for k in range(n)
+    ]
 
 
 def _draw_shape(draw: ImageDraw.ImageDraw, name: str, s: float) -> None:

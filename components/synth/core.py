@@ -559,7 +559,8 @@ def _generate_into(cfg: SynthConfig, root: Path, final: Path, backgrounds: list[
     annotations = None
     if cfg.task != "classification":
         categories = [
-            {"id": cid, "name": name, "supercategory": "glyph" if name in _render.GLYPHS else "shape"} for cid, name in sorted(label_map.classes.items())
+            {"id": cid, "name": name, "supercategory": "glyph" if name in _render.GLYPHS else "shape"}
+            for cid, name in sorted(label_map.classes.items())
         ]
         info = {"description": f"cvpipe synthetic {cfg.task} data", "contributor": "cvpipe.synth", "version": "1", "seed": cfg.seed}
         write_coco(root / "annotations.json", images, anns, categories, info=info)

@@ -85,7 +85,9 @@ def _stem(file_name: str) -> str:
     return PurePosixPath(file_name.replace("\\", "/")).stem
 
 
-def export_voc(coco_json: str | os.PathLike[str], out_dir: str | os.PathLike[str], images_dir: str | os.PathLike[str] | None = None) -> Path:
+def export_voc(
+    coco_json: str | os.PathLike[str], out_dir: str | os.PathLike[str], images_dir: str | os.PathLike[str] | None = None
+) -> Path:
     """Writes a COCO detection dataset in the Pascal VOC devkit layout.
 
     ``out_dir/Annotations/<stem>.xml``, ``out_dir/JPEGImages/<stem>.<ext>`` (copies)
@@ -142,7 +144,9 @@ def export_voc(coco_json: str | os.PathLike[str], out_dir: str | os.PathLike[str
     return root
 
 
-def export_yolo(coco_json: str | os.PathLike[str], out_dir: str | os.PathLike[str], images_dir: str | os.PathLike[str] | None = None) -> Path:
+def export_yolo(
+    coco_json: str | os.PathLike[str], out_dir: str | os.PathLike[str], images_dir: str | os.PathLike[str] | None = None
+) -> Path:
     """Writes a COCO detection dataset in the Ultralytics YOLO layout.
 
     ``out_dir/images/<stem>.<ext>`` (copies), ``out_dir/labels/<stem>.txt`` (one
@@ -179,7 +183,9 @@ def export_yolo(coco_json: str | os.PathLike[str], out_dir: str | os.PathLike[st
             if ann.get("iscrowd"):
                 continue
             x, y, w, h = (float(v) for v in ann["bbox"])
-            lines.append(f"{index[ann['category_id']]} {(x + w / 2) / width:.6f} {(y + h / 2) / height:.6f} {w / width:.6f} {h / height:.6f}\n")
+            lines.append(
+                f"{index[ann['category_id']]} {(x + w / 2) / width:.6f} {(y + h / 2) / height:.6f} {w / width:.6f} {h / height:.6f}\n"
+            )
         atomic_write_text(root / "labels" / f"{stem}.txt", "".join(lines))
     data = {"train": "images", "nc": len(cats), "names": [str(c["name"]) for c in cats]}
     return atomic_write_text(root / "data.yaml", yaml.safe_dump(data, sort_keys=False))
