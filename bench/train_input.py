@@ -11,12 +11,13 @@ trains the same compact detector with the same compiled train step, fed:
     resize, random flips, target building, prefetch);
 (c) cvpipe without the cache (every epoch decodes every JPEG), for reference.
 
-Each variant trains ``--epochs`` epochs after one warm-up epoch (tracing,
-cache fill); the variants alternate ``--repeat`` times and the best time of
-each is kept, so all see the same load from other processes. Prints steps/s,
-images/s and the ratios b/a (target >= 0.95) and c/a::
+After one warm-up epoch each (tracing, cache fill), the variants train one
+epoch at a time in rotating order, ``--epochs x --repeat`` epochs each, so
+load from other processes hits all of them alike; the median epoch time of
+each is kept. Prints steps/s, images/s and the ratios b/a (target >= 0.95)
+and c/a::
 
-    .venv/bin/python bench/train_input.py --images 240 --epochs 3
+    .venv/bin/python bench/train_input.py --images 240 --epochs 3 --repeat 3
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -67,10 +69,10 @@ def time_epochs(trainer: Trainer, batches: Any, epochs: int) -> tuple[float, int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=240, help="images generated (all go to the training split)")
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per variant and round")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per variant and repeat")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--repeat", type=int, default=2, help="rounds; the best time of each variant is kept")
+    parser.add_argument("--repeat", type=int, default=3, help="repeats of --epochs (medians over all)")
     args = parser.parse_args()
 
     size = (args.image_size, args.image_size)
@@ -93,21 +95,27 @@ def main() -> None:
         }
         for feed in variants.values():  # warm-up: tracing for full and last-partial batches, cache fill
             time_epochs(trainer, feed, 1)
-        best: dict[str, tuple[float, int]] = {}
-        for _ in range(args.repeat):
-            for name, feed in variants.items():
-                seconds, steps = time_epochs(trainer, feed, args.epochs)
-                if name not in best or seconds < best[name][0]:
-                    best[name] = (seconds, steps)
+        # One epoch of each variant per round, in rotating order, so load from other
+        # processes hits all of them alike; the median epoch time of each is compared.
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        steps: dict[str, int] = {}
+        names = list(variants)
+        for r in range(args.epochs * args.repeat):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                seconds, n = time_epochs(trainer, variants[name], 1)
+                times[name].append(seconds)
+                steps[name] = n
 
         load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
         print(f"compact_detector {size[0]}x{size[1]}, batch {args.batch_size}, {cached.num_examples} images, {plan.description}")
         print(f"{os.cpu_count()} cores, load average {load} (other processes share the cores; compare ratios, not absolute rates)")
         rate = {}
-        for name, (seconds, steps) in best.items():
-            rate[name] = steps / seconds
+        for name in names:
+            med = statistics.median(times[name])
+            rate[name] = steps[name] / med
             print(
-                f"  {name:30s} {steps / seconds:7.3f} steps/s  {steps * args.batch_size / seconds:7.1f} images/s  ({steps} steps in {seconds:.2f}s)"
+                f"  {name:30s} {rate[name]:7.3f} steps/s  {rate[name] * args.batch_size:7.1f} images/s"
+                f"  (median of {len(times[name])} epochs of {steps[name]} steps; best {steps[name] / min(times[name]):.3f} steps/s)"
             )
         a = rate["a in-memory tensors"]
         print(f"ratio b/a = {rate['b cvpipe TFRecord pipeline'] / a:.3f} (target >= 0.95)")

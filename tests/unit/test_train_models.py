@@ -87,3 +87,39 @@ def test_loss_curves_png(tmp_path) -> None:
         assert im.format == "PNG" and im.size == (640, 400)
         # the plot is not blank: many distinct colours (two curves, legend, grid)
         assert len(set(im.convert("RGB").getdata())) > 20
+
+
+def test_component_signature() -> None:
+    from components.train.component import train
+
+    spec = train.component_spec
+    assert set(spec.inputs) == {"spec_json", "run_id", "examples", "label_map"}
+    assert spec.inputs["examples"].type == "system.Dataset@0.0.1"
+    assert spec.inputs["label_map"].type == "system.Artifact@0.0.1"
+    assert {k: v.type for k, v in spec.outputs.items()} == {
+        "model": "system.Model@0.0.1",
+        "report": "system.HTML@0.0.1",
+        "hyperparameters": "system.Artifact@0.0.1",
+    }
+    assert spec.implementation.container.image.startswith("cvpipe")
+
+
+def test_pretrained_weights_load_into_the_backbone(tmp_path) -> None:
+    from components.train.models import build_model, load_backbone_weights
+
+    donor = build_model("classification", "mobilenet_v3_small", 5, (32, 32))
+    rng = np.random.default_rng(1)
+    for v in donor.get_layer("backbone").weights:
+        v.assign(rng.normal(size=v.shape).astype(np.float32))
+    path = tmp_path / "backbone.weights.h5"
+    donor.get_layer("backbone").save_weights(str(path))
+
+    model = build_model("classification", "mobilenet_v3_small", 3, (32, 32))  # another head: only the backbone loads
+    load_backbone_weights(model, str(path))
+    for a, b in zip(donor.get_layer("backbone").get_weights(), model.get_layer("backbone").get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TrainingError, match="file not found"):
+        load_backbone_weights(model, str(tmp_path / "missing.weights.h5"))
+    detector = build_model("detection", "compact_detector", 3, (64, 64))
+    with pytest.raises(TrainingError, match="does not fit the compact_detector backbone"):
+        load_backbone_weights(detector, str(path))
