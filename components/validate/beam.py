@@ -6,7 +6,8 @@ statistics in memory (``tfdv.generate_statistics_from_dataframe``). With
 instead, which turns each DataFrame into Arrow record batches exactly as
 TFDV's in-memory path does (same dropped columns, same canonical list
 arrays), feeds them to the ``tfdv.GenerateStatistics`` PTransform on the
-spec's runner, and reads the result back. The two paths give equal
+spec's runner, reads the result back and lists the features in the tables'
+column order, as the in-memory path does. The two paths give equal
 statistics protos; the Beam one spreads the work over the runner's workers.
 
 With a runner other than ``DirectRunner``, ``temp_location`` (a path the
@@ -98,6 +99,7 @@ def generate_statistics_beam(frames: Mapping[str, pd.DataFrame], beam: BeamSpec,
         for table, path in paths.items():
             stats = tfdv.load_stats_binary(path)
             stats.datasets[0].name = table
+            _in_column_order(stats.datasets[0], list(frames[table].columns))
             out[table] = stats
         return out
     finally:
@@ -114,3 +116,23 @@ def _remove_remote(prefix: str) -> None:
         FileSystems.delete([prefix])
     except Exception:  # best effort: a leftover temporary directory is harmless
         pass
+
+
+def _in_column_order(dataset: Any, columns: list[str]) -> None:
+    """Orders a dataset's features as the table's columns, as the in-memory path does.
+
+    Workers of a parallel runner finish in any order, and the merged
+    statistics list features in the order they were first met.
+    """
+    rank = {name: i for i, name in enumerate(columns)}
+
+    def key(feature: Any) -> tuple[int, str]:
+        name = ".".join(feature.path.step) if feature.HasField("path") else feature.name
+        return rank.get(name, len(rank)), name
+
+    ordered = sorted(dataset.features, key=key)
+    copies = [type(f)() for f in ordered]
+    for copy, f in zip(copies, ordered, strict=True):
+        copy.CopyFrom(f)
+    del dataset.features[:]
+    dataset.features.extend(copies)

@@ -84,7 +84,9 @@ def test_commands_are_exported_for_registration(cvpipe: click.Group) -> None:
     runs = cvpipe.commands["runs"]
     assert isinstance(runs, click.Group) and set(runs.commands) == {"list", "show", "wait"}
     assert "submit" in cvpipe.commands
-    assert "list" in lead_cli.runs_group.commands and lead_cli.runs_group.commands["list"] is lead_cli.runs_list  # untouched
+    # the local command object itself is not modified: `runs list` wraps it
+    assert "target" not in {p.name for p in lead_cli.runs_list.params}
+    assert "target" in {p.name for p in runs.commands["list"].params}
 
 
 def test_submit_kubeflow(cvpipe: click.Group, kfp: FakeKfpServer, spec_file: Path) -> None:
