@@ -146,7 +146,7 @@ def test_loads_in_kfp_and_vertex_pipeline_job(tmp_path: Path) -> None:
         location="europe-west4",
         enable_caching=False,
     )
-    # constructed offline, not created: read the request the client would send
-    spec = job._gca_resource.pipeline_spec
+    # constructed offline, not created: the spec the client would send
+    spec = job.pipeline_spec
     assert spec["pipelineInfo"]["name"] == "gpu-detector"
     assert "exec-train" in spec["deploymentSpec"]["executors"]
