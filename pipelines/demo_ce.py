@@ -185,19 +185,23 @@ def run_ce_demo(directory: Path, echo: Callable[[str], Any] = print) -> CeDemoRe
 
     log = AlertLog(spec.monitoring.alert_config(spec.runtime.root).log_path)
     result.alerts_logged = len(log.alerts())
-    echo(f"alert log {log.path}: {result.alerts_logged} alerts (each drifting check once; run 2 repeated none)")
+    echo(f"alert log {log.path}: {result.alerts_logged} alerts (each condition once; repeats within the cooldown are suppressed)")
     state = TriggerState(Path(spec.runtime.root) / spec.name / "retrain" / "state.json").load()
     if state.runs:
         run = state.runs[-1]
         result.retraining = run.to_dict()
         echo(f"retraining {run.trigger_id}: {run.state} (run {run.run_id}); {len(state.runs)} retraining run(s) started in all")
     if decision is not None:
-        echo(f"lineage of the retraining dataset (cvpipe lineage {decision.id} --spec {spec_path}):")
-        echo(store.upstream(decision.id).render())
+        echo(f"what started the retraining (the full graph: cvpipe lineage {decision.id} --spec {spec_path}):")
+        echo(store.upstream(decision.id, max_depth=1).render())
         downstream = [store.get(i) for i in store.downstream_ids(decision.id)]
         model = next((a for a in reversed(downstream) if a.kind == "PushedModel"), None) or next(
             (a for a in reversed(downstream) if a.kind == "Model"), None
         )
         if model is not None:
-            echo(f"the retrained model {model.kind} #{model.id} descends from it (cvpipe lineage {model.id} --spec {spec_path})")
+            version = model.properties.get("version")
+            echo(
+                f"the retrained model {model.kind} #{model.id}{f' (version {version})' if version else ''} descends from it "
+                f"(cvpipe lineage {model.id} --spec {spec_path})"
+            )
     return result

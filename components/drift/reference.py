@@ -13,7 +13,11 @@ training sample once per version, not once per evaluation.
 
 The ``ExampleStatistics`` artifact of that training run (TFDV statistics over
 all images) is the reference's lineage input; its histograms are what the
-sample stands for.
+sample stands for. Where the training images cannot be read (a cluster task
+that does not see the training bucket), the reference falls back to those
+statistics alone (:func:`reference_from_statistics`): the image statistics
+are rebuilt from TFDV's quantile histograms, and the class mix and embedding
+checks, which need the model's outputs on training images, are skipped.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,7 +39,7 @@ from .core import DriftInputs
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FEATURES", "NO_PREDICTION", "Reference", "build_reference", "drift_inputs"]
+__all__ = ["FEATURES", "NO_PREDICTION", "Reference", "build_reference", "drift_inputs", "reference_from_statistics"]
 
 FEATURES: tuple[str, ...] = ("brightness", "contrast", "width", "height")
 """Image statistics compared by the drift checks (columns of the prediction log)."""
@@ -53,6 +57,7 @@ class Reference:
         statistics: the training run's ``ExampleStatistics`` artifact, if lineage has one.
         manifest: the validated training manifest sampled from.
         cached: whether the rows came from the cache.
+        source: ``sample`` (training images through the model) or ``statistics`` (TFDV histograms only).
     """
 
     rows: pd.DataFrame
@@ -60,6 +65,7 @@ class Reference:
     statistics: ArtifactRef | None
     manifest: ArtifactRef | None
     cached: bool
+    source: str = "sample"
 
 
 def drift_inputs(rows: pd.DataFrame) -> DriftInputs:
@@ -69,12 +75,16 @@ def drift_inputs(rows: pd.DataFrame) -> DriftInputs:
         rows: rows with ``predicted_class_name``, the :data:`FEATURES` columns and ``embedding``.
 
     Returns:
-        Predicted class per image (:data:`NO_PREDICTION` for none), the image statistics, and the
-        embeddings when every row has one of the same length.
+        Predicted class per image (:data:`NO_PREDICTION` for none; None without the column), the
+        image statistics, and the embeddings when every row has one of the same length.
     """
     import pandas as pd
 
-    names = [str(v) if isinstance(v, str) and v else NO_PREDICTION for v in rows.get("predicted_class_name", pd.Series(dtype=object))]
+    names = (
+        [str(v) if isinstance(v, str) and v else NO_PREDICTION for v in rows["predicted_class_name"]]
+        if "predicted_class_name" in rows
+        else None
+    )
     features = pd.DataFrame({f: pd.to_numeric(rows[f], errors="coerce").astype("float64") for f in FEATURES if f in rows})
     embeddings = None
     if "embedding" in rows and len(rows):
@@ -119,6 +129,8 @@ def build_reference(
     if path.is_file():
         return Reference(pd.read_parquet(path), path, stats[0] if stats else None, found[1] if found else None, True)
     if found is None:
+        if stats:
+            return _statistics_reference(stats[0], path, v.ref)
         raise DataError(
             f"{v.ref}: lineage holds no readable training manifest upstream of model artifact {v.artifact_id}; no drift reference"
         )
@@ -136,6 +148,8 @@ def build_reference(
         except OSError:
             continue
     if not images:
+        if stats:
+            return _statistics_reference(stats[0], path, v.ref)
         raise DataError(f"{v.ref}: none of the {len(pick)} sampled training images can be read; no drift reference")
     from components.core.predictor import Predictor
     from components.predict.core import ServedModel
@@ -152,3 +166,49 @@ def build_reference(
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
     return Reference(frame, path, stats[0] if stats else None, manifest_ref, False)
+
+
+_SCALE = {"brightness": 1 / 255.0, "contrast": 1 / 255.0}  # validate's statistics are 0..255; the prediction log's 0..1
+
+
+def reference_from_statistics(statistics: Any) -> pd.DataFrame:
+    """Image statistics rebuilt from the TFDV statistics of the training images.
+
+    Each numeric feature of :data:`FEATURES` becomes values spread evenly inside
+    the buckets of its quantile histogram (as many per bucket as it counts), in
+    the prediction log's units (brightness and contrast in 0..1).
+
+    Args:
+        statistics: the ``images`` table's ``DatasetFeatureStatisticsList`` (validate's output).
+
+    Returns:
+        One column per feature found (rows: the training images).
+    """
+    import pandas as pd
+
+    columns: dict[str, np.ndarray] = {}
+    for feature in statistics.datasets[0].features:
+        name = feature.path.step[0] if feature.path.step else feature.name
+        if name not in FEATURES or feature.WhichOneof("stats") != "num_stats":
+            continue
+        quantiles = [h for h in feature.num_stats.histograms if h.type == 1]  # QUANTILES
+        if not quantiles:
+            continue
+        buckets = quantiles[0].buckets
+        counts = np.asarray([b.sample_count for b in buckets], dtype=np.float64)
+        whole = np.diff(np.round(np.concatenate([[0.0], np.cumsum(counts)]))).astype(int)  # integer counts, same total
+        values = [
+            b.low_value + (np.arange(k) + 0.5) / k * (b.high_value - b.low_value) for b, k in zip(buckets, whole, strict=True) if k > 0
+        ]
+        columns[name] = np.concatenate(values) * _SCALE.get(name, 1.0) if values else np.zeros(0)
+    n = max((len(c) for c in columns.values()), default=0)
+    return pd.DataFrame({k: np.pad(c.astype(np.float64), (0, n - len(c)), constant_values=np.nan) for k, c in columns.items()})
+
+
+def _statistics_reference(stats_ref: ArtifactRef, path: Path, ref: str) -> Reference:
+    from components.validate.stats import load_statistics
+
+    tables = load_statistics(stats_ref.uri)
+    if "images" not in tables:
+        raise DataError(f"{ref}: the training images cannot be read and {stats_ref.uri} holds no image statistics; no drift reference")
+    return Reference(reference_from_statistics(tables["images"]), path, stats_ref, None, False, source="statistics")

@@ -99,9 +99,10 @@ def run(ctx: StepContext, window_dir: Path, out_dir: Path, *, uris: dict[str, st
     write_alert_file(out_dir, alerts, "drift")
     drifted = report.drifted_features()
     ctx.log.info(
-        "drift %s: %d reference images (%s), %d window predictions; drifting: %s; report %s",
+        "drift %s: %d reference images (%s, %s), %d window predictions; drifting: %s; report %s",
         report.status,
         len(reference.rows),
+        reference.source,
         "cached" if reference.cached else "computed",
         len(window.rows),
         ", ".join(drifted) or "nothing",
@@ -127,6 +128,7 @@ def run(ctx: StepContext, window_dir: Path, out_dir: Path, *, uris: dict[str, st
                     "window_rows": len(window.rows),
                     "reference_rows": len(reference.rows),
                     "reference": str(reference.path),
+                    "reference_source": reference.source,
                 },
             )
         },

@@ -318,9 +318,17 @@ def run(
         ctx.log.info(
             "waiting for retraining %s (pid %d); its log: %s", result.trigger_id, proc.pid, Path(str(result.spec_path)).parent / LOG_FILE
         )
-        proc.wait()
+        code = proc.wait()
         assert result.trigger_id is not None
         result.run = TriggerState(state_path).load().run(result.trigger_id)
+        if result.run is not None and result.run.state not in TERMINAL:
+            from .retrain import finish
+
+            log_file = Path(str(result.spec_path)).parent / LOG_FILE
+            error = f"the retraining process exited with status {code} without reporting; see {log_file}"
+            result.run = finish(
+                state_path, result.trigger_id, "FAILED", error=error, store=ctx.store, artifact_id=result.run.dataset_artifact_id
+            )
     ctx.log.info("trigger: %s", result.reason)
     atomic_write_json(out_dir / TRIGGER_FILE, result.to_dict())
     return result

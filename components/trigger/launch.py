@@ -67,6 +67,9 @@ def launch_local(
     log = open(spec_path.parent / LOG_FILE, "ab")  # noqa: SIM115 - the child owns it
     try:
         env = dict(os.environ)
+        # Inside a kfp.local task _KFP_RUNTIME is set, which strips kfp.dsl to the executor's needs;
+        # the retraining process compiles pipelines and needs all of it.
+        env.pop("_KFP_RUNTIME", None)
         env.setdefault("PYTHONUNBUFFERED", "1")
         return subprocess.Popen(
             cmd,

@@ -135,7 +135,14 @@ def build_world(root: Path, spec: dict[str, Any] | None = None, train_images: in
 
     ing = ingest(ctx("ingest"), out / "manifest", out / "label_map", out / "quarantine", {})
     validate(ctx("validate"), out / "manifest", out / "label_map", ValidateOutputs.under(out / "validate"))
-    transform(ctx("transform"), out / "validate" / "validated", out / "label_map", out / "examples", out / "transform_quarantine")
+    transform(
+        ctx("transform"),
+        out / "validate" / "validated",
+        out / "label_map",
+        out / "examples",
+        out / "transform_quarantine",
+        {"statistics": str(out / "validate" / "statistics"), "schema": str(out / "validate" / "schema")},
+    )
     examples = store.find_by_uri(str(out / "examples"), "Examples")
     model_dir = make_tiny_model(out / "model", "detection", ing.label_map, seed=seed, model_name=parsed.name)
     trained = store.record_execution(

@@ -126,6 +126,29 @@ def test_dark_traffic_drifts_and_the_alert_is_logged_once(world, evaluated) -> N
     assert {e["notified"] for e in written["alerts"]} == {False}
 
 
+def test_statistics_only_reference_still_sees_the_dark_traffic(world, evaluated) -> None:
+    import numpy as np
+
+    from components.drift import DriftConfig, check_drift
+    from components.drift.reference import drift_inputs, reference_from_statistics
+    from components.monitor.production import upstream_of_kind
+    from components.validate.stats import load_statistics
+
+    [stats] = upstream_of_kind(world.store, world.artifacts["model"].id, "ExampleStatistics")
+    frame = reference_from_statistics(load_statistics(stats.uri)["images"])
+    assert len(frame) == 48 and set(frame.columns) == {"brightness", "contrast", "width", "height"}
+    sampled = evaluated["drift"].reference_path
+    import pandas as pd
+
+    exact = pd.read_parquet(sampled)  # the same 48 training images through the prediction-log code
+    assert float(np.median(frame["brightness"])) == pytest.approx(float(np.median(exact["brightness"])), abs=0.01)
+    assert set(frame["width"]) == {48.0} and set(frame["height"]) == {40.0}
+    inputs = drift_inputs(frame)
+    assert inputs.predictions is None and inputs.embeddings is None
+    report = check_drift(inputs, drift_inputs(evaluated["window"].rows), DriftConfig(min_samples=20))
+    assert "brightness" in report.drifted_features()
+
+
 def test_a_storm_of_alerts_starts_one_retraining_linked_to_alert_and_batch(world, evaluated) -> None:
     from components.ingest.core import read_source
     from components.trigger.core import run as trigger

@@ -1,0 +1,119 @@
+"""kfp.local runs of the continuous-evaluation pipeline, started by the embedded scheduler and by ``cvpipe ce run``.
+
+The world (tests/fakes/ce_world.py) has a blessed tiny model in production and
+its full training lineage; production traffic is darker than training. The
+first run (the scheduler's) finds the drift and alerts but has no labels to
+retrain with; after simulated people label its batch, the second run imports
+the labels and its trigger starts a real local retraining run, whose ingest
+step reads the trigger's dataset: lineage then links the retraining to the
+alerts and the labelling batch. The retraining process is ended (by its
+process-group id) once its ingest is recorded; training itself is tested elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fakes.ce_world import build_world
+
+from components.alert.dispatcher import AlertLog
+from components.core.spec import dump_spec
+from components.trigger.state import TriggerState, pid_alive
+from pipelines.cli_ce import ce_group, scheduler_cmd
+
+pytestmark = pytest.mark.local
+
+
+@pytest.fixture(scope="module")
+def scheduled(tmp_path_factory):
+    world = build_world(tmp_path_factory.mktemp("ce-local"))
+    prod = world.images("prod", 60, seed=11, brightness=0.45)
+    world.log_traffic(prod)
+    spec_path = world.root / "spec.yaml"
+    spec_path.write_text(dump_spec(world.spec))
+    runner = CliRunner()
+    registered = runner.invoke(scheduler_cmd, [str(spec_path), "--once", "--now", "2026-11-22T09:30:00+00:00"])
+    assert registered.exit_code == 0, registered.output
+    ran = runner.invoke(scheduler_cmd, [str(spec_path), "--once", "--now", "2026-11-22T10:00:30+00:00"])
+    return world, prod, spec_path, ran
+
+
+def _runs(world, suffix: str) -> list[str]:
+    return [r for r in world.store.run_ids(world.spec.name) if r.startswith(f"{world.spec.name}-{suffix}")]
+
+
+def test_the_scheduler_runs_the_pipeline_which_alerts_on_drift(scheduled) -> None:
+    world, _, _, ran = scheduled
+    assert ran.exit_code == 0, ran.output
+    assert "1 run(s), 0 failed" in ran.output
+    state = json.loads((Path(world.spec.runtime.root) / "scheduler.json").read_text())["entries"]["shelf:continuous-eval"]
+    assert state["last_status"] == "succeeded" and state["last_fire"] == "2026-11-22T10:00:00+00:00"
+    [run_id] = _runs(world, "continuous-eval")
+    assert state["last_run_id"] == run_id
+    steps = {e["component"]: e for e in world.store.executions(run_id=run_id)}
+    assert {"read_window", "sample", "live_metrics", "drift", "alert", "trigger"} <= set(steps)
+    assert all(e["state"] == "COMPLETE" for e in steps.values())
+    assert steps["drift"]["properties"]["status"] == "drift"
+    assert steps["trigger"]["properties"]["triggered"] is False
+    assert "no labelled image" in steps["trigger"]["properties"]["reason"]
+    log = AlertLog(world.spec.monitoring.alert_config(world.spec.runtime.root).log_path)
+    keys = {a.dedup_key for _, a in log.alerts()}
+    assert "cvpipe/shelf/drift/ks/brightness" in keys
+    batches = [a for a in world.store.artifacts_of_run(run_id) if a.kind == "LabellingBatch"]
+    assert len(batches) == 1 and batches[0].properties["random_items"] == 24
+
+
+def test_labels_then_one_local_retraining_linked_to_alerts_and_batch(scheduled) -> None:
+    from components.sample.core import LabellingBatch
+    from components.sample.simulate import simulate_labels
+
+    world, prod, spec_path, _ = scheduled
+    [first] = _runs(world, "continuous-eval")
+    [batch_ref] = [a for a in world.store.artifacts_of_run(first) if a.kind == "LabellingBatch"]
+    batch = LabellingBatch.load(batch_ref.uri)
+    labels = Path(world.spec.monitoring.labels)
+    labels.mkdir(parents=True, exist_ok=True)
+    (labels / f"{batch.batch_id}.json").write_text(json.dumps(simulate_labels(batch, prod)))
+    state_path = Path(world.spec.runtime.root) / world.spec.name / "retrain" / "state.json"
+    pid = None
+    try:
+        result = CliRunner().invoke(ce_group, ["run", str(spec_path)])
+        assert result.exit_code == 0, result.output
+        second = [r for r in _runs(world, "continuous-eval") if r != first]
+        assert len(second) == 1
+        steps = {e["component"]: e for e in world.store.executions(run_id=second[0])}
+        assert steps["trigger"]["properties"]["triggered"] is True, steps["trigger"]["properties"]["reason"]
+        assert steps["live_metrics"]["properties"]["labelled"] == len(batch.items)
+        [retrain] = TriggerState(state_path).load().runs
+        pid = retrain.pid
+        assert retrain.target == "local" and pid is not None and retrain.state == "RUNNING"
+        dataset = world.store.get(retrain.dataset_artifact_id)
+        assert dataset.kind == "RawDataset" and dataset.properties["added"] == len(batch.items)
+        # the retraining run's ingest reads the trigger's dataset: wait for it to be recorded
+        ingest = None
+        for _ in range(150):
+            ingest = next((a for a in world.store.downstream_ids(dataset.id)), None)
+            if ingest is not None or not pid_alive(pid, retrain.trigger_id):
+                break
+            time.sleep(2)
+        assert ingest is not None, (Path(retrain.spec_path).parent / "retrain.log").read_text()[-3000:]
+        manifest = world.store.get(ingest)
+        graph = world.store.upstream(manifest.id)
+        assert graph.root.execution is not None and graph.root.execution[1] == "ingest"
+        assert not str(graph.root.execution[2]["run_id"]).startswith("shelf-continuous-eval")  # the retraining run
+        source = dict(graph.root.inputs)["source"]
+        assert source.artifact.id == dataset.id and source.execution is not None and source.execution[1] == "trigger"
+        causes = {path: node.artifact.kind for path, node in source.inputs}
+        assert causes["alert"] == "Alert" and causes["labelling_batch"] == "LabellingBatch" and causes["model"] == "PushedModel"
+        assert json.loads(dataset.properties["alerts"]) and "cvpipe/shelf/drift/ks/brightness" in json.loads(dataset.properties["alerts"])
+    finally:
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
