@@ -114,15 +114,16 @@ def test_training_loop_runs_under_a_mirrored_strategy(tmp_path) -> None:
     from components.train.loop import LoopConfig, Trainer, make_optimizer
     from components.train.models import build_model
 
-    examples, lm_path = make_examples(tmp_path, "classification", num_images=12, image_size=32)
+    examples, lm_path = make_examples(tmp_path, "detection", num_images=12, image_size=32)
     lm = LabelMap.load(lm_path)
     strategy = tf.distribute.MirroredStrategy(devices=["/cpu:0"])
-    train = InputPipeline(str(examples), "train", "classification", lm, (32, 32), 4, training=True)
-    val = InputPipeline(str(examples), "validation", "classification", lm, (32, 32), 4)
+    train = InputPipeline(str(examples), "train", "detection", lm, (32, 32), 4, training=True)
+    val = InputPipeline(str(examples), "validation", "detection", lm, (32, 32), 4)
     with strategy.scope():
-        model = build_model("classification", "mobilenet_v3_small", lm.num_classes, (32, 32))
+        model = build_model("detection", "compact_detector", lm.num_classes, (32, 32))
         opt = make_optimizer(1e-3, 0.0, train.steps_per_epoch, "float32")
-    fit = Trainer(model, "classification", opt, strategy, train, val, LoopConfig(1, 1, 0), logging.getLogger("test")).fit()
+    fit = Trainer(model, "detection", opt, strategy, train, val, LoopConfig(1, 1, 0), logging.getLogger("test")).fit()
     assert fit.global_step == train.steps_per_epoch == 3
-    assert fit.best_epoch == 1
+    assert fit.best_epoch == 1 and fit.history[0]["val_loss"] > 0
     assert int(opt.iterations.numpy()) == 3
+    assert isinstance(model.trainable_variables[0].value, tf.distribute.DistributedValues)  # really mirrored
