@@ -460,6 +460,8 @@ class RetrainSpec(_Section):
         pipeline_root: ``gs://`` pipeline root for Vertex AI.
         settings: a Vertex AI settings file (``infra/vertex/settings.yaml``).
         api_endpoint: Vertex AI API endpoint (default: the region's).
+        service_account: the service account the retraining run uses (Kubernetes SA on Kubeflow,
+            IAM service account on Vertex AI).
     """
 
     enabled: bool = True
@@ -475,6 +477,7 @@ class RetrainSpec(_Section):
     pipeline_root: str | None = None
     settings: str | None = None
     api_endpoint: str | None = None
+    service_account: str | None = None
 
     @field_validator("cooldown")
     @classmethod

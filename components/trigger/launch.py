@@ -107,7 +107,14 @@ def launch_remote(spec: PipelineSpec, retrain: RetrainSpec, run_name: str) -> tu
         from pipelines.runners.kubeflow import submit_kubeflow
 
         assert retrain.host is not None
-        run = submit_kubeflow(spec, retrain.host, namespace=retrain.namespace, token=_token(retrain), run_name=run_name)
+        run = submit_kubeflow(
+            spec,
+            retrain.host,
+            namespace=retrain.namespace,
+            token=_token(retrain),
+            run_name=run_name,
+            service_account=retrain.service_account,
+        )
         return run.run_id, {"host": retrain.host, "url": run.url, "state": run.state}
     if retrain.target == "vertex":
         from pipelines.runners.vertex import load_settings, submit_vertex
@@ -118,6 +125,7 @@ def launch_remote(spec: PipelineSpec, retrain: RetrainSpec, run_name: str) -> tu
             project=retrain.project,
             region=retrain.region,
             pipeline_root=retrain.pipeline_root,
+            service_account=retrain.service_account,
             api_endpoint=retrain.api_endpoint,
             settings=settings,
             job_id=run_name,

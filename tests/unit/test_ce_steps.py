@@ -177,13 +177,13 @@ def test_a_storm_of_alerts_starts_one_retraining_linked_to_alert_and_batch(world
         assert ("labelling_batch", "LabellingBatch") in inputs and ("model", "PushedModel") in inputs
         assert sum(1 for path, kind in inputs if path == "alert" and kind == "Alert") == len(first.alerts)
         # a second evaluation while the run is in flight starts nothing
-        second = trigger(_ctx(world, "ce-2", "trigger", spec), out / "alerts2", out / "trigger-2", labelled_dir=out / "labelled", now=now)
+        second = trigger(_ctx(world, "ce-2", "trigger", spec), out / "alerts", out / "trigger-2", labelled_dir=out / "labelled", now=now)
         assert not second.triggered and "still in flight" in second.reason
         # the run finishes; the alerts still cool down
         kfp.script(first.run.run_id, ["SUCCEEDED"])
         third = trigger(
             _ctx(world, "ce-3", "trigger", spec),
-            out / "alerts2",
+            out / "alerts",
             out / "trigger-3",
             labelled_dir=out / "labelled",
             now=now + timedelta(hours=1),
@@ -193,6 +193,56 @@ def test_a_storm_of_alerts_starts_one_retraining_linked_to_alert_and_batch(world
         assert [r.state for r in state.runs] == ["SUCCEEDED"]
         assert world.store.get(first.artifacts["dataset"].id).properties["retrain_state"] == "SUCCEEDED"
         assert len(kfp.calls("POST", "/runs")) == 1
+
+
+def test_retraining_on_vertex_ai_is_one_pipeline_job_until_it_finishes(world, evaluated, monkeypatch, tmp_path) -> None:
+    from fakes.vertex_pipelines_server import FakeVertexPipelinesServer
+
+    from components.trigger.core import run as trigger
+
+    data = world.spec.model_dump(mode="json")
+    data["name"] = "shelf-vx"  # its own trigger state; same registry model
+    data["registry"]["model_name"] = "shelf"
+    with FakeVertexPipelinesServer(states=["PENDING", "RUNNING"]) as vertex:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", vertex.endpoint)
+        data["monitoring"]["retrain"] = {
+            "target": "vertex",
+            "project": "acme-ml",
+            "region": "europe-west4",
+            "pipeline_root": "gs://cvpipe-retrain-a/root",
+            "api_endpoint": vertex.endpoint,
+            "service_account": "retrain@acme-ml.iam.gserviceaccount.com",
+        }
+        spec = PipelineSpec.model_validate(data)
+        out = evaluated["out"]
+        now = utc_now()
+        first = trigger(_ctx(world, "vx-1", "trigger", spec), out / "alerts", tmp_path / "t1", labelled_dir=out / "labelled", now=now)
+        assert first.triggered and first.run is not None and first.run.target == "vertex"
+        [job] = vertex.jobs.values()
+        assert job.body["name"].endswith(first.run.run_id) and job.body["serviceAccount"].startswith("retrain@")
+        params = job.body["runtimeConfig"].get("parameterValues", {})
+        default = job.body["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]["spec_json"]["defaultValue"]
+        assert json.loads(params.get("spec_json", default))["data"]["source"] == first.artifacts["dataset"].uri
+        blocked = trigger(
+            _ctx(world, "vx-2", "trigger", spec),
+            out / "alerts",
+            tmp_path / "t2",
+            labelled_dir=out / "labelled",
+            now=now + timedelta(days=2),
+        )
+        assert not blocked.triggered and "still in flight" in blocked.reason
+        vertex.script(first.run.run_id, ["FAILED"], error="out of quota")
+        after = trigger(
+            _ctx(world, "vx-3", "trigger", spec),
+            out / "alerts",
+            tmp_path / "t3",
+            labelled_dir=out / "labelled",
+            now=now + timedelta(hours=2),
+        )
+        # the failed job no longer blocks (its state is now in lineage); what holds now is the cooldown
+        assert not after.triggered and "less than 24h ago" in after.reason
+        assert world.store.get(first.artifacts["dataset"].id).properties["retrain_state"] == "FAILED"
+        assert len(vertex.jobs) == 1
 
 
 def yaml_spec(path) -> PipelineSpec:
