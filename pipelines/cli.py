@@ -8,7 +8,6 @@ never a stack trace; set ``CVPIPE_DEBUG=1`` to see the trace.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from collections.abc import Callable
@@ -17,25 +16,12 @@ from typing import Any, TypeVar
 
 import click
 
-from components.core.errors import CvpipeError, SpecError
+from components.core.cli import friendly
+from components.core.errors import SpecError
 
 __all__ = ["cli", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _friendly(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CvpipeError as e:
-            if os.environ.get("CVPIPE_DEBUG"):
-                raise
-            click.echo(f"error: {e}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _load(path: str) -> Any:
@@ -72,7 +58,7 @@ def validate_spec(spec: str) -> None:
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", default="pipeline.yaml", show_default=True, help="Compiled KFP v2 pipeline YAML.")
 @click.option("--until", default=None, help="Last step to include (ingest, validate, transform, train, evaluate, push).")
-@_friendly
+@friendly
 def compile_cmd(spec: str, output: str, until: str | None) -> None:
     """Compile a spec into a KFP v2 pipeline YAML for Kubeflow or Vertex AI."""
     from .compiler import compile_spec
@@ -84,7 +70,7 @@ def compile_cmd(spec: str, output: str, until: str | None) -> None:
 @cli.command("run")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--until", default=None, help="Last step to run (ingest, validate, transform, train, evaluate, push).")
-@_friendly
+@friendly
 def run_cmd(spec: str, until: str | None) -> None:
     """Run a spec's pipeline locally with kfp.local (no cluster)."""
     from .render import render_summary
@@ -119,7 +105,7 @@ def _with_store_options(fn: F) -> F:
 @cli.command("lineage")
 @click.argument("ref")
 @_with_store_options
-@_friendly
+@friendly
 def lineage_cmd(ref: str, spec: str | None, metadata: str | None, root: str) -> None:
     """Print the upstream lineage of an artifact id or a model NAME:VERSION."""
     from .lookup import resolve_artifact
@@ -136,7 +122,7 @@ def runs_group() -> None:
 
 @runs_group.command("list")
 @_with_store_options
-@_friendly
+@friendly
 def runs_list(spec: str | None, metadata: str | None, root: str) -> None:
     """List local runs with their steps."""
     from .render import render_table
@@ -167,7 +153,7 @@ def datasets_group() -> None:
 @click.option("--class-weights", default=None, help="Class mix, e.g. circle=3,star=0.")
 @click.option("--crowd-fraction", default=None, help="Fraction of images with one iscrowd region.")
 @click.option("--empty-fraction", default=None, help="Fraction of images without objects.")
-@_friendly
+@friendly
 def datasets_synth(out_dir: str, **options: str | None) -> None:
     """Compose logo-like objects onto photographs bundled with scikit-image, with exact boxes and masks.
 
@@ -194,7 +180,7 @@ def datasets_synth(out_dir: str, **options: str | None) -> None:
 @click.option("--num-images", default=240, show_default=True, type=int)
 @click.option("--until", default=None, help="Last step of the training pipeline to run (stops the demo there).")
 @click.option("--skip-continuous-eval", is_flag=True, help="Stop after the training runs.")
-@_friendly
+@friendly
 def demo_cmd(directory: str, num_images: int, until: str | None, skip_continuous_eval: bool) -> None:
     """Generate a dataset, run the training pipeline locally end to end, print the summary and lineage."""
     from .demo import run_demo
@@ -216,7 +202,7 @@ _spec_option = click.option(
 @click.argument("name", required=False)
 @click.option("--archived", is_flag=True, help="Include archived versions.")
 @_spec_option
-@_friendly
+@friendly
 def models_list(name: str | None, archived: bool, spec: str) -> None:
     """List models, or the versions of one model."""
     from components.registry.cli_ops import list_text, open_registry
@@ -227,7 +213,7 @@ def models_list(name: str | None, archived: bool, spec: str) -> None:
 @models_group.command("show")
 @click.argument("ref")
 @_spec_option
-@_friendly
+@friendly
 def models_show(ref: str, spec: str) -> None:
     """Show one version (NAME:VERSION, NAME@ALIAS or NAME for the newest)."""
     from components.registry.cli_ops import open_registry, show_text
@@ -239,7 +225,7 @@ def models_show(ref: str, spec: str) -> None:
 @click.argument("ref")
 @click.option("--alias", default="champion", show_default=True, help="Alias to move onto the version.")
 @_spec_option
-@_friendly
+@friendly
 def models_promote(ref: str, alias: str, spec: str) -> None:
     """Point an alias at a version (each consuming application can pin its own alias)."""
     from components.registry.cli_ops import open_registry, promote_text
@@ -251,7 +237,7 @@ def models_promote(ref: str, alias: str, spec: str) -> None:
 @click.argument("ref")
 @click.option("--alias", default="champion", show_default=True)
 @_spec_option
-@_friendly
+@friendly
 def models_rollback(ref: str, alias: str, spec: str) -> None:
     """Move an alias back to the version it pointed to before."""
     from components.registry.cli_ops import open_registry, rollback_text
@@ -263,7 +249,7 @@ def models_rollback(ref: str, alias: str, spec: str) -> None:
 @click.argument("ref")
 @click.option("--restore", is_flag=True, help="Un-archive instead.")
 @_spec_option
-@_friendly
+@friendly
 def models_archive(ref: str, restore: bool, spec: str) -> None:
     """Archive a version (it keeps its files and lineage but no alias can point at it)."""
     from components.registry.cli_ops import archive_text, open_registry
@@ -274,7 +260,7 @@ def models_archive(ref: str, restore: bool, spec: str) -> None:
 @models_group.command("tree")
 @click.argument("name", required=False)
 @_spec_option
-@_friendly
+@friendly
 def models_tree(name: str | None, spec: str) -> None:
     """Draw the fork hierarchy of models warm-started from parents, with their datasets."""
     from components.registry.cli_ops import open_registry, tree_text

@@ -15,9 +15,7 @@ Heavy imports happen only when a command runs.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,35 +24,12 @@ from typing import Any, TypeVar
 
 import click
 
-from components.core.errors import CvpipeError, SpecError
+from components.core.cli import friendly
 
 __all__ = ["ce_compile", "ce_demo", "ce_group", "ce_run", "schedule_cmd", "scheduler_cmd"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _PIPELINES = ["auto", "continuous-eval", "training"]
-
-
-def _friendly(fn: F) -> F:
-    """cvpipe's own errors as one clear message and exit status 1 (``CVPIPE_DEBUG=1`` shows the trace)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except SpecError as e:
-            if os.environ.get("CVPIPE_DEBUG"):
-                raise
-            click.echo(f"error: {e.source or 'spec'}: {len(e.problems)} problem(s)", err=True)
-            for path, msg in e.problems:
-                click.echo(f"  {path}: {msg}" if path else f"  {msg}", err=True)
-            sys.exit(1)
-        except CvpipeError as e:
-            if os.environ.get("CVPIPE_DEBUG"):
-                raise
-            click.echo(f"error: {e}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _load(path: str) -> Any:
@@ -98,7 +73,7 @@ def _when(text: str | None) -> datetime | None:
 @click.option("--api-endpoint", help="[vertex] Vertex AI API endpoint (default: the region's).")
 @click.option("--service-account", help="Service account the runs use (Kubernetes SA on Kubeflow, IAM SA on Vertex AI).")
 @click.option("--json", "as_json", is_flag=True, help="Print the schedule as JSON.")
-@_friendly
+@friendly
 def schedule_cmd(
     spec: str,
     target: str,
@@ -176,7 +151,7 @@ def schedule_cmd(
 @click.option("--once", is_flag=True, help="Run what is due now, then exit.")
 @click.option("--until", "until_text", default=None, help="Keep scheduling until this ISO 8601 time, then exit.")
 @click.option("--now", "now_text", default=None, help="Take this ISO 8601 time as now (tests, backfills); the clock stands still.")
-@_friendly
+@friendly
 def scheduler_cmd(specs: tuple[str, ...], pipeline: str, once: bool, until_text: str | None, now_text: str | None) -> None:
     """Run the pipelines of SPECS (files or directories) on their cron schedules, in this process, with kfp.local.
 
@@ -207,7 +182,7 @@ def ce_group() -> None:
 @ce_group.command("run")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--until", default=None, help="Last step (read_window, sample, import_labels, live_metrics, drift, alert, trigger).")
-@_friendly
+@friendly
 def ce_run(spec: str, until: str | None) -> None:
     """Run the continuous-evaluation pipeline once, locally with kfp.local."""
     from .render import render_summary
@@ -220,7 +195,7 @@ def ce_run(spec: str, until: str | None) -> None:
 @ce_group.command("compile")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", default="continuous-eval.yaml", show_default=True, help="Compiled KFP v2 pipeline YAML.")
-@_friendly
+@friendly
 def ce_compile(spec: str, output: str) -> None:
     """Compile the continuous-evaluation pipeline for Kubeflow or Vertex AI."""
     from .compiler import compile_spec
@@ -232,7 +207,7 @@ def ce_compile(spec: str, output: str) -> None:
 @click.option(
     "--dir", "directory", default="demo", show_default=True, type=click.Path(file_okay=False), help="The training demo's directory."
 )
-@_friendly
+@friendly
 def ce_demo(directory: str) -> None:
     """After `cvpipe demo`: shifted production traffic, labels, drift, an alert and one retraining run."""
     from .demo_ce import run_ce_demo

@@ -19,16 +19,14 @@ Heavy imports (kfp, aiplatform) happen only when a command runs.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from components.core.errors import CvpipeError, SpecError
+from components.core.cli import friendly
 
 if TYPE_CHECKING:
     from .runners.remote import SubmittedRun
@@ -45,29 +43,6 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 TARGETS = ("kubeflow", "vertex")
-
-
-def _friendly(fn: F) -> F:
-    """cvpipe's own errors as one clear message and exit status 1 (``CVPIPE_DEBUG=1`` shows the trace)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except SpecError as e:
-            if os.environ.get("CVPIPE_DEBUG"):
-                raise
-            click.echo(f"error: {e.source or 'spec'}: {len(e.problems)} problem(s)", err=True)
-            for path, msg in e.problems:
-                click.echo(f"  {path}: {msg}" if path else f"  {msg}", err=True)
-            sys.exit(1)
-        except CvpipeError as e:
-            if os.environ.get("CVPIPE_DEBUG"):
-                raise
-            click.echo(f"error: {e}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 # -- shared options ---------------------------------------------------------------------
@@ -167,7 +142,7 @@ def _on_change(as_json: bool) -> Callable[[SubmittedRun], None] | None:
 @click.option("--timeout", default=3600.0, show_default=True, type=float, help="With --wait: seconds to wait at most.")
 @click.option("--poll", default=15.0, show_default=True, type=float, help="With --wait: seconds between polls.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
-@_friendly
+@friendly
 def submit_cmd(
     spec: str,
     target: str,
@@ -278,7 +253,7 @@ def _fetch(target: str, run_id: str, host: str | None, namespace: str | None, to
 @_options(_kubeflow_options)
 @_options(_vertex_options)
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
-@_friendly
+@friendly
 def runs_show(
     run_id: str,
     target: str,
@@ -306,7 +281,7 @@ def runs_show(
 @click.option("--timeout", default=3600.0, show_default=True, type=float, help="Seconds to wait at most.")
 @click.option("--poll", default=15.0, show_default=True, type=float, help="Seconds between polls.")
 @click.option("--json", "as_json", is_flag=True, help="Print the finished run as JSON.")
-@_friendly
+@friendly
 def runs_wait(
     run_id: str,
     target: str,
@@ -400,7 +375,7 @@ _list_options = [
 @_options(_kubeflow_options)
 @_options(_vertex_options)
 @_options(_list_options)
-@_friendly
+@friendly
 def runs_list_remote(**kwargs: Any) -> None:
     """List the newest runs on Kubeflow or Vertex AI."""
     _list_remote(**kwargs)
@@ -451,7 +426,7 @@ def extend_runs_list(runs_group: click.Group, name: str = "list") -> click.Comma
         params.append(p)
         added.append(p.name or "")
 
-    @_friendly
+    @friendly
     def callback(**kwargs: Any) -> Any:
         where = kwargs.get("target") or "local"
         remote = {k: kwargs.pop(k, None) for k in added}

@@ -9,36 +9,17 @@ repository that does not exist yet is created with
 
 from __future__ import annotations
 
-import functools
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from components.core.errors import CvpipeError
+from components.core.cli import friendly
 
-__all__ = ["feature_repo_for", "friendly", "predict_cmd", "serve_cmd"]
+__all__ = ["feature_repo_for", "predict_cmd", "serve_cmd"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def friendly(fn: F) -> F:
-    """Prints a cvpipe error as one line and exits 1 (``CVPIPE_DEBUG=1`` shows the trace)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CvpipeError as e:
-            if os.environ.get("CVPIPE_DEBUG"):
-                raise
-            click.echo(f"error: {e}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def feature_repo_for(spec: Any, override: str | None) -> Path:

@@ -20,7 +20,8 @@ from typing import Any
 
 import click
 
-from components.predict.cli import feature_repo_for, friendly
+from components.core.cli import friendly
+from components.predict.cli import feature_repo_for
 
 __all__ = ["label_group"]
 
