@@ -160,6 +160,36 @@ class InputPipeline:
 
         return fn
 
+    def _epoch(self, epoch: int, skip_batches: int) -> Any:
+        """One epoch's batches, before options and prefetching."""
+        import tensorflow as tf
+
+        ds = self._base_dataset()
+        if self.training:
+            ds = ds.shuffle(max(1, min(self.num_examples, 4096)), seed=self.seed * 1000 + epoch, reshuffle_each_iteration=False)
+        if skip_batches:
+            ds = ds.skip(skip_batches * self.batch_size)
+        parallel = None if self.cache else tf.data.AUTOTUNE
+        if self.training:
+            augment = self._augment(epoch)
+            ds = ds.map(augment, num_parallel_calls=parallel, deterministic=True) if parallel else ds.map(augment)
+        else:
+            ds = ds.map(lambda i, ex: ex)
+        return ds.batch(self.batch_size)
+
+    def _finish(self, ds: Any) -> Any:
+        import tensorflow as tf
+
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        if self.cache:
+            # From the cache an epoch is cheap work (shuffle, flip, batch): one thread and no
+            # autotuning, so the input pipeline does not compete with the training step for
+            # cores. Without the cache, decoding needs the parallelism autotuning gives it.
+            options.autotune.enabled = False
+            options.threading.private_threadpool_size = 1
+        return ds.with_options(options).prefetch(2 if self.cache else tf.data.AUTOTUNE)
+
     def dataset(self, epoch: int = 0, skip_batches: int = 0) -> Any:
         """One epoch of batches.
 
@@ -170,29 +200,32 @@ class InputPipeline:
         Returns:
             A finite ``tf.data.Dataset`` of ``(images, targets)``.
         """
+        return self._finish(self._epoch(epoch, skip_batches))
+
+    def epochs(self, first: int, last: int, skip_batches: int = 0) -> Any:
+        """Epochs ``first`` .. ``last - 1`` back to back, as one dataset.
+
+        The same batches as :meth:`dataset` epoch after epoch, but one iterator
+        serves them all, so nothing is rebuilt between epochs and prefetching
+        runs on across epoch boundaries (while the trainer validates).
+        Epoch ``e`` has ``steps_per_epoch`` batches (fewer by ``skip_batches`` for the first).
+
+        Args:
+            first: the first epoch.
+            last: one past the last epoch.
+            skip_batches: batches of the first epoch already trained on (resume).
+
+        Returns:
+            A finite ``tf.data.Dataset`` of ``(images, targets)``.
+        """
         import tensorflow as tf
 
-        ds = self._base_dataset()
-        if self.training:
-            ds = ds.shuffle(max(1, min(self.num_examples, 4096)), seed=self.seed * 1000 + epoch, reshuffle_each_iteration=False)
-        if skip_batches:
-            ds = ds.skip(skip_batches * self.batch_size)
-        # From the cache an epoch is cheap work (shuffle, flip, batch): one thread and no
-        # autotuning, so the input pipeline does not compete with the training step for
-        # cores. Without the cache, decoding needs the parallelism autotuning gives it.
-        parallel = None if self.cache else tf.data.AUTOTUNE
-        if self.training:
-            augment = self._augment(epoch)
-            ds = ds.map(augment, num_parallel_calls=parallel, deterministic=True) if parallel else ds.map(augment)
-        else:
-            ds = ds.map(lambda i, ex: ex)
-        ds = ds.batch(self.batch_size)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        if self.cache:
-            options.autotune.enabled = False
-            options.threading.private_threadpool_size = 1
-        return ds.with_options(options).prefetch(2 if self.cache else tf.data.AUTOTUNE)
+        parts = [self._epoch(e, skip_batches if e == first else 0) for e in range(first, last)]
+        if not parts:
+            return self._finish(self._epoch(first, 0).take(0))
+        counts = [self.steps_per_epoch - (skip_batches if e == first else 0) for e in range(first, last)]
+        choice = tf.data.Dataset.from_tensor_slices(tf.constant([i for i, n in enumerate(counts) for _ in range(n)], tf.int64))
+        return self._finish(tf.data.Dataset.choose_from_datasets(parts, choice))
 
     def images(self, limit: int) -> Any:
         """Up to ``limit`` resized images (float32 ``[H, W, 3]``), no augmentation (TFLite calibration).

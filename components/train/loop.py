@@ -17,10 +17,12 @@ the end of each improving epoch and restored when training stops.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from logging import Logger
 from pathlib import Path
@@ -169,6 +171,8 @@ class Trainer:
         self._manager = None
         if work_dir is not None:
             self._manager = tf.train.CheckpointManager(self._ckpt, str(work_dir), max_to_keep=2)
+        self._run_iterator: Any = None
+        self._val_dataset: Any = None
         self._train_step = self._make_train_step()
         self._eval_step = self._make_eval_step()
 
@@ -280,6 +284,20 @@ class Trainer:
             return float("nan")
 
     # -- the loop ---------------------------------------------------------------------
+    def _batches(self, epoch: int, start_epoch: int, skip: int) -> Iterable[Any]:
+        """The (distributed) batches of one epoch.
+
+        With the cache, one iterator serves every epoch of this run (nothing is rebuilt
+        between epochs, prefetching carries on while the trainer validates); without it,
+        each epoch gets its own dataset (whose parallel decoding owns threads).
+        """
+        if not self.train.cache:
+            return self.strategy.experimental_distribute_dataset(self.train.dataset(epoch, skip))  # type: ignore[no-any-return]
+        if self._run_iterator is None:
+            ds = self.train.epochs(start_epoch, self.config.epochs, skip)
+            self._run_iterator = iter(self.strategy.experimental_distribute_dataset(ds))
+        return itertools.islice(self._run_iterator, self.train.steps_per_epoch - skip)
+
     def fit(self) -> FitResult:
         """Trains until ``epochs`` or early stopping; restores the best weights.
 
@@ -306,8 +324,7 @@ class Trainer:
             sums: dict[str, float] = {}
             seen = 0
             t0 = last_log = time.monotonic()
-            dist = self.strategy.experimental_distribute_dataset(self.train.dataset(epoch, skip))
-            for step, (x, y) in enumerate(dist, start=skip + 1):
+            for step, (x, y) in enumerate(self._batches(epoch, start_epoch, skip), start=skip + 1):
                 losses = self._train_step(x, y)
                 values = {k: float(v.numpy()) for k, v in losses.items()}
                 if not math.isfinite(values["loss"]):
@@ -383,7 +400,9 @@ class Trainer:
         """
         sums: dict[str, float] = {}
         count = 0
-        for x, y in self.val.dataset():
+        if self._val_dataset is None:  # the same batches every epoch: built once
+            self._val_dataset = self.val.dataset()
+        for x, y in self._val_dataset:
             n = int(x.shape[0])
             for k, v in self._eval_step(x, y).items():
                 sums[k] = sums.get(k, 0.0) + float(v.numpy()) * n

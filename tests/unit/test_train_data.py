@@ -43,6 +43,19 @@ def test_epochs_are_deterministic_and_resume_skips_exactly_the_trained_batches(d
     assert not np.array_equal(epoch1[0][0], epoch2[0][0])  # another epoch, another order
 
 
+def test_one_iterator_over_epochs_gives_the_same_batches_as_epoch_by_epoch(detection: tuple[Path, LabelMap]) -> None:
+    examples, lm = detection
+    pipe = InputPipeline(str(examples), "train", "detection", lm, (64, 64), 4, training=True, seed=1)
+    assert pipe.cache
+    separate = batches(pipe, 2, skip=3) + batches(pipe, 3) + batches(pipe, 4)
+    joined = [(x.numpy(), y["box_target"].numpy()) for x, y in pipe.epochs(2, 5, skip_batches=3)]
+    assert len(joined) == len(separate) == 2 + 5 + 5
+    for (xa, ya), (xb, yb) in zip(separate, joined, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya["box_target"], yb)
+    assert list(pipe.epochs(3, 3)) == []
+
+
 def test_flips_move_targets_with_the_image(detection: tuple[Path, LabelMap]) -> None:
     examples, lm = detection
     plain = InputPipeline(str(examples), "train", "detection", lm, (64, 64), 18, training=False)
