@@ -79,7 +79,8 @@ STRICT_OVERRIDES: dict[str, Any] = {
     "evaluate": {
         "thresholds": [
             {"metric": "map_50", "lower": 0.2},
-            {"metric": "map", "change": {"direction": "higher_is_better", "absolute": 0.05}},
+            # absolute is the allowed degradation: -0.05 means "must beat the champion by 0.05"
+            {"metric": "map", "change": {"direction": "higher_is_better", "absolute": -0.05}},
         ]
     },
 }

@@ -279,7 +279,9 @@ class ChangeThreshold(_Section):
 
     Attributes:
         direction: ``higher_is_better`` or ``lower_is_better``.
-        absolute: largest allowed degradation in absolute terms.
+        absolute: largest allowed degradation in absolute terms (``0.01``: may be 0.01 worse than
+            the baseline; a negative value demands an improvement: ``-0.05`` must beat it by 0.05).
+            TFMA's signed ``absolute`` bounds are the negation of this.
         relative: largest allowed degradation relative to the baseline value.
     """
 
