@@ -36,8 +36,8 @@ golden: $(STAMP)
 	$(BIN)/pytest tests/compile --update-golden
 
 # Re-resolve the lock after changing dependencies in pyproject.toml.
-lock:
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_36 -o requirements.lock
 
 clean:
