@@ -35,11 +35,13 @@ import uuid
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
+
+from fakes.http import LoopbackServer
 
 __all__ = ["FakeKfpServer", "KfpRequest"]
 
@@ -91,7 +93,7 @@ def _eq_filter(raw: str | None) -> dict[str, str]:
     return out
 
 
-class FakeKfpServer:
+class FakeKfpServer(LoopbackServer):
     """The server; start it with ``with`` or :meth:`start`.
 
     Args:
@@ -112,7 +114,6 @@ class FakeKfpServer:
         self._clock = 0
         self._t0 = time.time()
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> FakeKfpServer:
@@ -140,29 +141,13 @@ class FakeKfpServer:
 
             do_GET = do_POST = do_DELETE = _handle
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, name="fake-kfp", daemon=True).start()
+        self._serve(Handler, "fake-kfp")
         return self
-
-    def stop(self) -> None:
-        """Stops serving."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> FakeKfpServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
         """The ``host`` to give ``kfp.Client``."""
-        assert self._httpd is not None, "server not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return self.base_url
 
     # -- test helpers ----------------------------------------------------------------
     def calls(self, method: str | None = None, contains: str = "") -> list[KfpRequest]:

@@ -38,9 +38,11 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from fakes.http import LoopbackServer
 
 __all__ = ["FakeVertexPipelinesServer", "VertexRequest"]
 
@@ -72,7 +74,7 @@ class _Job:
     states: list[str] = field(default_factory=list)
 
 
-class FakeVertexPipelinesServer:
+class FakeVertexPipelinesServer(LoopbackServer):
     """The server; start it with ``with`` or :meth:`start`.
 
     Args:
@@ -89,7 +91,6 @@ class FakeVertexPipelinesServer:
         self._clock = 0
         self._t0 = time.time()
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> FakeVertexPipelinesServer:
@@ -115,29 +116,13 @@ class FakeVertexPipelinesServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, name="fake-vertex-pipelines", daemon=True).start()
+        self._serve(Handler, "fake-vertex-pipelines")
         return self
-
-    def stop(self) -> None:
-        """Stops serving."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> FakeVertexPipelinesServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def endpoint(self) -> str:
         """The ``api_endpoint`` (and ``STORAGE_EMULATOR_HOST``) to use."""
-        assert self._httpd is not None, "server not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return self.base_url
 
     # -- test helpers ----------------------------------------------------------------
     def calls(self, method: str | None = None, contains: str = "") -> list[VertexRequest]:

@@ -31,9 +31,11 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from fakes.http import LoopbackServer
 
 __all__ = ["FakeVertexServer", "Fault", "RecordedRequest"]
 
@@ -100,7 +102,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
 
 
-class FakeVertexServer:
+class FakeVertexServer(LoopbackServer):
     """The server; start it with ``with`` or :meth:`start`.
 
     Args:
@@ -115,8 +117,6 @@ class FakeVertexServer:
         self._ops: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._next_id = 1000
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> FakeVertexServer:
@@ -145,30 +145,8 @@ class FakeVertexServer:
 
             do_GET = do_POST = do_PATCH = do_DELETE = _handle
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-vertex", daemon=True)
-        self._thread.start()
+        self._serve(Handler, "fake-vertex", poll_interval=0.05)
         return self
-
-    def stop(self) -> None:
-        """Stops serving."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> FakeVertexServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The port served on."""
-        assert self._httpd is not None, "server not started"
-        return int(self._httpd.server_address[1])
 
     @property
     def endpoint(self) -> str:
