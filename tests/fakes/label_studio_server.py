@@ -11,7 +11,8 @@ makes, with Label Studio's shapes, and checks ``Authorization: Token <token>``
   ``annotations`` (as set by :meth:`FakeLabelStudio.annotate`) and ``predictions``.
 
 ``fail_next(n, status)`` makes the next ``n`` requests answer ``status`` (503 by
-default) to exercise retries. Every request is recorded (method, path, headers, JSON body).
+default) to exercise retries. Every request is recorded (method, path, headers, JSON body)
+before it is answered.
 
 Usage::
 
@@ -111,15 +112,16 @@ class FakeLabelStudio:
                 pass
 
             def _reply(self, status: int, body: Any, parsed: Any) -> None:
+                # recorded before answering: a client that has its reply always finds its request here
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with fake._lock:
+                    fake.requests.append(Request(self.command, self.path, headers, parsed, status))
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                with fake._lock:
-                    fake.requests.append(Request(self.command, self.path, headers, parsed, status))
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
+import urllib.error
+import urllib.request
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -434,6 +436,25 @@ def test_unreadable_exports_fail_with_the_file_named(tmp_path):
 
 
 # -- the API client -----------------------------------------------------------------------------
+
+
+def test_fake_label_studio_records_each_request_before_it_answers(monkeypatch):
+    # A test reading ls.requests right after a reply must see that request: the fake records first.
+    with FakeLabelStudio(token="t") as ls:
+        handler = ls._httpd.RequestHandlerClass
+        seen_at_answer: list[int] = []
+        original = handler.send_response
+
+        def send_response(self, code, message=None):
+            seen_at_answer.append(len(ls.requests))
+            original(self, code, message)
+
+        monkeypatch.setattr(handler, "send_response", send_response)
+        for _ in range(3):
+            req = urllib.request.Request(ls.url + "/api/projects/9/export?exportType=JSON", headers={"Authorization": "Token t"})
+            with pytest.raises(urllib.error.HTTPError):
+                urllib.request.urlopen(req, timeout=10)
+        assert seen_at_answer == [1, 2, 3]
 
 
 def test_client_creates_imports_and_exports_through_the_api(detection_round, monkeypatch):
