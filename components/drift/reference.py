@@ -127,7 +127,9 @@ def build_reference(
     digest = (v.digest or str(v.artifact_id))[:12]
     path = Path(cache_dir) / f"{v.model_name}-v{v.version}-{digest}-n{samples}-s{seed}.parquet"
     if path.is_file():
-        return Reference(pd.read_parquet(path), path, stats[0] if stats else None, found[1] if found else None, True)
+        from components.core.parquet import read_frame
+
+        return Reference(read_frame(path), path, stats[0] if stats else None, found[1] if found else None, True)
     if found is None:
         if stats:
             return _statistics_reference(stats[0], path, v.ref)

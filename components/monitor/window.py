@@ -70,12 +70,17 @@ def load_window(path: str | os.PathLike[str]) -> Window:
 
     Returns:
         The window.
+
+    Raises:
+        DataError: the rows file declares a column type whose reading would run code from the file.
     """
     import pandas as pd
 
+    from components.core.parquet import read_frame
+
     d = Path(path)
     info = read_json(d / WINDOW_FILE)
-    rows = pd.read_parquet(d / ROWS_FILE) if (d / ROWS_FILE).is_file() else pd.DataFrame()
+    rows = read_frame(d / ROWS_FILE) if (d / ROWS_FILE).is_file() else pd.DataFrame()
     return Window(
         window=TimeWindow(start=datetime.fromisoformat(info["start"]), end=datetime.fromisoformat(info["end"])),
         model_name=str(info["model_name"]),

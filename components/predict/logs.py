@@ -59,6 +59,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, field_validator
 
+import components.core.parquet  # noqa: F401 - installs pyarrow_hotfix before Feast/pyarrow read the part files here
 from components.core.errors import DataError
 from components.core.io import atomic_path
 
