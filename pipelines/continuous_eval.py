@@ -33,12 +33,10 @@ from typing import Any
 
 from components.core.spec import PipelineSpec
 
+from .steps import CE_STEPS
 from .tasks import configure_task
 
 __all__ = ["CE_STEPS", "build_continuous_eval_pipeline", "pipeline_name"]
-
-CE_STEPS: tuple[str, ...] = ("read_window", "sample", "import_labels", "live_metrics", "drift", "alert", "trigger")
-"""The continuous-evaluation pipeline's steps, in order."""
 
 
 def pipeline_name(spec: PipelineSpec) -> str:

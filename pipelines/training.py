@@ -19,12 +19,10 @@ from typing import Any
 
 from components.core.spec import PipelineSpec
 
+from .steps import STEPS
 from .tasks import configure_task
 
 __all__ = ["STEPS", "build_training_pipeline"]
-
-STEPS: tuple[str, ...] = ("ingest", "validate", "transform", "train", "evaluate", "push")
-"""The training pipeline's steps, in order."""
 
 
 def _component(step: str) -> Callable[..., Any]:

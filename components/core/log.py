@@ -1,7 +1,7 @@
 """Per-step log lines and progress bars.
 
-Components log through :func:`get_logger` (``HH:MM:SS component: message``)
-so a pipeline run reads as one timeline; long loops wrap their iterable in
+Components log through :func:`get_logger` (shown as ``HH:MM:SS component: message``
+once the application calls :func:`configure_logging`) so a pipeline run reads as one timeline; long loops wrap their iterable in
 :func:`progress`, a rich progress bar on a terminal and periodic log lines
 elsewhere (KFP pods, CI), never a silent wait.
 """
@@ -12,16 +12,21 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
-__all__ = ["get_logger", "progress"]
+__all__ = ["configure_logging", "get_logger", "progress"]
 
 T = TypeVar("T")
-_configured = False
+ROOT = "cvpipe"
+"""The parent of every cvpipe logger (``cvpipe.<component>``)."""
 
 
 def get_logger(component: str) -> logging.Logger:
-    """A logger that prints ``HH:MM:SS component: message`` to stderr.
+    """The logger of a component or tool, ``cvpipe.<component>``.
+
+    It has no handler and no level of its own: like kfp and httpx, cvpipe
+    leaves showing log records to the application (the ``cvpipe`` command
+    line and the KFP task process call :func:`configure_logging`).
 
     Args:
         component: the component or tool name.
@@ -29,16 +34,40 @@ def get_logger(component: str) -> logging.Logger:
     Returns:
         The logger.
     """
-    global _configured
-    if not _configured:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
-        root = logging.getLogger("cvpipe")
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-        root.propagate = False
-        _configured = True
-    return logging.getLogger(f"cvpipe.{component}")
+    return logging.getLogger(f"{ROOT}.{component}")
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (test runners swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Shows cvpipe's log records on stderr as ``HH:MM:SS component: message``.
+
+    For applications only: the ``cvpipe`` command line and the process of a
+    KFP task (:meth:`~components.core.step.StepContext.from_json`) call it;
+    the library itself never does. Calling it again changes nothing but the level.
+
+    Args:
+        level: the lowest level shown.
+    """
+    root = logging.getLogger(ROOT)
+    root.setLevel(level)
+    if any(isinstance(h, _StderrHandler) for h in root.handlers):
+        return
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    root.addHandler(handler)
+    # kfp configures the root logger in its executor and local runner: without this, every line would print twice.
+    root.propagate = False
 
 
 def progress(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .lineage import ArtifactRef, LineageStore, NewArtifact
-from .log import get_logger
+from .log import configure_logging, get_logger
 from .spec import PipelineSpec
 
 __all__ = ["StepContext", "output_dir"]
@@ -48,7 +48,7 @@ class StepContext:
 
     @classmethod
     def from_json(cls, spec_json: str, run_id: str, component: str) -> StepContext:
-        """Builds the context from the JSON spec a KFP task receives.
+        """Builds the context from the JSON spec a KFP task receives, and shows cvpipe's logs on stderr.
 
         Args:
             spec_json: ``PipelineSpec`` as JSON.
@@ -58,6 +58,8 @@ class StepContext:
         Returns:
             The context.
         """
+        # Only a KFP task's process calls this: that process is the application, so it shows cvpipe's logs.
+        configure_logging()
         return cls(spec=PipelineSpec.model_validate_json(spec_json), run_id=run_id, component=component)
 
     @property

@@ -3,7 +3,7 @@
 Modules: :mod:`~components.predict.logs` (the prediction log and human labels
 in a Feast repository), :mod:`~components.predict.core` (batch prediction,
 ``run()`` for the KFP step), :mod:`~components.predict.server` (the HTTP
-prediction server), :mod:`~components.predict.cli` (click commands).
+prediction server). The ``cvpipe predict`` and ``serve`` commands live in :mod:`pipelines.cli.predict`.
 
 Importing this package imports neither TensorFlow, Feast nor kfp.
 """

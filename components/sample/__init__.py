@@ -4,7 +4,7 @@ Modules: :mod:`~components.sample.core` (drawing a batch, writing it, the
 pipeline steps), :mod:`~components.sample.labelstudio` (tasks with
 pre-annotations, export import with validation, the API client),
 :mod:`~components.sample.simulate` (an export made from true labels, for demos
-and tests), :mod:`~components.sample.cli` (the ``label`` command group).
+and tests). The ``cvpipe label`` commands live in :mod:`pipelines.cli.label`.
 
 Importing this package imports neither TensorFlow, Feast nor kfp.
 """

@@ -18,7 +18,7 @@ from pathlib import Path
 from components.alert.model import utc_now
 from components.core.errors import CvpipeError
 from components.core.lineage import LineageStore
-from components.core.log import get_logger
+from components.core.log import configure_logging, get_logger
 from components.core.spec import load_spec
 
 from .state import RetrainRun, TriggerState
@@ -84,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--base-dir", default=".")
     parser.add_argument("--artifact-id", type=int, default=None)
     args = parser.parse_args(argv)
+    configure_logging()
 
     from pipelines.runners.local import run_local
 

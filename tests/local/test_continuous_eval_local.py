@@ -26,7 +26,7 @@ from fakes.ce_world import build_world
 from components.alert.dispatcher import AlertLog
 from components.core.spec import dump_spec
 from components.trigger.state import TriggerState, pid_alive
-from pipelines.cli_ce import ce_group, scheduler_cmd
+from pipelines.cli.schedule import ce_group, scheduler_cmd
 
 pytestmark = pytest.mark.local
 

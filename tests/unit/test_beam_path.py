@@ -140,6 +140,8 @@ def test_transform_step_uses_beam_when_the_spec_says_so(tmp_path: Path) -> None:
     handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
     logger = logging.getLogger("cvpipe.transform")
     logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
     try:
         local = core.run(ctx(None), tmp_path / "m", tmp_path / "label_map.json", tmp_path / "ex-local", tmp_path / "q-local")
         assert not any("Apache Beam" in m for m in messages)
@@ -148,6 +150,7 @@ def test_transform_step_uses_beam_when_the_spec_says_so(tmp_path: Path) -> None:
         )
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
     assert any("on Apache Beam (DirectRunner)" in m for m in messages)
     assert on_beam.index == local.index
     assert (tmp_path / "q-beam" / "quarantine.json").read_text() == (tmp_path / "q-local" / "quarantine.json").read_text()

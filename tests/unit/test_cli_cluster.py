@@ -1,4 +1,4 @@
-"""``cvpipe submit`` and ``cvpipe runs show|wait|list --target``: click commands against the local KFP and Vertex servers."""
+"""``cvpipe submit`` and ``cvpipe runs show|wait|list --target``: the commands against the local KFP and Vertex servers."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from fakes.kfp_server import FakeKfpServer
 from fakes.vertex_pipelines_server import FakeVertexPipelinesServer
 
 from components.core.lineage import LineageStore, NewArtifact
-from pipelines import cli as lead_cli
-from pipelines.cli_cluster import extend_runs_list, register_cluster_commands, remote_runs_commands, runs_list_remote, submit_cmd
+from pipelines.cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS = REPO / "infra" / "vertex" / "settings.yaml"
@@ -26,13 +25,8 @@ _buckets = itertools.count()
 
 @pytest.fixture
 def cvpipe() -> click.Group:
-    """A cvpipe group like the lead's, with the cluster commands registered (the lead's objects are not modified)."""
-    group = click.Group("cvpipe")
-    runs = click.Group("runs")
-    runs.add_command(lead_cli.runs_list)
-    group.add_command(runs)
-    register_cluster_commands(group)
-    return group
+    """The ``cvpipe`` command line."""
+    return cli
 
 
 @pytest.fixture
@@ -78,14 +72,10 @@ def _vertex_args(server: FakeVertexPipelinesServer) -> list[str]:
     return ["--target", "vertex", "--settings", str(SETTINGS), "--api-endpoint", server.endpoint]
 
 
-def test_commands_are_exported_for_registration(cvpipe: click.Group) -> None:
-    assert submit_cmd.name == "submit" and [c.name for c in remote_runs_commands] == ["show", "wait"]
-    assert runs_list_remote.name == "list"
+def test_run_commands_are_registered(cvpipe: click.Group) -> None:
     runs = cvpipe.commands["runs"]
     assert isinstance(runs, click.Group) and set(runs.commands) == {"list", "show", "wait"}
     assert "submit" in cvpipe.commands
-    # the local command object itself is not modified: `runs list` wraps it
-    assert "target" not in {p.name for p in lead_cli.runs_list.params}
     assert "target" in {p.name for p in runs.commands["list"].params}
 
 
@@ -210,9 +200,3 @@ def test_runs_list_stays_local_by_default(cvpipe: click.Group, tmp_path: Path) -
     assert _run(cvpipe, "runs", "list", "--metadata", url, "--target", "local").stdout == local.stdout
     missing_host = _run(cvpipe, "runs", "list", "--target", "kubeflow")
     assert missing_host.exit_code == 2 and "needs --host" in missing_host.output
-
-
-def test_extend_runs_list_without_a_local_command() -> None:
-    runs = click.Group("runs")
-    added = extend_runs_list(runs)
-    assert added is runs_list_remote and runs.commands["list"] is runs_list_remote

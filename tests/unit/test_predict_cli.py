@@ -14,12 +14,12 @@ from predict_testdata import make_images, make_tiny_model
 from components.core.labelmap import LabelMap
 from components.core.lineage import LineageStore
 from components.core.spec import load_spec
-from components.predict.cli import predict_cmd, serve_cmd
 from components.predict.logs import PredictionLog
 from components.registry import RegisterRequest
 from components.registry.cli_ops import open_registry
-from components.sample.cli import label_group
 from components.sample.core import LabellingBatch
+from pipelines.cli.label import label_group
+from pipelines.cli.predict import predict_cmd, serve_cmd
 
 LABELS = LabelMap.from_names(["circle", "square", "star"])
 

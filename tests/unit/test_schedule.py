@@ -20,7 +20,7 @@ from fakes.schedule_servers import FakeKfpScheduleServer, FakeVertexScheduleServ
 
 from components.core.errors import SpecError
 from components.core.spec import load_spec
-from pipelines.cli_ce import schedule_cmd, scheduler_cmd
+from pipelines.cli.schedule import schedule_cmd, scheduler_cmd
 from pipelines.schedule import kfp_cron, schedule_kubeflow, schedule_vertex, vertex_cron
 
 SPEC = Path(__file__).parents[1] / "compile" / "specs" / "monitored.yaml"

@@ -1,15 +1,8 @@
-"""``cvpipe submit`` and ``cvpipe runs show|wait|list --target ...``: pipeline runs on Kubeflow and Vertex AI.
+"""``cvpipe submit``, ``cvpipe runs list|show|wait`` and ``cvpipe lineage``: pipeline runs, here and on a cluster.
 
-The commands are click objects for ``pipelines/cli.py`` to register::
-
-    from .cli_cluster import register_cluster_commands
-    register_cluster_commands(cli)          # submit, runs show, runs wait, runs list --target
-
-or one by one: ``cli.add_command(submit_cmd)`` and, for each command in
-``remote_runs_commands``, ``runs_group.add_command(command)``;
-``extend_runs_list(runs_group)`` adds ``--target kubeflow|vertex`` to the
-existing local ``runs list`` (``--target local``, the default, keeps its
-behaviour).
+``runs list`` lists the runs in the local metadata store (``--target local``,
+the default) or the newest runs on Kubeflow or Vertex AI; ``lineage`` walks the
+local store upstream from an artifact or model version.
 
 Connection options can come from the environment: ``KF_PIPELINES_ENDPOINT``
 (``--host``), ``CVPIPE_KFP_TOKEN`` (``--token``), ``CVPIPE_KFP_NAMESPACE``
@@ -26,22 +19,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from components.core.cli import friendly
+from ..steps import STEPS
+from ._common import apply_options, friendly, load_spec_arg, until_option
 
 if TYPE_CHECKING:
-    from .runners.remote import SubmittedRun
+    from components.core.lineage import LineageStore
 
-__all__ = [
-    "extend_runs_list",
-    "register_cluster_commands",
-    "remote_runs_commands",
-    "runs_list_remote",
-    "runs_show",
-    "runs_wait",
-    "submit_cmd",
-]
+    from ..runners.remote import SubmittedRun
 
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = ["lineage_cmd", "runs_group", "runs_list", "runs_show", "runs_wait", "submit_cmd"]
+
+FC = TypeVar("FC", bound=Callable[..., Any])
 TARGETS = ("kubeflow", "vertex")
 
 
@@ -66,16 +54,7 @@ _vertex_options = [
 ]
 
 
-def _options(options: list[Callable[[F], F]]) -> Callable[[F], F]:
-    def apply(fn: F) -> F:
-        for opt in reversed(options):
-            fn = opt(fn)
-        return fn
-
-    return apply
-
-
-def _target_option(required: bool = True, choices: tuple[str, ...] = TARGETS, default: str | None = None) -> Callable[[F], F]:
+def _target_option(required: bool = True, choices: tuple[str, ...] = TARGETS, default: str | None = None) -> Callable[[FC], FC]:
     return click.option(
         "--target",
         type=click.Choice(list(choices)),
@@ -89,7 +68,7 @@ def _target_option(required: bool = True, choices: tuple[str, ...] = TARGETS, de
 def _settings(path: str | None) -> Any:
     if not path:
         return None
-    from .runners.vertex import load_settings
+    from ..runners.vertex import load_settings
 
     return load_settings(path)
 
@@ -127,16 +106,16 @@ def _on_change(as_json: bool) -> Callable[[SubmittedRun], None] | None:
 @click.command("submit")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @_target_option()
-@_options(_kubeflow_options)
+@apply_options(_kubeflow_options)
 @click.option("--experiment", help="[kubeflow] Experiment (got or created; default: the spec's name).")
 @click.option("--pipeline-name", help="[kubeflow] Pipeline name to upload under (default: the spec's name).")
 @click.option("--run-name", help="[kubeflow] Run display name (default: <name>-<UTC time>).")
-@_options(_vertex_options)
+@apply_options(_vertex_options)
 @click.option("--pipeline-root", help="[vertex] gs:// pipeline root (default: the spec's gs:// root, else the settings').")
 @click.option("--job-id", help="[vertex] Pipeline job id (default: <name>-<UTC time>-<random>).")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="[vertex] Extra job label (repeatable).")
 @click.option("--service-account", help="Service account the run's tasks use (Kubernetes SA on Kubeflow, IAM SA on Vertex AI).")
-@click.option("--until", help="Last step to include (ingest, validate, transform, train, evaluate, push).")
+@until_option(STEPS, help=f"Last step to include ({', '.join(STEPS)}).")
 @click.option("--strict", is_flag=True, help="Fail instead of warning when the spec names local paths or SQLite metadata.")
 @click.option("--wait", "wait_", is_flag=True, help="Wait until the run finishes; exit 1 unless it succeeded.")
 @click.option("--timeout", default=3600.0, show_default=True, type=float, help="With --wait: seconds to wait at most.")
@@ -168,18 +147,16 @@ def submit_cmd(
     as_json: bool,
 ) -> None:
     """Compile SPEC and run it on Kubeflow Pipelines or Vertex AI Pipelines (the spec `cvpipe run` runs, unchanged)."""
-    from components.core.spec import load_spec
+    from ..runners.remote import portability_warnings
 
-    from .runners.remote import portability_warnings
-
-    parsed = load_spec(spec)
+    parsed = load_spec_arg(spec)
     warnings = portability_warnings(parsed, "vertex" if target == "vertex" else "kubeflow")
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     if strict and warnings:
         raise click.ClickException(f"{len(warnings)} portability problem(s) in {spec} (--strict)")
     if target == "kubeflow":
-        from .runners import kubeflow
+        from ..runners import kubeflow
 
         conn = kubeflow.KubeflowConnection(host=_need_host(host), namespace=namespace, token=token)
         run = kubeflow.submit_kubeflow(
@@ -195,7 +172,7 @@ def submit_cmd(
         if wait_:
             run = kubeflow.wait_run(run.run_id, conn, timeout=timeout, poll=poll, on_change=_on_change(as_json))
     else:
-        from .runners import vertex
+        from ..runners import vertex
 
         extra: dict[str, str] = {}
         for item in labels:
@@ -239,10 +216,10 @@ def submit_cmd(
 
 def _fetch(target: str, run_id: str, host: str | None, namespace: str | None, token: str | None, **vx: Any) -> SubmittedRun:
     if target == "kubeflow":
-        from .runners import kubeflow
+        from ..runners import kubeflow
 
         return kubeflow.get_run(run_id, kubeflow.KubeflowConnection(host=_need_host(host), namespace=namespace, token=token))
-    from .runners import vertex
+    from ..runners import vertex
 
     return vertex.get_run(run_id, vx["project"], vx["region"], vx["api_endpoint"], settings=_settings(vx["settings_path"]))
 
@@ -250,8 +227,8 @@ def _fetch(target: str, run_id: str, host: str | None, namespace: str | None, to
 @click.command("show")
 @click.argument("run_id")
 @_target_option()
-@_options(_kubeflow_options)
-@_options(_vertex_options)
+@apply_options(_kubeflow_options)
+@apply_options(_vertex_options)
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @friendly
 def runs_show(
@@ -276,8 +253,8 @@ def runs_show(
 @click.command("wait")
 @click.argument("run_id")
 @_target_option()
-@_options(_kubeflow_options)
-@_options(_vertex_options)
+@apply_options(_kubeflow_options)
+@apply_options(_vertex_options)
 @click.option("--timeout", default=3600.0, show_default=True, type=float, help="Seconds to wait at most.")
 @click.option("--poll", default=15.0, show_default=True, type=float, help="Seconds between polls.")
 @click.option("--json", "as_json", is_flag=True, help="Print the finished run as JSON.")
@@ -301,12 +278,12 @@ def runs_wait(
 
     try:
         if target == "kubeflow":
-            from .runners import kubeflow
+            from ..runners import kubeflow
 
             conn = kubeflow.KubeflowConnection(host=_need_host(host), namespace=namespace, token=token)
             run = kubeflow.wait_run(run_id, conn, timeout=timeout, poll=poll, on_change=_on_change(as_json))
         else:
-            from .runners import vertex
+            from ..runners import vertex
 
             run = vertex.wait_run(
                 run_id,
@@ -342,15 +319,15 @@ def _list_remote(
     limit: int,
     as_json: bool,
 ) -> None:
-    from .render import render_table
+    from ..render import render_table
 
     if target == "kubeflow":
-        from .runners import kubeflow
+        from ..runners import kubeflow
 
         conn = kubeflow.KubeflowConnection(host=_need_host(host), namespace=namespace, token=token)
         runs = kubeflow.list_runs(conn, experiment=experiment, limit=limit)
     else:
-        from .runners import vertex
+        from ..runners import vertex
 
         runs = vertex.list_runs(
             project, region, pipeline=pipeline, api_endpoint=api_endpoint, settings=_settings(settings_path), limit=limit
@@ -370,97 +347,80 @@ _list_options = [
 ]
 
 
-@click.command("list")
-@_target_option()
-@_options(_kubeflow_options)
-@_options(_vertex_options)
-@_options(_list_options)
+@click.group("runs")
+def runs_group() -> None:
+    """Pipeline runs recorded in the metadata store."""
+
+
+_store_options = [
+    click.option("--spec", "spec", default=None, type=click.Path(dir_okay=False), help="Use this spec's metadata store."),
+    click.option("--metadata", default=None, help="Metadata URL (sqlite:///path or mysql://user@host:port/db)."),
+    click.option("--root", default="runs", show_default=True, help="Run root a relative SQLite path is resolved against."),
+]
+
+
+def _store(spec: str | None, metadata: str | None, root: str) -> LineageStore:
+    from components.core.lineage import LineageStore
+
+    if spec:
+        s = load_spec_arg(spec)
+        return LineageStore(s.runtime.metadata.url, base_dir=s.runtime.root)
+    return LineageStore(metadata or "sqlite:///mlmd.sqlite", base_dir=root)
+
+
+@runs_group.command("list")
+@apply_options(_store_options)
+@click.option("--target", type=click.Choice(["local", *TARGETS]), default="local", show_default=True, help="Where the runs are.")
+@apply_options(_kubeflow_options)
+@apply_options(_vertex_options)
+@apply_options(_list_options)
 @friendly
-def runs_list_remote(**kwargs: Any) -> None:
-    """List the newest runs on Kubeflow or Vertex AI."""
-    _list_remote(**kwargs)
+def runs_list(
+    spec: str | None,
+    metadata: str | None,
+    root: str,
+    target: str,
+    host: str | None,
+    namespace: str | None,
+    token: str | None,
+    settings_path: str | None,
+    project: str | None,
+    region: str | None,
+    api_endpoint: str | None,
+    experiment: str | None,
+    pipeline: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List local runs with their steps.
 
-
-remote_runs_commands: list[click.Command] = [runs_show, runs_wait]
-"""``runs`` subcommands for remote runs: ``show`` and ``wait`` (``list`` extends the local one: see :func:`extend_runs_list`)."""
-
-_REMOTE_LIST_PARAMS = (
-    "target",
-    "host",
-    "namespace",
-    "token",
-    "settings_path",
-    "project",
-    "region",
-    "api_endpoint",
-    "experiment",
-    "pipeline",
-    "limit",
-)
-
-
-def extend_runs_list(runs_group: click.Group, name: str = "list") -> click.Command:
-    """Gives the local ``runs list`` command ``--target local|kubeflow|vertex`` (default ``local``: unchanged).
-
-    Args:
-        runs_group: the ``runs`` group holding the local ``list`` command.
-        name: the local command's name.
-
-    Returns:
-        The combined command (registered under ``name`` in place of the local one).
+    With --target kubeflow or vertex, list the newest runs there instead.
     """
-    local = runs_group.commands.get(name)
-    if local is None:
-        runs_group.add_command(runs_list_remote, name)
-        return runs_list_remote
-    local_names = {p.name for p in local.params}
-    params: list[click.Parameter] = list(local.params)
-    added: list[str] = []
-    for p in runs_list_remote.params:
-        if p.name is None or p.name in local_names:
-            continue
-        if p.name == "target":
-            p = click.Option(
-                ["--target"], type=click.Choice(["local", *TARGETS]), default="local", show_default=True, help="Where the runs are."
-            )
-        params.append(p)
-        added.append(p.name or "")
+    if target != "local":
+        _list_remote(target, host, namespace, token, settings_path, project, region, api_endpoint, experiment, pipeline, limit, as_json)
+        return
+    from ..render import render_table
 
-    @friendly
-    def callback(**kwargs: Any) -> Any:
-        where = kwargs.get("target") or "local"
-        remote = {k: kwargs.pop(k, None) for k in added}
-        if where == "local":
-            assert local.callback is not None
-            return click.get_current_context().invoke(local.callback, **kwargs)
-        remote.pop("target", None)
-        args: dict[str, Any] = {k: remote.get(k) for k in _REMOTE_LIST_PARAMS[1:]}
-        args["limit"] = int(args["limit"] or 20)
-        return _list_remote(where, **args, as_json=bool(remote.get("as_json")))
-
-    combined = click.Command(
-        name,
-        params=params,
-        callback=callback,
-        help=(local.help or "List local runs.") + "\n\nWith --target kubeflow or vertex, list the newest runs there instead.",
-        short_help=local.short_help,
-    )
-    runs_group.add_command(combined, name)
-    return combined
+    store = _store(spec, metadata, root)
+    rows = []
+    for run_id in store.run_ids():
+        execs = store.executions(run_id=run_id)
+        rows.append([run_id, len(execs), " -> ".join(e["component"] for e in execs)])
+    click.echo(render_table("runs", ["run", "steps", "components"], rows))
 
 
-def register_cluster_commands(cli: click.Group, runs_group_name: str = "runs") -> None:
-    """Registers ``submit`` on ``cli`` and ``show``, ``wait`` and ``list --target`` on its ``runs`` group.
+runs_group.add_command(runs_show)
+runs_group.add_command(runs_wait)
 
-    Args:
-        cli: the ``cvpipe`` group.
-        runs_group_name: name of the ``runs`` group (created when missing).
-    """
-    cli.add_command(submit_cmd)
-    runs = cli.commands.get(runs_group_name)
-    if not isinstance(runs, click.Group):
-        runs = click.Group(runs_group_name, help="Pipeline runs.")
-        cli.add_command(runs)
-    for command in remote_runs_commands:
-        runs.add_command(command)
-    extend_runs_list(runs)
+
+@click.command("lineage")
+@click.argument("ref")
+@apply_options(_store_options)
+@friendly
+def lineage_cmd(ref: str, spec: str | None, metadata: str | None, root: str) -> None:
+    """Print the upstream lineage of an artifact id or a model NAME:VERSION."""
+    from ..lookup import resolve_artifact
+
+    store = _store(spec, metadata, root)
+    artifact = resolve_artifact(store, ref)
+    click.echo(store.upstream(artifact.id).render())

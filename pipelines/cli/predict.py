@@ -1,4 +1,4 @@
-"""Click commands ``cvpipe predict`` and ``cvpipe serve`` (registered by ``pipelines/cli.py``).
+"""Click commands ``cvpipe predict`` and ``cvpipe serve``.
 
 Both read the registry and the metadata store a spec names; predictions go to
 the prediction log's Feast repository: ``--feature-repo``, else the spec's
@@ -9,17 +9,14 @@ repository that does not exist yet is created with
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from components.core.cli import friendly
+from ._common import friendly, load_spec_arg
 
 __all__ = ["feature_repo_for", "predict_cmd", "serve_cmd"]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def feature_repo_for(spec: Any, override: str | None) -> Path:
@@ -44,12 +41,6 @@ def feature_repo_for(spec: Any, override: str | None) -> Path:
     return repo
 
 
-def _spec(path: str) -> Any:
-    from components.core.spec import load_spec
-
-    return load_spec(path)
-
-
 _spec_option = click.option(
     "--spec", "spec_path", required=True, type=click.Path(dir_okay=False), help="Spec naming the registry and metadata store."
 )
@@ -72,7 +63,7 @@ def predict_cmd(model_ref: str, images: str, spec_path: str, feature_repo: str |
     from components.core.step import StepContext
     from components.predict.core import run
 
-    spec = _spec(spec_path)
+    spec = load_spec_arg(spec_path)
     repo = feature_repo_for(spec, feature_repo)
     run_id = f"predict-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     out = Path(spec.runtime.root) / spec.name / "predict" / run_id
@@ -108,7 +99,7 @@ def serve_cmd(
     from components.predict.server import serve
     from components.registry.cli_ops import open_registry
 
-    spec = _spec(spec_path)
+    spec = load_spec_arg(spec_path)
     log = None if no_log else PredictionLog(feature_repo_for(spec, feature_repo))
     store = Path(image_store) if image_store else (log.data_dir / "images" if log is not None else None)
     serve(model_ref, host, port, log, registry=open_registry(spec), image_store=store, block=True)

@@ -1,4 +1,4 @@
-"""The ``cvpipe label`` command group (registered by ``pipelines/cli.py``).
+"""The ``cvpipe label`` command group.
 
 ::
 
@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
-from components.core.cli import friendly
-from components.predict.cli import feature_repo_for
+from ._common import friendly, load_spec_arg
+from .predict import feature_repo_for
 
 __all__ = ["label_group"]
 
@@ -36,12 +35,6 @@ _project_option = click.option("--project", "project_id", required=True, type=in
 _token_option = click.option(
     "--token-env", default="LABEL_STUDIO_API_KEY", show_default=True, help="Environment variable holding the API token."
 )
-
-
-def _spec(path: str) -> Any:
-    from components.core.spec import load_spec
-
-    return load_spec(path)
 
 
 def _run_id(kind: str) -> str:
@@ -89,7 +82,7 @@ def label_sample(
     from components.core.step import StepContext
     from components.sample.core import run, sampling_config
 
-    spec = _spec(spec_path)
+    spec = load_spec_arg(spec_path)
     given = {"per_class": per_class, "uncertain": uncertain, "random_share": random_share, "max_items": max_items, "seed": seed}
     cfg = sampling_config(spec).model_copy(update={k: v for k, v in given.items() if v is not None})
     result = run(
@@ -187,7 +180,7 @@ def label_import(export: str, batch_dir: str, spec_path: str, feature_repo: str 
     from components.core.step import StepContext
     from components.sample.core import run_import
 
-    spec = _spec(spec_path)
+    spec = load_spec_arg(spec_path)
     out = Path(out_dir)
     result = run_import(
         StepContext(spec=spec, run_id=_run_id("import"), component="import_labels"),

@@ -1,11 +1,10 @@
-"""Continuous-evaluation commands: ``cvpipe schedule``, ``cvpipe scheduler`` and ``cvpipe ce run|compile|demo``.
+"""Recurring and continuous-evaluation runs: ``cvpipe schedule``, ``cvpipe scheduler`` and ``cvpipe ce run|compile|demo``.
 
-Click objects for ``pipelines/cli.py`` to register::
+::
 
-    from .cli_ce import ce_group, schedule_cmd, scheduler_cmd
-    cli.add_command(schedule_cmd)     # cvpipe schedule SPEC --target kubeflow --host URL | --target vertex --project P --region R
-    cli.add_command(scheduler_cmd)    # cvpipe scheduler SPEC... [--once | --until TIME]
-    cli.add_command(ce_group)         # cvpipe ce run SPEC | ce compile SPEC -o FILE | ce demo --dir DIR
+    cvpipe schedule SPEC --target kubeflow --host URL | --target vertex --project P --region R
+    cvpipe scheduler SPEC... [--once | --until TIME]
+    cvpipe ce run SPEC | ce compile SPEC -o FILE | ce demo --dir DIR
 
 Connection options can come from the environment as for ``cvpipe submit``:
 ``KF_PIPELINES_ENDPOINT`` (``--host``), ``CVPIPE_KFP_TOKEN`` (``--token``),
@@ -17,25 +16,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from components.core.cli import friendly
+from ..steps import CE_STEPS
+from ._common import friendly, load_spec_arg, until_option
 
 __all__ = ["ce_compile", "ce_demo", "ce_group", "ce_run", "schedule_cmd", "scheduler_cmd"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 _PIPELINES = ["auto", "continuous-eval", "training"]
-
-
-def _load(path: str) -> Any:
-    from components.core.spec import load_spec
-
-    return load_spec(path)
 
 
 def _when(text: str | None) -> datetime | None:
@@ -93,9 +84,9 @@ def schedule_cmd(
     as_json: bool,
 ) -> None:
     """Create a recurring run of a spec's pipeline on Kubeflow Pipelines or a Vertex AI schedule (from schedule.cron)."""
-    from .schedule import schedule_kubeflow, schedule_vertex
+    from ..schedule import schedule_kubeflow, schedule_vertex
 
-    parsed = _load(spec)
+    parsed = load_spec_arg(spec)
     if target == "kubeflow":
         if not host:
             raise click.UsageError("--target kubeflow needs --host (or KF_PIPELINES_ENDPOINT)")
@@ -111,7 +102,7 @@ def schedule_cmd(
             service_account=service_account,
         )
     else:
-        from .runners.vertex import load_settings
+        from ..runners.vertex import load_settings
 
         result = schedule_vertex(
             parsed,
@@ -159,7 +150,7 @@ def scheduler_cmd(specs: tuple[str, ...], pipeline: str, once: bool, until_text:
     run is kept in <runtime.root>/scheduler.json. Without --once or --until it runs
     until interrupted.
     """
-    from .schedule import Scheduler
+    from ..schedule import Scheduler
 
     fixed = _when(now_text)
     scheduler = Scheduler(list(specs), pipeline, clock=(lambda: fixed) if fixed is not None else None, echo=click.echo)
@@ -181,14 +172,14 @@ def ce_group() -> None:
 
 @ce_group.command("run")
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--until", default=None, help="Last step (read_window, sample, import_labels, live_metrics, drift, alert, trigger).")
+@until_option(CE_STEPS)
 @friendly
 def ce_run(spec: str, until: str | None) -> None:
     """Run the continuous-evaluation pipeline once, locally with kfp.local."""
-    from .render import render_summary
-    from .runners.local import run_local
+    from ..render import render_summary
+    from ..runners.local import run_local
 
-    summary = run_local(_load(spec), until=until, pipeline="continuous-eval")
+    summary = run_local(load_spec_arg(spec), until=until, pipeline="continuous-eval")
     click.echo(render_summary(summary))
 
 
@@ -198,9 +189,9 @@ def ce_run(spec: str, until: str | None) -> None:
 @friendly
 def ce_compile(spec: str, output: str) -> None:
     """Compile the continuous-evaluation pipeline for Kubeflow or Vertex AI."""
-    from .compiler import compile_spec
+    from ..compiler import compile_spec
 
-    click.echo(f"wrote {compile_spec(_load(spec), output, pipeline='continuous-eval')}")
+    click.echo(f"wrote {compile_spec(load_spec_arg(spec), output, pipeline='continuous-eval')}")
 
 
 @ce_group.command("demo")
@@ -210,6 +201,6 @@ def ce_compile(spec: str, output: str) -> None:
 @friendly
 def ce_demo(directory: str) -> None:
     """After `cvpipe demo`: shifted production traffic, labels, drift, an alert and one retraining run."""
-    from .demo_ce import run_ce_demo
+    from ..demo_ce import run_ce_demo
 
     run_ce_demo(Path(directory), echo=click.echo)

@@ -1,0 +1,73 @@
+"""Commands on a spec's training pipeline: ``validate-spec``, ``compile``, ``run`` and ``demo``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from components.core.errors import SpecError
+
+from ..steps import STEPS
+from ._common import echo_spec_error, friendly, load_spec_arg, until_option
+
+__all__ = ["compile_cmd", "demo_cmd", "run_cmd", "validate_spec"]
+
+
+@click.command("validate-spec")
+@click.argument("spec", type=click.Path(dir_okay=False))
+def validate_spec(spec: str) -> None:
+    """Check a pipeline spec and report every problem with its key path."""
+    from components.core.spec import dump_spec
+
+    try:
+        parsed = load_spec_arg(spec)
+    except SpecError as e:
+        echo_spec_error(e, spec)
+        sys.exit(1)
+    click.echo(f"{spec}: valid {parsed.task} pipeline '{parsed.name}'")
+    if os.environ.get("CVPIPE_SHOW_SPEC"):
+        click.echo(dump_spec(parsed))
+
+
+@click.command("compile")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", default="pipeline.yaml", show_default=True, help="Compiled KFP v2 pipeline YAML.")
+@until_option(STEPS, help=f"Last step to include ({', '.join(STEPS)}).")
+@friendly
+def compile_cmd(spec: str, output: str, until: str | None) -> None:
+    """Compile a spec into a KFP v2 pipeline YAML for Kubeflow or Vertex AI."""
+    from ..compiler import compile_spec
+
+    path = compile_spec(load_spec_arg(spec), output, until=until)
+    click.echo(f"wrote {path}")
+
+
+@click.command("run")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@until_option(STEPS, help=f"Last step to run ({', '.join(STEPS)}).")
+@friendly
+def run_cmd(spec: str, until: str | None) -> None:
+    """Run a spec's pipeline locally with kfp.local (no cluster)."""
+    from ..render import render_summary
+    from ..runners.local import run_local
+
+    summary = run_local(load_spec_arg(spec), until=until)
+    click.echo(render_summary(summary))
+
+
+@click.command("demo")
+@click.option(
+    "--dir", "directory", default="demo", show_default=True, type=click.Path(file_okay=False), help="Where data, spec and runs go."
+)
+@click.option("--num-images", default=240, show_default=True, type=int)
+@until_option(STEPS, help="Last step of the training pipeline to run (stops the demo there).")
+@click.option("--skip-continuous-eval", is_flag=True, help="Stop after the training runs.")
+@friendly
+def demo_cmd(directory: str, num_images: int, until: str | None, skip_continuous_eval: bool) -> None:
+    """Generate a dataset, run the training pipeline locally end to end, print the summary and lineage."""
+    from ..demo import run_demo
+
+    run_demo(Path(directory), num_images=num_images, until=until, echo=click.echo, continuous_eval=not skip_continuous_eval)
