@@ -5,15 +5,21 @@ honoured up to ``max_backoff_s``): HTTP 429, every 5xx, connection errors and
 timeouts. Not retried: every other 4xx, which will not get better by itself
 (a malformed payload, a revoked webhook, a wrong routing key); it raises
 :class:`~components.core.errors.AlertError` at once, naming the sink and the
-status. Error messages show ``target`` (never a secret-bearing URL) and the
-start of the response body.
+status. A request that cannot even be made (a URL without a scheme, a token
+with a line break) is not retried either.
+
+Every error is an :class:`~components.core.errors.AlertError`: the HTTP
+library's own exceptions are caught here and never quoted, because their text
+holds the URL and headers (Slack's webhook URL *is* the secret). Messages
+show ``target`` (or the URL with its credentials removed) and the start of
+the response body, with every secret the caller names replaced by ``***``.
 """
 
 from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +27,7 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from components.core.errors import AlertError
+from components.core.secrets import describe_http_error, redact_url, scrub
 
 from .config import RetryConfig
 
@@ -55,8 +62,8 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _body(resp: requests.Response) -> str:
-    text = resp.text.strip().replace("\n", " ")
+def _body(resp: requests.Response, secrets: Sequence[str]) -> str:
+    text = scrub(resp.text, secrets).strip().replace("\n", " ")
     return text[:300] + ("..." if len(text) > 300 else "")
 
 
@@ -70,6 +77,7 @@ def post_json(
     headers: Mapping[str, str] | None = None,
     session: requests.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    secrets: Sequence[str] = (),
 ) -> requests.Response:
     """POSTs ``payload`` as JSON, retrying transient failures.
 
@@ -83,30 +91,45 @@ def post_json(
         headers: extra headers.
         session: HTTP session (default: a new one per call).
         sleep: how to wait between tries.
+        secrets: values never to show (a routing key in the payload, a token); the URL and
+            header values are hidden as well.
 
     Returns:
         The successful (2xx) response.
 
     Raises:
-        AlertError: a non-retryable status, or still failing after ``retry.attempts`` tries.
+        AlertError: the request cannot be made, a non-retryable status, or still failing after
+            ``retry.attempts`` tries.
     """
-    where = target or url
+    where = target or redact_url(url)
+    hidden = [*secrets, url, *(headers or {}).values(), *(v.split(" ", 1)[-1] for v in (headers or {}).values())]
+    if target:  # the URL is the secret: a server quoting just its path must not show it either
+        hidden.append("/" + url.split("://", 1)[-1].partition("/")[2])
     http = session or requests.Session()
     all_headers = {"Content-Type": "application/json", "User-Agent": "cvpipe-alert", **(headers or {})}
 
     def attempt() -> requests.Response:
+        failure = None
         try:
             resp = http.post(url, json=payload, headers=all_headers, timeout=retry.timeout_s, allow_redirects=False)
-        except (requests.ConnectionError, requests.Timeout) as e:
-            raise _Transient(f"{type(e).__name__} talking to {where}") from None
+        except Exception as e:  # the library's text quotes the URL and headers: keep only what kind of failure it was
+            failure = (describe_http_error(e), isinstance(e, requests.ConnectionError | requests.Timeout))
+        # raised outside the except block, so the library's exception is not even kept as __context__
+        if failure is not None:
+            what, transient = failure
+            if transient:
+                raise _Transient(f"{what} talking to {where}")
+            raise AlertError(f"{sink}: cannot send to {where}: {what} (not retried)", sink=sink)
         if 200 <= resp.status_code < 300:
             return resp
         if resp.status_code in RETRY_STATUSES:
             raise _Transient(
-                f"HTTP {resp.status_code} from {where}: {_body(resp)}", resp.status_code, _retry_after(resp.headers.get("Retry-After"))
+                f"HTTP {resp.status_code} from {where}: {_body(resp, hidden)}",
+                resp.status_code,
+                _retry_after(resp.headers.get("Retry-After")),
             )
         raise AlertError(
-            f"{sink}: HTTP {resp.status_code} from {where}: {_body(resp)} (not retried: the request itself was refused)",
+            f"{sink}: HTTP {resp.status_code} from {where}: {_body(resp, hidden)} (not retried: the request itself was refused)",
             sink=sink,
             status=resp.status_code,
         )

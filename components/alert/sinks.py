@@ -5,8 +5,9 @@ Each sink turns an :class:`~.model.Alert` into its receiver's wire format
 test) and POSTs it with :func:`~.http.post_json`. The JSON-lines alert log,
 the default sink, is written by the dispatcher itself (:mod:`.dispatcher`).
 
-Secrets are read from the environment when an alert is sent, so a rotated
-key needs no config change; a missing variable is a delivery failure like
+Secrets are read from the environment when an alert is sent (surrounding
+whitespace stripped; a value with a line break inside is refused, naming the
+variable), so a rotated key needs no config change; a missing variable is a delivery failure like
 any other (the alert stays undelivered for that sink and is retried on the
 next dispatch).
 """
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 import requests
 
 from components.core.errors import AlertError
+from components.core.secrets import clean_secret
 
 from .config import AlertmanagerSinkConfig, PagerDutySinkConfig, SinkConfig, SlackSinkConfig
 from .http import post_json
@@ -150,10 +152,13 @@ class AlertmanagerSink:
             AlertError: refused (4xx), or still failing after the retries, or the token variable is unset.
         """
         headers = {}
-        if self.config.token_env:
-            headers["Authorization"] = f"Bearer {_secret(self.name, self.config.token_env)}"
+        token = _secret(self.name, self.config.token_env) if self.config.token_env else None
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         url = self.config.url.rstrip("/") + "/api/v2/alerts"
-        post_json(self.name, url, alertmanager_payload(alert), self.config.retry, headers=headers, session=self.session)
+        post_json(
+            self.name, url, alertmanager_payload(alert), self.config.retry, headers=headers, session=self.session, secrets=[token or ""]
+        )
 
 
 # --------------------------------------------------------------------------- Slack
@@ -226,7 +231,7 @@ class SlackSink:
         """
         url = _secret(self.name, self.config.webhook_url_env)
         target = f"the Slack webhook in ${self.config.webhook_url_env}"
-        post_json(self.name, url, slack_payload(alert), self.config.retry, target=target, session=self.session)
+        post_json(self.name, url, slack_payload(alert), self.config.retry, target=target, session=self.session, secrets=[url])
 
 
 # --------------------------------------------------------------------------- PagerDuty
@@ -297,17 +302,20 @@ class PagerDutySink:
             AlertError: refused (4xx), still failing after the retries, or the key variable is unset.
         """
         key = _secret(self.name, self.config.routing_key_env)
-        post_json(self.name, self.config.url, pagerduty_payload(alert, key), self.config.retry, session=self.session)
+        post_json(self.name, self.config.url, pagerduty_payload(alert, key), self.config.retry, session=self.session, secrets=[key])
 
 
 # --------------------------------------------------------------------------- helpers
 
 
 def _secret(sink: str, env: str) -> str:
-    value = os.environ.get(env, "").strip()
-    if not value:
+    value = os.environ.get(env, "")
+    if not value.strip():
         raise AlertError(f"{sink}: environment variable {env} is not set (it holds this sink's secret)", sink=sink)
-    return value
+    try:
+        return clean_secret(value, f"environment variable {env}")
+    except ValueError as e:  # the message names the variable, never the value
+        raise AlertError(f"{sink}: {e}", sink=sink) from None
 
 
 def build_sinks(configs: Sequence[SinkConfig], session: requests.Session | None = None) -> list[AlertSink]:

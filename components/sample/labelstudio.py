@@ -761,8 +761,10 @@ class _Transient(Exception):
 class LabelStudioClient:
     """Label Studio's REST API: create a project, import tasks, export annotations.
 
-    The token is read from an environment variable (never from configuration) and
-    sent as ``Authorization: Token <token>`` (Label Studio's legacy API token).
+    The token is read from an environment variable (never from configuration),
+    stripped of surrounding whitespace, and sent as ``Authorization: Token <token>``
+    (Label Studio's legacy API token). Errors never quote the HTTP library's
+    text nor the token, and show the URL without credentials.
     Connection errors, timeouts, 429 and 5xx answers are retried with exponential
     backoff (``Retry-After`` honoured up to ``max_wait``); any other 4xx fails at once.
 
@@ -774,7 +776,7 @@ class LabelStudioClient:
         max_wait: longest wait between tries, seconds.
 
     Raises:
-        LabellingError: the token variable is not set.
+        LabellingError: the token variable is not set, or its value has a line break inside.
     """
 
     def __init__(
@@ -782,19 +784,28 @@ class LabelStudioClient:
     ):
         import requests
 
+        from components.core.secrets import clean_secret, redact_url
+
         token = os.environ.get(token_env)
-        if not token:
+        if not token or not token.strip():
             raise LabellingError(f"Label Studio API token: set the environment variable {token_env}")
+        try:
+            self._token = clean_secret(token, f"Label Studio API token in environment variable {token_env}")
+        except ValueError as e:  # names the variable, never the value
+            raise LabellingError(str(e)) from None
         self.url = url.rstrip("/")
+        self.shown_url = redact_url(self.url)
         self.timeout = timeout
         self.attempts = max(1, attempts)
         self.max_wait = max_wait
         self._session = requests.Session()
-        self._session.headers["Authorization"] = f"Token {token}"
+        self._session.headers["Authorization"] = f"Token {self._token}"
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         import requests
         from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+        from components.core.secrets import describe_http_error, scrub
 
         backoff = wait_exponential(multiplier=0.2, max=self.max_wait)
 
@@ -805,16 +816,28 @@ class LabelStudioClient:
             return float(backoff(state))
 
         def once() -> Any:
+            failure = None
             try:
                 r = self._session.request(method, self.url + path, timeout=self.timeout, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as e:
-                raise _Transient(f"{method} {path}: {e}") from None
+            except Exception as e:  # requests' text quotes the URL and headers (the token): keep only the kind of failure
+                failure = (describe_http_error(e), isinstance(e, requests.ConnectionError | requests.Timeout))
+            if failure is not None:  # raised outside the except block: the library's exception is not kept as context
+                what, transient = failure
+                if transient:
+                    raise _Transient(f"{method} {path}: {what}")
+                raise LabellingError(f"Label Studio at {self.shown_url}: cannot send {method} {path}: {what}")
             if r.status_code == 429 or r.status_code >= 500:
                 after = r.headers.get("Retry-After")
                 raise _Transient(f"{method} {path}: HTTP {r.status_code}", float(after) if after and after.isdigit() else None)
             if r.status_code >= 400:
-                raise LabellingError(f"Label Studio refused {method} {path}: HTTP {r.status_code}: {r.text[:300]}", status=r.status_code)
-            return r.json() if r.content else None
+                body = scrub(r.text, [self._token, self.url])[:300]
+                raise LabellingError(f"Label Studio refused {method} {path}: HTTP {r.status_code}: {body}", status=r.status_code)
+            if not r.content:
+                return None
+            try:
+                return r.json()
+            except ValueError:
+                raise LabellingError(f"Label Studio at {self.shown_url} answered {method} {path} with something that is not JSON") from None
 
         try:
             for attempt in Retrying(
@@ -823,8 +846,8 @@ class LabelStudioClient:
                 with attempt:
                     return once()
         except _Transient as e:
-            raise LabellingError(f"Label Studio at {self.url} still failing after {self.attempts} tries: {e}") from None
-        raise LabellingError(f"Label Studio at {self.url}: no answer")  # pragma: no cover - Retrying always returns or raises
+            raise LabellingError(f"Label Studio at {self.shown_url} still failing after {self.attempts} tries: {e}") from None
+        raise LabellingError(f"Label Studio at {self.shown_url}: no answer")  # pragma: no cover - Retrying always returns or raises
 
     def create_project(self, title: str, label_config_xml: str) -> int:
         """Creates a project (``POST /api/projects``).
