@@ -15,6 +15,7 @@ artifacts, and the component that wrote them recorded those URIs.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import threading
@@ -289,6 +290,12 @@ class LineageStore:
                 racing = _is_schema_race(e) and time.monotonic() - started < self.SCHEMA_RACE_PATIENCE_S
                 if attempt >= max(1, retries) and not racing:
                     raise LineageError(f"cannot open ML Metadata store {url}: {e}") from None
+                logging.getLogger("cvpipe.lineage").debug(
+                    "opening the ML Metadata store: attempt %d refused%s; retrying",
+                    attempt,
+                    " (another connection is creating the schema)" if racing else "",
+                    extra={"attempt": attempt, "racing": racing},
+                )
                 # jitter, so processes that raced once do not collide again
                 time.sleep(min(0.5 * attempt, 3.0) * random.uniform(0.8, 1.2))
         self._type_ids: dict[str, int] = {}

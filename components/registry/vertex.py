@@ -196,6 +196,9 @@ class VertexRegistry(Registry):
     def _call(self, what: str, fn: Callable[[], T], timeout_s: float | None = None) -> T:
         import tenacity
 
+        # Importing aiplatform takes seconds on a cold process: do it before the per-try deadline
+        # starts, or the first try of the first call times out (and later tries wait on the import lock).
+        self._aiplatform()
         o = self.options
 
         def note(state: tenacity.RetryCallState) -> None:

@@ -7,11 +7,14 @@ handler (the wire protocol it speaks); this base only owns the server.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["LoopbackServer"]
+__all__ = ["LoopbackServer", "refusing_url"]
 
 
 class LoopbackServer:
@@ -53,3 +56,16 @@ class LoopbackServer:
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT``."""
         return f"http://127.0.0.1:{self.port}"
+
+
+@contextlib.contextmanager
+def refusing_url() -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` where every connection is refused for as long as the block lasts.
+
+    The port is bound but never listened on: the kernel answers a connection
+    with a reset, and no other process can take the port meanwhile (a port
+    that was merely closed may be handed to someone else's server at once).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"

@@ -109,19 +109,22 @@ class FakeVertexScheduleServer(FakeVertexPipelinesServer):
         super().__init__(*args, **kwargs)
         self.schedules: dict[str, dict[str, Any]] = {}
 
-    def _dispatch(self, method: str, raw_path: str, raw: bytes) -> tuple[int, Any]:
+    def _dispatch(self, method: str, raw_path: str, raw: bytes, authorization: str | None = None) -> tuple[int, Any]:
         parts = urlsplit(raw_path)
         path = unquote(parts.path)
         m = _SCHEDULES.match(path)
         if not m:
-            return super()._dispatch(method, raw_path, raw)
+            return super()._dispatch(method, raw_path, raw, authorization)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
             return self._error(400, "body is not JSON")
         with self._lock:
-            self.requests.append(VertexRequest(method, path, query, body))
+            self.requests.append(VertexRequest(method, path, query, body, authorization))
+            denied = self._unauthenticated(authorization)
+            if denied is not None:
+                return denied
             project, location, sid = m.groups()
             parent = f"projects/{project}/locations/{location}"
             if sid is None and method == "POST":

@@ -29,6 +29,12 @@ before it gives up, harmlessly. Tests therefore start without buckets
 Validation follows Vertex AI where tests rely on it: a job needs a
 ``displayName``, a ``pipelineSpec`` with ``pipelineInfo.name`` and a
 ``runtimeConfig.gcsOutputDirectory`` on ``gs://``; labels must be lowercase.
+
+Like Google's front end, every request must carry the OAuth header the real
+client sends for its credentials, ``Authorization: Bearer <token>`` (401
+``UNAUTHENTICATED`` otherwise); give the client :meth:`FakeVertexPipelinesServer.credentials`.
+``token=None`` serves anonymous requests (what cvpipe sends to a plain-``http://``
+endpoint when it is given no credentials, as the CLI is).
 """
 
 from __future__ import annotations
@@ -44,11 +50,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from fakes.http import LoopbackServer
 
-__all__ = ["FakeVertexPipelinesServer", "VertexRequest"]
+__all__ = ["TOKEN", "FakeVertexPipelinesServer", "VertexRequest"]
 
 _PARENT = re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/pipelineJobs(?:/([^/:]+))?(:cancel)?$")
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 500: "INTERNAL"}
+_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 500: "INTERNAL"}
+TOKEN = "vertex-test-token"
+"""The access token the fakes accept by default."""
 
 
 @dataclass(frozen=True)
@@ -60,12 +68,14 @@ class VertexRequest:
         path: the URL path, percent-decoded.
         query: query parameters (first value of each).
         body: the parsed JSON body, or None.
+        authorization: the ``Authorization`` header, if any.
     """
 
     method: str
     path: str
     query: dict[str, str]
     body: Any
+    authorization: str | None = None
 
 
 @dataclass
@@ -80,9 +90,11 @@ class FakeVertexPipelinesServer(LoopbackServer):
     Args:
         states: states a new job goes through, one per ``GET`` (short names: ``PENDING``, ``RUNNING``...; the last one stays).
         buckets: Cloud Storage buckets that exist from the start.
+        token: the OAuth access token every request must carry as ``Bearer``; None accepts anonymous requests.
     """
 
-    def __init__(self, states: list[str] | None = None, buckets: set[str] | None = None):
+    def __init__(self, states: list[str] | None = None, buckets: set[str] | None = None, token: str | None = TOKEN):
+        self.token = token
         self.default_states = list(states or ["PENDING", "RUNNING", "SUCCEEDED"])
         self.buckets: dict[str, dict[str, Any]] = {b: self._bucket(b, "EU") for b in buckets or ()}
         self.iam: dict[str, dict[str, Any]] = {}
@@ -106,7 +118,7 @@ class FakeVertexPipelinesServer(LoopbackServer):
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                status, payload = server._dispatch(self.command, self.path, raw)
+                status, payload = server._dispatch(self.command, self.path, raw, self.headers.get("Authorization"))
                 data = json.dumps(payload).encode("utf-8")
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=UTF-8")
@@ -145,7 +157,19 @@ class FakeVertexPipelinesServer(LoopbackServer):
         self._clock += 1
         return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self._t0 + self._clock)) + ".000000Z"
 
-    def _dispatch(self, method: str, raw_path: str, raw: bytes) -> tuple[int, Any]:
+    def credentials(self) -> Any:
+        """``google.auth`` credentials holding the token this server accepts (the client sends it as ``Bearer``)."""
+        from google.oauth2.credentials import Credentials
+
+        return Credentials(token=self.token or "anonymous")
+
+    def _unauthenticated(self, authorization: str | None) -> tuple[int, Any] | None:
+        """The 401 answer for a request without the expected bearer token, or None when it may pass."""
+        if self.token is None or authorization == f"Bearer {self.token}":
+            return None
+        return self._error(401, "Request is missing required authentication credential. Expected OAuth 2 access token.")
+
+    def _dispatch(self, method: str, raw_path: str, raw: bytes, authorization: str | None = None) -> tuple[int, Any]:
         parts = urlsplit(raw_path)
         path = unquote(parts.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
@@ -154,7 +178,10 @@ class FakeVertexPipelinesServer(LoopbackServer):
         except ValueError:
             return self._error(400, "body is not JSON")
         with self._lock:
-            self.requests.append(VertexRequest(method, path, query, body))
+            self.requests.append(VertexRequest(method, path, query, body, authorization))
+            denied = self._unauthenticated(authorization)
+            if denied is not None:
+                return denied
             if path.startswith("/storage/v1/b"):
                 return self._storage(method, path, query, body)
             m = _PARENT.match(path)

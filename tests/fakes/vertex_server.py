@@ -18,6 +18,15 @@ Semantics follow Vertex AI: version ids count from 1; the first version holds
 ``default``; an alias is unique within a model (merging an alias another
 version holds is refused with ``FAILED_PRECONDITION``); ``-alias`` removes.
 
+Requests are checked as the real API checks them: every request must carry
+``Authorization: Bearer <token>`` (what the client sends for its credentials;
+401 ``UNAUTHENTICATED`` otherwise, give the client :meth:`FakeVertexServer.credentials`);
+an upload needs ``model.displayName`` (at most 128 characters) and
+``model.containerSpec.imageUri`` (a custom model has no other way to serve),
+an ``artifactUri`` if any on ``gs://``, a ``modelId`` of ``[a-z0-9_-]`` (not
+starting with a digit or hyphen, at most 63) or a ``parentModel``, not both;
+``mergeVersionAliases`` needs a non-empty ``versionAliases`` (400 ``INVALID_ARGUMENT`` otherwise).
+
 Usage::
 
     with FakeVertexServer() as server:
@@ -37,11 +46,21 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from fakes.http import LoopbackServer
 
-__all__ = ["FakeVertexServer", "Fault", "RecordedRequest"]
+__all__ = ["TOKEN", "FakeVertexServer", "Fault", "RecordedRequest"]
+TOKEN = "vertex-test-token"
+"""The access token the fake accepts by default."""
 
 _UPLOAD_RESPONSE = "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelResponse"
 _UPLOAD_METADATA = "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelOperationMetadata"
-_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 
 
 @dataclass(frozen=True)
@@ -53,12 +72,14 @@ class RecordedRequest:
         path: the URL path, percent-decoded.
         query: query parameters (first value of each).
         body: the parsed JSON body, or None.
+        authorization: the ``Authorization`` header, if any.
     """
 
     method: str
     path: str
     query: dict[str, str]
     body: Any
+    authorization: str | None = None
 
 
 @dataclass
@@ -107,9 +128,11 @@ class FakeVertexServer(LoopbackServer):
 
     Args:
         pending_polls: how many polls of an upload operation answer ``done: false`` first.
+        token: the OAuth access token every request must carry as ``Bearer``.
     """
 
-    def __init__(self, pending_polls: int = 1):
+    def __init__(self, pending_polls: int = 1, token: str = TOKEN):
+        self.token = token
         self.pending_polls = pending_polls
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
@@ -132,7 +155,7 @@ class FakeVertexServer(LoopbackServer):
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                status, payload = server._dispatch(self.command, self.path, raw)
+                status, payload = server._dispatch(self.command, self.path, raw, self.headers.get("Authorization"))
                 data = json.dumps(payload).encode("utf-8")
                 try:
                     self.send_response(status)
@@ -152,6 +175,12 @@ class FakeVertexServer(LoopbackServer):
     def endpoint(self) -> str:
         """The ``api_endpoint`` to give ``aiplatform.init`` (``http://`` makes the REST transport use plain HTTP)."""
         return f"http://127.0.0.1:{self.port}"
+
+    def credentials(self) -> Any:
+        """``google.auth`` credentials holding the token this server accepts (the client sends it as ``Bearer``)."""
+        from google.oauth2.credentials import Credentials
+
+        return Credentials(token=self.token)
 
     # -- test helpers --------------------------------------------------------------
     def fail(
@@ -175,13 +204,15 @@ class FakeVertexServer(LoopbackServer):
     def _error(self, code: int, message: str) -> tuple[int, dict[str, Any]]:
         return code, {"error": {"code": code, "message": message, "status": _STATUS.get(code, "UNKNOWN")}}
 
-    def _dispatch(self, method: str, raw_path: str, raw: bytes) -> tuple[int, Any]:
+    def _dispatch(self, method: str, raw_path: str, raw: bytes, authorization: str | None = None) -> tuple[int, Any]:
         parts = urlsplit(raw_path)
         path = unquote(parts.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         body = json.loads(raw) if raw else None
         with self._lock:
-            self.requests.append(RecordedRequest(method, path, query, body))
+            self.requests.append(RecordedRequest(method, path, query, body, authorization))
+            if authorization != f"Bearer {self.token}":
+                return self._error(401, "Request is missing required authentication credential. Expected OAuth 2 access token.")
             fault = next((f for f in self.faults if f.hits < f.times and f.match in f"{method} {path}"), None)
             if fault is not None:
                 fault.hits += 1
@@ -229,6 +260,8 @@ class FakeVertexServer(LoopbackServer):
             v = self._version(model, version or "")
             if v is None:
                 return self._error(404, f"version {version} of {model_id} is not found.")
+            if not (body or {}).get("versionAliases"):
+                return self._error(400, "version_aliases is required")
             return self._merge(parent, model, v, list((body or {}).get("versionAliases", [])))
         return self._error(404, f"unknown verb {method} {path}")
 
@@ -258,7 +291,29 @@ class FakeVertexServer(LoopbackServer):
         )
         return out
 
+    def _invalid_upload(self, body: dict[str, Any]) -> str | None:
+        """What the real API would refuse in an upload request (None when it is valid)."""
+        spec = body.get("model")
+        if not isinstance(spec, dict):
+            return "model is required"
+        name = spec.get("displayName")
+        if not name or len(name) > 128:
+            return "model.display_name is required (at most 128 characters)"
+        if not (spec.get("containerSpec") or {}).get("imageUri"):
+            return "model.container_spec.image_uri is required for a custom-trained model"
+        if spec.get("artifactUri") and not str(spec["artifactUri"]).startswith("gs://"):
+            return f"model.artifact_uri must be a Cloud Storage URI, got {spec['artifactUri']}"
+        model_id, parent_model = body.get("modelId"), body.get("parentModel")
+        if model_id and parent_model:
+            return "model_id and parent_model cannot both be set"
+        if model_id and not re.fullmatch(r"[a-z_][a-z0-9_-]{0,62}", model_id):
+            return f"model_id {model_id} is invalid: up to 63 of [a-z0-9_-], not starting with a digit or hyphen"
+        return None
+
     def _upload(self, parent: str, body: dict[str, Any]) -> tuple[int, Any]:
+        invalid = self._invalid_upload(body)
+        if invalid is not None:
+            return self._error(400, invalid)
         spec = dict(body.get("model", {}))
         aliases = list(spec.get("versionAliases", []))
         parent_model = body.get("parentModel")

@@ -8,6 +8,10 @@ the labels and its trigger starts a real local retraining run, whose ingest
 step reads the trigger's dataset: lineage then links the retraining to the
 alerts and the labelling batch. The retraining process is ended (by its
 process-group id) once its ingest is recorded; training itself is tested elsewhere.
+
+The world and the scheduler's run are one module-scoped fixture; each test
+finds the runs it asserts on by id (the scheduler's from its state file, the
+labelled rerun's as the one it added), so the tests pass in any order and alone.
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ def scheduled(tmp_path_factory):
     registered = runner.invoke(scheduler_cmd, [str(spec_path), "--once", "--now", "2026-11-22T09:30:00+00:00"])
     assert registered.exit_code == 0, registered.output
     ran = runner.invoke(scheduler_cmd, [str(spec_path), "--once", "--now", "2026-11-22T10:00:30+00:00"])
-    return world, prod, spec_path, ran
+    assert ran.exit_code == 0, ran.output
+    state = json.loads((Path(world.spec.runtime.root) / "scheduler.json").read_text())["entries"]["shelf:continuous-eval"]
+    return world, prod, spec_path, ran, state
 
 
 def _runs(world, suffix: str) -> list[str]:
@@ -50,13 +56,11 @@ def _runs(world, suffix: str) -> list[str]:
 
 
 def test_the_scheduler_runs_the_pipeline_which_alerts_on_drift(scheduled) -> None:
-    world, _, _, ran = scheduled
-    assert ran.exit_code == 0, ran.output
+    world, _, _, ran, state = scheduled
     assert "1 run(s), 0 failed" in ran.output
-    state = json.loads((Path(world.spec.runtime.root) / "scheduler.json").read_text())["entries"]["shelf:continuous-eval"]
     assert state["last_status"] == "succeeded" and state["last_fire"] == "2026-11-22T10:00:00+00:00"
-    [run_id] = _runs(world, "continuous-eval")
-    assert state["last_run_id"] == run_id
+    run_id = state["last_run_id"]
+    assert run_id in _runs(world, "continuous-eval")
     steps = {e["component"]: e for e in world.store.executions(run_id=run_id)}
     assert {"read_window", "sample", "live_metrics", "drift", "alert", "trigger"} <= set(steps)
     assert all(e["state"] == "COMPLETE" for e in steps.values())
@@ -74,8 +78,9 @@ def test_labels_then_one_local_retraining_linked_to_alerts_and_batch(scheduled) 
     from components.sample.core import LabellingBatch
     from components.sample.simulate import simulate_labels
 
-    world, prod, spec_path, _ = scheduled
-    [first] = _runs(world, "continuous-eval")
+    world, prod, spec_path, _, state = scheduled
+    first = state["last_run_id"]
+    before = set(_runs(world, "continuous-eval"))
     [batch_ref] = [a for a in world.store.artifacts_of_run(first) if a.kind == "LabellingBatch"]
     batch = LabellingBatch.load(batch_ref.uri)
     labels = Path(world.spec.monitoring.labels)
@@ -86,7 +91,7 @@ def test_labels_then_one_local_retraining_linked_to_alerts_and_batch(scheduled) 
     try:
         result = CliRunner().invoke(ce_group, ["run", str(spec_path)])
         assert result.exit_code == 0, result.output
-        second = [r for r in _runs(world, "continuous-eval") if r != first]
+        second = [r for r in _runs(world, "continuous-eval") if r not in before]
         assert len(second) == 1
         steps = {e["component"]: e for e in world.store.executions(run_id=second[0])}
         assert steps["trigger"]["properties"]["triggered"] is True, steps["trigger"]["properties"]["reason"]

@@ -1,12 +1,15 @@
 """kfp.local end-to-end runs of the training pipeline on small generated data.
 
 One run is shared by the assertions of this module (a run costs tens of
-seconds: every task is a subprocess importing the stack).
+seconds: every task is a subprocess importing the stack). The shared run is
+only read; a test that runs again does so on a copy of the run's folder, so
+the tests pass in any order and alone.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -106,12 +109,16 @@ def test_model_lineage_and_registry(demo_run) -> None:
     assert "<- train" in out.output and "source: RawDataset" in out.output
 
 
-def test_stricter_rerun_is_refused_and_registry_unchanged(demo_run) -> None:
+def test_stricter_rerun_is_refused_and_registry_unchanged(demo_run, tmp_path: Path) -> None:
     from components.registry.cli_ops import open_registry
 
-    root, spec, _ = demo_run
+    shared, _, _ = demo_run
+    root = tmp_path / "copy"  # the rerun adds a run: on a copy, so the shared run stays as the other tests expect
+    shutil.copytree(shared, root)
+    spec = load_spec(root / "spec.yaml")
     registry = open_registry(spec)
     before = [(v.version, v.aliases) for v in registry.versions(spec.model_name)]
+    assert before and before[0][0] == 1
     data = yaml.safe_load((root / "spec.yaml").read_text())
     data["evaluate"] = {"thresholds": [{"metric": "map_50", "lower": 1.01}]}
     (root / "strict.yaml").write_text(yaml.safe_dump(data))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fakes.http import refusing_url
 from fakes.webhook_server import Reply, WebhookServer
 from pydantic import ValidationError
 
@@ -291,10 +292,8 @@ def test_backoff_doubles_and_honours_retry_after_up_to_the_cap(server):
 
 
 def test_connection_refused_is_retried_then_reported():
-    with WebhookServer() as gone:
-        url = gone.url  # nothing listens here once the server is closed
     waits: list[float] = []
-    with pytest.raises(AlertError, match="test: gave up after 3 attempt"):
+    with refusing_url() as url, pytest.raises(AlertError, match="test: gave up after 3 attempt"):
         post_json("test", url + "/hook", {}, RetryConfig(attempts=3, backoff_s=0.5, timeout_s=2.0), sleep=waits.append)
     assert waits == [0.5, 1.0]
 

@@ -203,7 +203,8 @@ def test_retraining_on_vertex_ai_is_one_pipeline_job_until_it_finishes(world, ev
     data = world.spec.model_dump(mode="json")
     data["name"] = "shelf-vx"  # its own trigger state; same registry model
     data["registry"]["model_name"] = "shelf"
-    with FakeVertexPipelinesServer(states=["PENDING", "RUNNING"]) as vertex:
+    # the trigger gives no credentials: cvpipe sends anonymous ones to a plain-http endpoint
+    with FakeVertexPipelinesServer(states=["PENDING", "RUNNING"], token=None) as vertex:
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", vertex.endpoint)
         data["monitoring"]["retrain"] = {
             "target": "vertex",

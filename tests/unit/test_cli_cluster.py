@@ -37,7 +37,8 @@ def kfp() -> Iterator[FakeKfpServer]:
 
 @pytest.fixture
 def vertex(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeVertexPipelinesServer]:
-    with FakeVertexPipelinesServer() as s:
+    # the CLI takes no credentials: cvpipe sends anonymous ones to a plain-http endpoint
+    with FakeVertexPipelinesServer(token=None) as s:
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", s.endpoint)
         yield s
 

@@ -9,9 +9,9 @@ found nor installed.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -172,14 +172,32 @@ def test_open_waits_while_another_process_creates_the_schema(mariadb: MariaDB, m
     finally:
         LineageStore.SCHEMA_RACE_PATIENCE_S = saved
 
-    def other_process_finishes() -> None:
-        time.sleep(3.0)  # longer than the three plain attempts take
-        mariadb.query("DROP TABLE MLMDEnv", db)
+    # the other process finishes only once the store has been refused more often than its plain
+    # `retries` (3) allow, so the open can only succeed through its patience with the schema race
+    past_retries = threading.Event()
 
+    class Attempts(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if getattr(record, "racing", False) and getattr(record, "attempt", 0) >= 3:
+                past_retries.set()
+
+    def other_process_finishes() -> None:
+        if past_retries.wait(timeout=120):
+            mariadb.query("DROP TABLE MLMDEnv", db)
+
+    log = logging.getLogger("cvpipe.lineage")
+    handler, level = Attempts(level=logging.DEBUG), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
     helper = threading.Thread(target=other_process_finishes)
     helper.start()
-    store = LineageStore(mysql_url)
-    helper.join()
+    try:
+        store = LineageStore(mysql_url)
+    finally:
+        past_retries.set()  # never leave the helper waiting
+        helper.join()
+        log.removeHandler(handler)
+        log.setLevel(level)
     assert store.get(store.put_artifact("RawDataset", "/data/a.json").id).uri == "/data/a.json"
 
 

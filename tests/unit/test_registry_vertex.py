@@ -9,6 +9,7 @@ import pytest
 from fakes.models import make_model, record_training
 from fakes.vertex_server import FakeVertexServer
 from google.auth.credentials import AnonymousCredentials
+from google.oauth2.credentials import Credentials
 
 from components.core.errors import RegistryError
 from components.core.lineage import LineageStore
@@ -36,10 +37,10 @@ def store(mlmd_url: str) -> LineageStore:
     return LineageStore(mlmd_url)
 
 
-def _registry(server: FakeVertexServer, store: LineageStore, **opts: float) -> VertexRegistry:
+def _registry(server: FakeVertexServer, store: LineageStore, credentials: object = None, **opts: float) -> VertexRegistry:
     options = VertexOptions(
         api_endpoint=server.endpoint,
-        credentials=AnonymousCredentials(),
+        credentials=credentials or server.credentials(),
         serving_image=IMAGE,
         attempts=int(opts.pop("attempts", 3)),
         backoff_s=0.01,
@@ -219,3 +220,25 @@ def test_needs_cloud_storage(registry: VertexRegistry, store: LineageStore, tmp_
     with pytest.raises(RegistryError, match="Cloud Storage"):
         registry.register(RegisterRequest(model_dir=req.model_dir, model_name="demo"))
     assert gcs_uri("/gcs/bucket/x") == "gs://bucket/x" and gcs_uri("gs://b/y") == "gs://b/y"
+
+
+def test_the_callers_credentials_reach_the_service(server: FakeVertexServer, store: LineageStore, tmp_path: Path) -> None:
+    registry = _registry(server, store)
+    registry.register(_request(store, tmp_path, "a", "r1"))
+    assert server.requests and {r.authorization for r in server.requests} == {f"Bearer {server.token}"}
+    # refused with 401, the client tries to refresh the credentials, which these cannot do
+    for creds, sent in ((AnonymousCredentials(), None), (Credentials(token="someone-elses-token"), "Bearer someone-elses-token")):
+        with pytest.raises(RegistryError, match=r"list versions failed .*(refresh|401)"):
+            _registry(server, store, credentials=creds, attempts=1).versions("demo")
+        assert server.requests[-1].authorization == sent
+
+
+def test_fake_refuses_uploads_the_real_api_refuses(server: FakeVertexServer) -> None:
+    """The fake's own checks, so a test passing against it means the request would pass Vertex AI's."""
+    good = {"modelId": "demo", "model": {"displayName": "demo", "containerSpec": {"imageUri": IMAGE}, "artifactUri": "gs://b/m"}}
+    assert server._invalid_upload(good) is None
+    assert "display_name" in (server._invalid_upload({"model": {"containerSpec": {"imageUri": IMAGE}}}) or "")
+    assert "image_uri" in (server._invalid_upload({"model": {"displayName": "demo"}}) or "")
+    assert "Cloud Storage" in (server._invalid_upload({"model": {**good["model"], "artifactUri": "/tmp/m"}}) or "")
+    assert "model_id" in (server._invalid_upload({**good, "modelId": "9Demo"}) or "")
+    assert "both" in (server._invalid_upload({**good, "parentModel": MODEL}) or "")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fakes.http import refusing_url
 from fakes.kfp_server import FakeKfpServer
 
 from components.core.errors import PipelineRunError
@@ -181,9 +182,7 @@ def test_unknown_run_and_experiment(server: FakeKfpServer) -> None:
 
 
 def test_unreachable_server() -> None:
-    with FakeKfpServer() as s:
-        url = s.url
-    with pytest.raises(PipelineRunError, match=r"reaching http://127\.0\.0\.1"):
+    with refusing_url() as url, pytest.raises(PipelineRunError, match=r"reaching http://127\.0\.0\.1"):
         get_run("x", url)
 
 

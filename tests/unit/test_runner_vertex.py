@@ -59,6 +59,7 @@ def _submit(server: FakeVertexPipelinesServer, spec: PipelineSpec, **kwargs: obj
         "project": PROJECT,
         "region": REGION,
         "api_endpoint": server.endpoint,
+        "credentials": server.credentials(),
         "until": UNTIL,
         "service_account": ACCOUNT,
     }
@@ -93,6 +94,8 @@ def test_submit_sends_the_compiled_pipeline_as_a_pipeline_job(server: FakeVertex
     assert member in bindings["roles/storage.objectCreator"] and member in bindings["roles/storage.objectViewer"]
 
     assert run.target == "vertex" and run.run_id == "shapes-1" and run.state == "PENDING" and run.name == "shapes-detector"
+    # the caller's credentials reached both services (pipelines and storage)
+    assert {r.authorization for r in server.requests} == {f"Bearer {server.token}"}
     assert run.details["resource_name"] == f"projects/{PROJECT}/locations/{REGION}/pipelineJobs/shapes-1"
     assert run.url == f"https://console.cloud.google.com/vertex-ai/locations/{REGION}/pipelines/runs/shapes-1?project={PROJECT}"
 
@@ -125,7 +128,7 @@ def test_settings_fill_project_region_account_and_machines(server: FakeVertexPip
         }
     )
     spec = _spec(tmp_path, resources={"ingest": {"cpu": "2"}})
-    run = submit_vertex(spec, settings=settings, api_endpoint=server.endpoint, until=UNTIL)
+    run = submit_vertex(spec, settings=settings, api_endpoint=server.endpoint, until=UNTIL, credentials=server.credentials())
     body = server.jobs[run.run_id].body
     assert server.calls("POST", "/pipelineJobs")[0].path == f"/v1/projects/{PROJECT}/locations/{REGION}/pipelineJobs"
     assert body["serviceAccount"] == ACCOUNT
@@ -182,27 +185,54 @@ def test_wait_get_and_list(server: FakeVertexPipelinesServer, tmp_path: Path) ->
     run = _submit(server, spec, job_id="shapes-2")
     seen: list[str] = []
     done = wait_run(
-        run.run_id, PROJECT, REGION, poll=0.0, api_endpoint=server.endpoint, on_change=lambda r: seen.append(r.state), sleep=lambda s: None
+        run.run_id,
+        PROJECT,
+        REGION,
+        poll=0.0,
+        api_endpoint=server.endpoint,
+        credentials=server.credentials(),
+        on_change=lambda r: seen.append(r.state),
+        sleep=lambda s: None,
     )
     assert done.succeeded and seen == ["PENDING", "RUNNING", "SUCCEEDED"]
-    again = get_run(f"projects/{PROJECT}/locations/{REGION}/pipelineJobs/shapes-2", PROJECT, REGION, api_endpoint=server.endpoint)
+    again = get_run(
+        f"projects/{PROJECT}/locations/{REGION}/pipelineJobs/shapes-2",
+        PROJECT,
+        REGION,
+        api_endpoint=server.endpoint,
+        credentials=server.credentials(),
+    )
     assert again.run_id == "shapes-2" and again.state == "SUCCEEDED"
     other = parse_spec({"name": "other-pipeline", "task": "detection", "data": {"source": "gs://b/a.json"}})
     _submit(server, other, job_id="other-1")
-    listed = list_runs(PROJECT, REGION, pipeline="shapes-detector", api_endpoint=server.endpoint)
+    listed = list_runs(PROJECT, REGION, pipeline="shapes-detector", api_endpoint=server.endpoint, credentials=server.credentials())
     assert [r.run_id for r in listed] == ["shapes-2"]
     assert server.calls("GET", "/pipelineJobs")[-1].query["filter"] == 'pipeline_name="shapes-detector"'
-    assert {r.run_id for r in list_runs(PROJECT, REGION, api_endpoint=server.endpoint)} == {"shapes-2", "other-1"}
+    assert {r.run_id for r in list_runs(PROJECT, REGION, api_endpoint=server.endpoint, credentials=server.credentials())} == {
+        "shapes-2",
+        "other-1",
+    }
 
 
 def test_failed_job_carries_its_error(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
     run = _submit(server, _spec(tmp_path), job_id="shapes-3")
     server.script(run.run_id, ["RUNNING", "FAILED"], error="The replica workerpool0-0 exited with a non-zero status of 1.")
-    done = wait_run(run.run_id, PROJECT, REGION, poll=0.0, api_endpoint=server.endpoint, sleep=lambda s: None)
+    done = wait_run(
+        run.run_id, PROJECT, REGION, poll=0.0, api_endpoint=server.endpoint, credentials=server.credentials(), sleep=lambda s: None
+    )
     assert done.state == "FAILED" and done.error == "The replica workerpool0-0 exited with a non-zero status of 1."
     server.script(run.run_id, ["RUNNING"])
     with pytest.raises(PipelineRunError, match="still RUNNING after 1s"):
-        wait_run(run.run_id, PROJECT, REGION, timeout=1, poll=5, api_endpoint=server.endpoint, sleep=lambda s: None)
+        wait_run(
+            run.run_id,
+            PROJECT,
+            REGION,
+            timeout=1,
+            poll=5,
+            api_endpoint=server.endpoint,
+            credentials=server.credentials(),
+            sleep=lambda s: None,
+        )
 
 
 def test_errors_carry_the_services_message(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
@@ -211,9 +241,9 @@ def test_errors_carry_the_services_message(server: FakeVertexPipelinesServer, tm
     with pytest.raises(PipelineRunError, match=r"submitting the pipeline job failed: .*already exists"):
         _submit(server, spec, job_id="dup")
     with pytest.raises(PipelineRunError, match=r"getting pipeline job ghost failed: .*not found"):
-        get_run("ghost", PROJECT, REGION, api_endpoint=server.endpoint)
+        get_run("ghost", PROJECT, REGION, api_endpoint=server.endpoint, credentials=server.credentials())
     with pytest.raises(PipelineRunError, match="needs a project"):
-        submit_vertex(spec, region=REGION, api_endpoint=server.endpoint)
+        submit_vertex(spec, region=REGION, api_endpoint=server.endpoint, credentials=server.credentials())
 
 
 def test_aiplatform_global_configuration_is_put_back(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
@@ -251,3 +281,13 @@ def test_bad_settings_are_reported_with_key_paths(tmp_path: Path) -> None:
         load_settings(bad)
     keys = {k for k, _ in err.value.problems}
     assert keys == {"pipeline_root", "metadata_url", "machines.train.machine_type", "zone"}
+
+
+def test_calls_without_the_callers_credentials_are_refused(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
+    from google.oauth2.credentials import Credentials
+
+    spec = _spec(tmp_path, pipeline_root=_root())
+    with pytest.raises(PipelineRunError):
+        _submit(server, spec, credentials=Credentials(token="someone-elses-token"))
+    assert server.requests and server.requests[-1].authorization == "Bearer someone-elses-token"
+    assert not server.jobs

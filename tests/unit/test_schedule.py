@@ -74,7 +74,8 @@ def test_kubeflow_recurring_run_of_the_continuous_eval_pipeline(spec_file: Path)
 
 def test_vertex_schedule_of_the_continuous_eval_pipeline(spec_file: Path) -> None:
     spec = load_spec(spec_file)
-    with FakeVertexScheduleServer() as server:
+    # through the CLI, without credentials: cvpipe sends anonymous ones to a plain-http endpoint
+    with FakeVertexScheduleServer(token=None) as server:
         args = [str(spec_file), "--target", "vertex", "--project", "acme-ml", "--region", "europe-west4"]
         args += ["--api-endpoint", server.endpoint, "--pipeline-root", "gs://acme-ml/pipeline-root", "--service-account", "ce@acme-ml.iam"]
         result = CliRunner().invoke(schedule_cmd, args)
