@@ -16,7 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "read_json", "sha256_bytes", "sha256_file"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "display_name",
+    "read_json",
+    "sha256_bytes",
+    "sha256_file",
+]
 
 _CHUNK = 1 << 20
 
@@ -35,6 +44,26 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def display_name(name: str) -> str:
+    """A file name as printable UTF-8 text, losslessly escaped.
+
+    On Linux a file name is bytes; Python holds bytes that are not UTF-8 as
+    surrogate escapes, which cannot be written as UTF-8. They are shown as
+    ``\\xNN`` (``caf\\xe9.jpg``); a name that is valid UTF-8 is returned unchanged.
+
+    Args:
+        name: the name, as ``os.fsdecode`` gives it.
+
+    Returns:
+        The displayable name.
+    """
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that is not an escaped byte (a JSON "\\ud800")
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def sha256_bytes(data: bytes) -> str:

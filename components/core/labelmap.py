@@ -143,6 +143,8 @@ class LabelMap(BaseModel):
             raise AnnotationError(str(path), "label map file not found") from None
         except ValueError as e:
             raise AnnotationError(str(path), f"label map is not valid JSON: {e}") from None
+        except RecursionError:
+            raise AnnotationError(str(path), "label map is not valid JSON: nested too deeply") from None
         try:
             if isinstance(data, list):
                 return cls.from_names(str(n) for n in data)

@@ -62,6 +62,9 @@ class ImageRecord(BaseModel):
         class_id: image-level class (classification).
         split: a split the source assigned, if any (train/validation/test).
         source: format-specific extras worth keeping (original file name, ...).
+        raw_path: the exact file name as hex of its bytes, only when ``path`` had
+            to be escaped for display (a name that is not UTF-8: ``path`` shows
+            ``caf\\xe9.jpg``, ``raw_path`` opens the file).
     """
 
     image_id: str
@@ -73,6 +76,20 @@ class ImageRecord(BaseModel):
     class_id: int | None = None
     split: str | None = None
     source: dict[str, Any] = Field(default_factory=dict)
+    raw_path: str | None = None
+
+    def file(self, root: str | os.PathLike[str]) -> Path:
+        """The image file: ``root / path`` (an absolute path wins), opened by its exact bytes.
+
+        Args:
+            root: the manifest's root.
+
+        Returns:
+            The path.
+        """
+        name = os.fsdecode(bytes.fromhex(self.raw_path)) if self.raw_path else self.path
+        p = Path(name)
+        return p if p.is_absolute() else Path(root) / p
 
 
 class Manifest(BaseModel):
@@ -96,8 +113,7 @@ class Manifest(BaseModel):
 
     def image_path(self, record: ImageRecord) -> Path:
         """Absolute path of an image record's file."""
-        p = Path(record.path)
-        return p if p.is_absolute() else Path(self.root) / p
+        return record.file(self.root)
 
     def __len__(self) -> int:
         return len(self.images)

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from .errors import QuarantineLimitError
-from .io import atomic_write_json, atomic_write_text, read_json
+from .io import atomic_write_json, atomic_write_text, display_name, read_json
 
 __all__ = ["QuarantineItem", "QuarantineReport"]
 
@@ -64,8 +64,19 @@ class QuarantineReport(BaseModel):
             image_id: the image's id when known.
             annotation_id: the object's id when a single annotation was rejected.
         """
+
+        def shown(v: str | None) -> str | None:  # names that are not UTF-8 are escaped, never a crash
+            return None if v is None else display_name(str(v))
+
         self.items.append(
-            QuarantineItem(file=str(file), kind=kind, reason=reason, stage=self.stage, image_id=image_id, annotation_id=annotation_id)
+            QuarantineItem(
+                file=display_name(str(file)),
+                kind=kind,
+                reason=display_name(reason),
+                stage=self.stage,
+                image_id=shown(image_id),
+                annotation_id=shown(annotation_id),
+            )
         )
 
     def extend(self, other: QuarantineReport) -> None:

@@ -83,6 +83,12 @@ class DataSpec(_Section):
             ``source-ref``); detected from the manifest when omitted.
         max_quarantine_fraction: the run fails when more images than this are rejected.
         max_quarantine_count: the run fails when more images than this are rejected.
+        allow_outside_root: read images outside the dataset root: symlinks that
+            leave it, a YOLO ``data.yaml`` ``path:`` elsewhere and absolute image
+            paths elsewhere (datasets on shared storage that rely on links). Off
+            by default: such images are quarantined as ``path_escapes_root``, so
+            an annotation file cannot pull any readable file of the machine into
+            the training data. ``../`` in a file name is never followed.
     """
 
     source: str
@@ -92,12 +98,21 @@ class DataSpec(_Section):
     label_attribute: str | None = None
     max_quarantine_fraction: float = Field(0.2, ge=0.0, le=1.0)
     max_quarantine_count: int | None = Field(None, ge=0)
+    allow_outside_root: bool = False
 
     @model_validator(mode="after")
     def _infer_format(self) -> DataSpec:
         if self.format is None:
             object.__setattr__(self, "format", infer_format(self.source))
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_default_root_rule(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a spec that keeps the default root rule serialises as before (compiled pipelines unchanged)
+        data = handler(self)
+        if isinstance(data, dict) and data.get("allow_outside_root") is False:
+            data.pop("allow_outside_root", None)
+        return data
 
 
 def infer_format(source: str) -> AnnotationFormat:
@@ -811,6 +826,8 @@ def load_spec(path: str | os.PathLike[str]) -> PipelineSpec:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise SpecError([("", f"not valid YAML: {e}")], str(p)) from None
+    except RecursionError:
+        raise SpecError([("", "YAML nested too deeply")], str(p)) from None
     spec = parse_spec(data, str(p))
     return resolve_paths(spec, p.parent)
 
@@ -834,6 +851,8 @@ def resolve_paths(spec: PipelineSpec, base: str | os.PathLike[str]) -> PipelineS
 
     data = spec.model_dump(mode="json")
     data["data"]["source"] = fix(spec.data.source)
+    if "format" not in spec.data.model_fields_set:
+        data["data"].pop("format", None)  # inferred again from the resolved source, not the working directory
     data["data"]["images"] = fix(spec.data.images)
     data["data"]["label_map"] = fix(spec.data.label_map)
     data["validation"]["schema_file"] = fix(spec.validation.schema_file)

@@ -37,6 +37,8 @@ def _load(src: Path) -> dict[str, Any]:
         raise AnnotationError(str(src), f"not valid JSON: {e}") from None
     except OSError as e:
         raise AnnotationError(str(src), f"cannot read: {e.strerror or e}") from None
+    except RecursionError:
+        raise AnnotationError(str(src), "not a COCO file: JSON nested too deeply") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
         raise AnnotationError(str(src), "not a COCO file: no 'images' list at the top level")
     for key in ("annotations", "categories"):

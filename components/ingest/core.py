@@ -28,14 +28,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from components.core.errors import AnnotationError, ImageError
 from components.core.images import MAX_PIXELS, probe_image
-from components.core.io import sha256_file
+from components.core.io import display_name, sha256_file
 from components.core.labelmap import LabelMap
 from components.core.lineage import ArtifactRef, NewArtifact
 from components.core.log import get_logger, progress
@@ -243,21 +243,88 @@ def _label_map(raw: RawDataset, data: DataSpec, previous: LabelMap | None) -> tu
 # -- assembly --------------------------------------------------------------------------------------
 
 
-def _assemble(raw: RawDataset, label_map: LabelMap, max_pixels: int, q: QuarantineReport) -> list[ImageRecord]:
+@dataclass
+class _Rules:
+    """What every image entry is held to, beside the label map."""
+
+    max_pixels: int
+    allow_outside_root: bool
+    real_root: str
+
+
+SHARED_STORAGE_HINT = "set data.allow_outside_root: true for a dataset on shared storage that relies on links"
+
+
+def _assemble(raw: RawDataset, label_map: LabelMap, rules: _Rules, q: QuarantineReport) -> list[ImageRecord]:
     log = get_logger(STAGE)
     records: list[ImageRecord] = []
     ids: dict[str, str] = {}
     paths: dict[str, str] = {}
     for img in progress(raw.images, len(raw.images), "ingest: reading images", log):
         q.total += 1
-        record = _image(img, raw.root, label_map, max_pixels, ids, paths, q)
+        record = _image(img, raw.root, label_map, rules, ids, paths, q)
         if record is not None:
             records.append(record)
     return records
 
 
+def _inside(real: str, real_root: str) -> bool:
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def _locate(img: RawImage, root: Path, rules: _Rules) -> tuple[Path, str]:
+    """The image's path and its name relative to the root; raises _Rejected (path_escapes_root)."""
+    try:
+        path, rel = safe_join(root, img.file_name)
+    except PathEscapeError as e:
+        name = img.file_name.replace("\\", "/")
+        absolute = os.path.isabs(name) and ".." not in name.split("/")
+        if absolute and rules.allow_outside_root:
+            return Path(os.path.normpath(name)), os.path.normpath(name)
+        hint = " (an absolute path outside the root is read only with data.allow_outside_root: true)" if absolute else ""
+        raise _Rejected("path_escapes_root", f"{e}{hint}") from None
+    if not rules.allow_outside_root:
+        real = os.path.realpath(path)
+        if not _inside(real, rules.real_root):
+            raise _Rejected(
+                "path_escapes_root", f"{rel} is a link to {real}, outside the dataset root {rules.real_root}; {SHARED_STORAGE_HINT}"
+            )
+    return path, rel
+
+
+def _frame(img: RawImage, rel: str, info: Any) -> tuple[int, int, str | None]:
+    """The pixel frame the annotations were drawn on: ``(width, height, "stored" | "displayed" | None)``.
+
+    An EXIF orientation other than 1 shows the stored pixels rotated or
+    flipped. The declared size tells which frame the annotation tool used when
+    the two differ (orientations 5-8 on a non-square image); otherwise a
+    format's convention (YOLO: the displayed image, as Ultralytics reads it)
+    decides, and without one the image is ambiguous (raises _Rejected).
+    """
+    w, h, orient = info.width, info.height, info.exif_orientation
+    if orient in (None, 1) or not img.objects:
+        return w, h, None
+    shown = (h, w) if orient in (5, 6, 7, 8) else (w, h)
+    declared = img.source.get("declared_size")
+    if declared is not None and shown != (w, h):
+        if list(declared) == [w, h]:
+            return w, h, "stored"
+        if list(declared) == list(shown):
+            return shown[0], shown[1], "displayed"
+    convention = img.source.get("annotation_frame")
+    if convention == "displayed":
+        return shown[0], shown[1], "displayed"
+    stated = f"declared size {declared[0]}x{declared[1]}" if declared else "no declared size"
+    raise _Rejected(
+        "ambiguous_orientation",
+        f"{rel}: EXIF orientation {orient} displays the stored {w}x{h} pixels as {shown[0]}x{shown[1]}; with {stated} "
+        "it cannot be told whether the annotations were drawn on the stored or the displayed pixels, so the boxes "
+        "would land in the wrong place half the time (strip the EXIF orientation or re-save the image upright)",
+    )
+
+
 def _image(
-    img: RawImage, root: Path, label_map: LabelMap, max_pixels: int, ids: dict[str, str], paths: dict[str, str], q: QuarantineReport
+    img: RawImage, root: Path, label_map: LabelMap, rules: _Rules, ids: dict[str, str], paths: dict[str, str], q: QuarantineReport
 ) -> ImageRecord | None:
     def reject(file: str, kind: str, reason: str, image_id: str | None) -> None:
         q.add(file, kind, reason, image_id=image_id)
@@ -267,9 +334,10 @@ def _image(
         reject(img.origin, kind, f"{img.file_name or img.origin}: {reason}", img.image_id)
         return None
     try:
-        path, rel = safe_join(root, img.file_name)
-    except PathEscapeError as e:
-        reject(img.origin, "path_escapes_root", str(e), img.image_id or img.file_name)
+        path, rel = _locate(img, root, rules)
+    except _Rejected as r:
+        link = "link" in r.reason and "outside the dataset root" in r.reason
+        reject(os.path.join(root, img.file_name) if link else img.origin, r.kind, r.reason, img.image_id or img.file_name)
         return None
     image_id = img.image_id if img.image_id is not None else rel
     if image_id in ids:
@@ -288,9 +356,14 @@ def _image(
         reject(str(path), "missing_file", f"image file {rel} not found under {root}", image_id)
         return None
     try:
-        info = probe_image(path, max_pixels=max_pixels)
+        info = probe_image(path, max_pixels=rules.max_pixels)
     except ImageError as e:
         reject(str(path), "unreadable_image", e.problem, image_id)
+        return None
+    try:
+        width, height, frame = _frame(img, rel, info)
+    except _Rejected as r:
+        reject(str(path), r.kind, r.reason, image_id)
         return None
 
     class_id: int | None = None
@@ -307,20 +380,26 @@ def _image(
     objects: list[ObjectAnnotation] = []
     for obj in img.objects:
         try:
-            objects.append(_object(obj, info.width, info.height, label_map))
+            objects.append(_object(obj, width, height, label_map))
         except _Rejected as r:
             q.add(
                 img.origin, r.kind, f"{rel}, annotation {obj.annotation_id}: {r.reason}", image_id=image_id, annotation_id=obj.annotation_id
             )
     source = dict(img.source)
-    if source.get("declared_size") == [info.width, info.height]:
+    source.pop("annotation_frame", None)
+    if source.get("declared_size") == [width, height]:
         del source["declared_size"]  # kept only when the annotation file disagrees with the header
+    if frame is not None:
+        source["exif_orientation"] = info.exif_orientation
+        source["annotation_frame"] = frame
+    shown = display_name(rel)
     return ImageRecord(
-        image_id=image_id,
-        path=rel,
+        image_id=display_name(image_id),
+        path=shown,
+        raw_path=os.fsencode(rel).hex() if shown != rel else None,
         sha256=sha256_file(path),
-        width=info.width,
-        height=info.height,
+        width=width,
+        height=height,
         objects=objects,
         class_id=class_id,
         split=img.split,
@@ -328,7 +407,44 @@ def _image(
     )
 
 
-def read_source(data: DataSpec, task: Task, previous: LabelMap | None = None, *, max_pixels: int = MAX_PIXELS) -> IngestResult:
+def _under(path: str, dirs: Sequence[str]) -> bool:
+    return any(path == d or path.startswith(d.rstrip(os.sep) + os.sep) for d in dirs)
+
+
+def _drop_outputs(raw: RawDataset, fmt: str, exclude: Sequence[str | os.PathLike[str]]) -> None:
+    """Removes entries under output folders (a run root inside the dataset): outputs are never inputs."""
+    root = os.path.normpath(os.path.abspath(raw.root))
+    # only folders strictly inside the dataset: a run root above it holds the dataset itself
+    dirs = [d for d in (os.path.normpath(os.path.abspath(x)) for x in exclude) if d != root and _under(d, [root])]
+    if not dirs:
+        return
+    raw.images = [i for i in raw.images if not _under(os.path.normpath(os.path.join(root, i.file_name)), dirs)]
+    if fmt == "folders":  # a folder's classes are the folders that hold images
+        kept = {i.class_name for i in raw.images}
+        raw.class_names = [n for n in raw.class_names if n in kept]
+
+
+def _displayable(raw: RawDataset) -> None:
+    """Class names and ids that are not UTF-8 (folder or file names) become their escaped form."""
+    raw.class_names = [display_name(n) for n in raw.class_names]
+    for img in raw.images:
+        if img.class_name is not None:
+            img.class_name = display_name(img.class_name)
+        if img.image_id is not None:
+            img.image_id = display_name(img.image_id)
+        for o in img.objects:
+            if o.class_name is not None:
+                o.class_name = display_name(o.class_name)
+
+
+def read_source(
+    data: DataSpec,
+    task: Task,
+    previous: LabelMap | None = None,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    exclude: Sequence[str | os.PathLike[str]] = (),
+) -> IngestResult:
     """Reads an annotated dataset into a canonical manifest and label map; writes nothing.
 
     Args:
@@ -338,6 +454,8 @@ def read_source(data: DataSpec, task: Task, previous: LabelMap | None = None, *,
             that its ids never change (ignored for ids when ``data.label_map``
             names a fixed label map; a conflict is logged).
         max_pixels: largest width x height of an image header (decompression-bomb guard).
+        exclude: output folders (run root, registry) that may lie inside the
+            dataset; nothing under them is read as input.
 
     Returns:
         The manifest, its label map and the quarantine report (``total`` = image
@@ -353,8 +471,11 @@ def read_source(data: DataSpec, task: Task, previous: LabelMap | None = None, *,
         raise AnnotationError(data.source, f"unsupported annotation format {fmt!r}")
     q = QuarantineReport(stage=STAGE)
     raw = reader(data, task, q)
+    _drop_outputs(raw, fmt, exclude)
+    _displayable(raw)
     label_map, _ = _label_map(raw, data, previous)
-    records = _assemble(raw, label_map, max_pixels, q)
+    rules = _Rules(max_pixels=max_pixels, allow_outside_root=data.allow_outside_root, real_root=os.path.realpath(raw.root))
+    records = _assemble(raw, label_map, rules, q)
     manifest = Manifest(
         task=task,
         root=os.path.abspath(raw.root),
@@ -414,6 +535,19 @@ def label_map_from_artifact(ref: ArtifactRef) -> LabelMap:
     return LabelMap.load(path / "label_map.json" if path.is_dir() else path)
 
 
+def _output_dirs(spec: Any) -> list[str]:
+    """Folders cvpipe writes to that may sit inside a dataset (the default ``runs/`` beside a spec in it)."""
+    dirs = [spec.runtime.root]
+    if spec.registry.backend == "local":
+        dirs.append(spec.registry.root)
+    if spec.monitoring is not None:
+        dirs += [d for d in (spec.monitoring.prediction_log, spec.monitoring.labels) if d]
+    url = spec.runtime.metadata.url
+    if url.startswith("sqlite:///") and os.path.isabs(url.removeprefix("sqlite:///")):
+        dirs.append(url.removeprefix("sqlite:///"))  # the store file itself
+    return [d for d in dirs if "://" not in d]
+
+
 def run(ctx: StepContext, manifest_dir: Path, label_map_dir: Path, quarantine_dir: Path, uris: dict[str, str]) -> IngestResult:
     """The ingest step: read ``ctx.spec.data``, write the outputs, record lineage, check the quarantine limit.
 
@@ -440,7 +574,7 @@ def run(ctx: StepContext, manifest_dir: Path, label_map_dir: Path, quarantine_di
     spec, data = ctx.spec, ctx.spec.data
     previous_ref = ctx.store.latest("LabelMap", pipeline=spec.name)
     previous = label_map_from_artifact(previous_ref) if previous_ref is not None else None
-    result = read_source(data, spec.task, previous, max_pixels=spec.validation.max_pixels)
+    result = read_source(data, spec.task, previous, max_pixels=spec.validation.max_pixels, exclude=_output_dirs(spec))
     if data.label_map:
         previous_ref = ctx.input_artifact(
             os.path.abspath(data.label_map),

@@ -5,7 +5,8 @@ When every top-level folder is a split name (``train``, ``val``/``validation``,
 file in a class folder is an image candidate (one that is not an image is
 quarantined when its header is probed); hidden files (``.DS_Store``) are
 skipped. An image lying outside any class folder has no label and is
-quarantined. Class names are the folder names, sorted.
+quarantined. Class names are the folder names, in order of first appearance
+walking the folders sorted by name (the class-order rule of every format).
 """
 
 from __future__ import annotations
@@ -55,12 +56,12 @@ def read_folders(data: DataSpec, task: Task, quarantine: QuarantineReport) -> Ra
     by_split = bool(top) and all(d.name.lower() in SPLIT_NAMES for d in top)
     groups: list[tuple[Path, str | None]] = [(d, SPLIT_NAMES[d.name.lower()]) for d in top] if by_split else [(src, None)]
     images: list[RawImage] = []
-    names: set[str] = set()
+    names: dict[str, None] = {}
     for group, split in groups:
         images.extend(_loose_images(group, split))
         for class_dir in _visible_dirs(group):
             name = class_dir.name.strip()
-            names.add(name)
+            names.setdefault(name, None)
             for f in sorted(class_dir.rglob("*")):
                 rel = f.relative_to(class_dir)
                 if any(part.startswith(".") for part in rel.parts) or not f.is_file():
@@ -68,4 +69,4 @@ def read_folders(data: DataSpec, task: Task, quarantine: QuarantineReport) -> Ra
                 images.append(RawImage(file_name=str(f), origin=str(class_dir), class_name=name, split=split))
     if not names:
         raise AnnotationError(str(src), "no class folders (expected root/<class>/<image>)")
-    return RawDataset(root=src, images=images, class_names=sorted(names))
+    return RawDataset(root=src, images=images, class_names=list(names))

@@ -94,6 +94,10 @@ def _class_map(meta: dict[str, Any]) -> dict[str, str]:
 
 def _boxes(raw: RawImage, value: dict[str, Any], meta: dict[str, Any], names: dict[tuple[int, str], None]) -> None:
     cmap = _class_map(meta)
+    size = value.get("image_size")
+    first = size[0] if isinstance(size, list) and size and isinstance(size[0], dict) else {}
+    if isinstance(first.get("width"), int) and isinstance(first.get("height"), int):
+        raw.source["declared_size"] = [first["width"], first["height"]]
     for cid, class_name in cmap.items():
         names[(int(cid) if cid.lstrip("-").isdigit() else 1 << 30, class_name)] = None
     objects = meta.get("objects")
@@ -171,6 +175,10 @@ def read_groundtruth(data: DataSpec, task: Task, quarantine: QuarantineReport) -
         except json.JSONDecodeError as e:
             quarantine.total += 1
             quarantine.add(f"{src}:{lineno}", "invalid_annotation", f"line {lineno} is not valid JSON: {e}")
+            continue
+        except RecursionError:
+            quarantine.total += 1
+            quarantine.add(f"{src}:{lineno}", "invalid_annotation", f"line {lineno}: JSON nested too deeply")
             continue
         if not isinstance(rec, dict) or not isinstance(rec.get("source-ref"), str) or not rec["source-ref"].strip():
             quarantine.total += 1

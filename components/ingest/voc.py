@@ -9,6 +9,9 @@ the whole image. As the reference VOC tools do (py-faster-rcnn, Detectron),
 they become 0-based ``[x, y, w, h]`` with ``x = xmin - 1`` and
 ``w = xmax - xmin + 1``, so that whole-image box is ``[0, 0, W, H]``.
 
+Classes are numbered in order of first mention, reading the XML files sorted
+by path (the rule every format follows). ``<size>`` is the declared size.
+
 Layouts: ``source/Annotations/*.xml`` with images in ``source/JPEGImages``
 (the VOCdevkit layout; splits from ``ImageSets/Main/{train,val,test}.txt``),
 or XML files directly in ``source`` beside their images.
@@ -129,7 +132,7 @@ def read_voc(data: DataSpec, task: Task, quarantine: QuarantineReport) -> RawDat
         raise AnnotationError(str(src), "no .xml annotation files found")
     splits = _splits(src)
     images: list[RawImage] = []
-    names: set[str] = set()
+    names: dict[str, None] = {}  # first mention, reading the XML files in sorted order
     for x in progress(xmls, len(xmls), "ingest: parsing VOC XML", get_logger("ingest")):
         image_id = x.relative_to(ann_dir).with_suffix("").as_posix()
         raw = RawImage(file_name="", origin=str(x), image_id=image_id, split=splits.get(image_id))
@@ -150,9 +153,14 @@ def read_voc(data: DataSpec, task: Task, quarantine: QuarantineReport) -> RawDat
         # <filename> is a bare name: beside its XML in the flat layout, in JPEGImages otherwise
         prefix = x.parent.relative_to(ann_dir).as_posix() if root == ann_dir and "/" not in file_name.replace("\\", "/") else "."
         raw.file_name = str(Path(prefix) / (file_name or _find_image(root / prefix, x.stem)))
+        size = top.find("size")
+        try:
+            raw.source["declared_size"] = [int(_number(size, "width")), int(_number(size, "height"))]
+        except (ValueError, OverflowError):
+            pass  # no usable <size>: the header's size is used
         for k, obj in enumerate(top.findall("object")):
             ro = _object(obj, f"{image_id}#{k}")
             if ro.class_name:
-                names.add(ro.class_name)
+                names.setdefault(ro.class_name, None)
             raw.objects.append(ro)
-    return RawDataset(root=root, images=images, class_names=sorted(names))
+    return RawDataset(root=root, images=images, class_names=list(names))

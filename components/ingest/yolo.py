@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from components.core.errors import AnnotationError
+from components.core.log import get_logger
 from components.core.manifest import Task
 from components.core.quarantine import QuarantineReport
 from components.core.spec import DataSpec
@@ -159,16 +160,18 @@ def read_yolo(data: DataSpec, task: Task, quarantine: QuarantineReport) -> RawDa
         raise AnnotationError(str(src), f"cannot read: {e}") from None
     except yaml.YAMLError as e:
         raise AnnotationError(str(src), f"not valid YAML: {e}") from None
+    except RecursionError:
+        raise AnnotationError(str(src), "not valid YAML: nested too deeply") from None
     if not isinstance(doc, dict):
         raise AnnotationError(str(src), "not a YOLO data.yaml: expected a mapping")
     names = _names(doc, src)
     base = Path(str(doc["path"])) if doc.get("path") else src.parent
     if not base.is_absolute():
         base = src.parent / base
-    root = Path(data.images) if data.images else base
+    root = _root(data, src, base)
     keypoints = "kpt_shape" in doc
 
-    images: list[RawImage] = []
+    by_path: dict[str, RawImage] = {}
     listed = False
     for key, split in _SPLIT_KEYS:
         entries = doc.get(key)
@@ -177,14 +180,48 @@ def read_yolo(data: DataSpec, task: Task, quarantine: QuarantineReport) -> RawDa
         listed = True
         for entry in entries if isinstance(entries, list) else [entries]:
             for image in _listed_images(str(entry), base, src):
-                raw = RawImage(file_name=image, origin=str(src), split=split)
+                seen = by_path.get(os.path.normpath(image))
+                if seen is not None:  # listed again (Ultralytics' coco128 lists one folder as train and val): one image
+                    if split not in seen.source["listed_in"]:
+                        seen.source["listed_in"].append(split)
+                        seen.split = None  # in several splits: transform's content-hash split decides
+                    continue
+                # Ultralytics reads labels against the EXIF-upright image
+                raw = RawImage(
+                    file_name=image, origin=str(src), split=split, source={"listed_in": [split], "annotation_frame": "displayed"}
+                )
+                by_path[os.path.normpath(image)] = raw
                 try:
                     path, _ = safe_join(root, image)
                 except PathEscapeError:
-                    images.append(raw)  # quarantined later; its label file is never opened
-                    continue
+                    continue  # quarantined later; its label file is never opened
                 _read_labels(raw, str(path), names, keypoints)
-                images.append(raw)
     if not listed:
         raise AnnotationError(str(src), "no 'train', 'val' or 'test' image list")
+    images = list(by_path.values())
+    for raw in images:
+        if len(raw.source["listed_in"]) == 1:
+            del raw.source["listed_in"]
     return RawDataset(root=root, images=images, class_names=names)
+
+
+def _root(data: DataSpec, src: Path, base: Path) -> Path:
+    """The dataset root: ``path:`` when it stays inside the trusted folder (``data.images``, else the YAML's).
+
+    A ``path:`` elsewhere on the machine is followed only with
+    ``data.allow_outside_root``; otherwise the trusted folder stays the root, so
+    every image under that ``path:`` is quarantined as ``path_escapes_root``.
+    """
+    trusted = Path(data.images) if data.images else src.parent
+    if data.allow_outside_root:
+        return Path(data.images) if data.images else base
+    real_base, real_trusted = os.path.realpath(base), os.path.realpath(trusted)
+    if real_base == real_trusted or real_base.startswith(real_trusted.rstrip(os.sep) + os.sep):
+        return Path(data.images) if data.images else base
+    get_logger("ingest").warning(
+        "%s: 'path: %s' leaves the dataset root %s; its images are quarantined (set data.allow_outside_root: true to read them)",
+        src,
+        base,
+        trusted,
+    )
+    return trusted

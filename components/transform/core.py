@@ -417,7 +417,7 @@ def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
 def _build(st: _State, idx: int, quarantine: list[dict[str, Any]]) -> tuple[bytes, list[str], bool]:
     """Builds one record; returns (serialised example, class names counted, copied)."""
     rec = st.images[idx]
-    path = os.path.join(st.root, rec.path)  # an absolute rec.path wins, as in Manifest.image_path
+    path = rec.file(st.root)  # an absolute rec.path wins, as in Manifest.image_path
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -790,7 +790,7 @@ def write_examples(
 
 def _size(root: str, record: ImageRecord) -> int:
     try:
-        return os.stat(os.path.join(root, record.path)).st_size
+        return os.stat(record.file(root)).st_size
     except OSError:
         return 0
 

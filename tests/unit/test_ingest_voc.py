@@ -69,15 +69,16 @@ def test_reads_voc_with_one_based_conversion_flags_and_splits(devkit: Path) -> N
     res = read_source(data_spec(devkit), "detection")
     m = res.manifest
     assert m.format == "voc" and m.root == str(devkit / "JPEGImages")
-    assert res.label_map.classes == {1: "cat", 2: "dog", 3: "person"}
+    # first mention in sorted file order, the rule every format follows (000001.xml names dog, then person)
+    assert res.label_map.classes == {1: "dog", 2: "person", 3: "cat"}
     by_id = {r.image_id: r for r in m.images}
     assert sorted(by_id) == ["000001", "000002", "000007"]
     first = by_id["000001"]
     assert (first.path, first.width, first.height, first.split) == ("000001.jpg", 64, 48, "train")
     dog, person = first.objects
     # whole-image box 1..64 x 1..48 is [0, 0, 64, 48]
-    assert (dog.class_id, dog.bbox, dog.area, dog.attributes) == (2, [0.0, 0.0, 64.0, 48.0], 64.0 * 48.0, {"pose": "Left"})
-    assert (person.class_id, person.bbox) == (3, [9.0, 4.0, 11.0, 11.0])
+    assert (dog.class_id, dog.bbox, dog.area, dog.attributes) == (1, [0.0, 0.0, 64.0, 48.0], 64.0 * 48.0, {"pose": "Left"})
+    assert (person.class_id, person.bbox) == (2, [9.0, 4.0, 11.0, 11.0])
     assert person.attributes == {"difficult": True, "truncated": False, "pose": "Left"}
     assert person.annotation_id == "000001#1"
     second = by_id["000002"]
