@@ -19,9 +19,11 @@ task gets the KFP job name as its run id)::
   blessed evaluation, with confidence intervals;
 * ``drift``: the window against the model's training data (class mix, image
   statistics, embeddings);
-* ``alert``: dispatch (deduplicated) and record what the two found;
-* ``trigger``: a drift or degradation alert starts the training pipeline on the
-  data plus the new labels (at most one in flight per model).
+* ``alert``: group what the two found into one incident per model and cause, and record them;
+* ``trigger``: a drift or degradation incident starts the training pipeline on the
+  data plus the new labels (at most one in flight per model); then the incidents
+  are notified, each saying what was decided (without the trigger step, ``alert``
+  notifies).
 
 Gating lives inside the components (kfp 2.13's local runner has no ``dsl.If``).
 """
@@ -102,7 +104,13 @@ def build_continuous_eval_pipeline(spec: PipelineSpec, until: str | None = None)
         if "alert" not in steps:
             return
         al = configure_task(
-            alert(spec_json=spec_json, run_id=run_id, drift_report=dr.outputs["report"], live_evaluation=live.outputs["evaluation"]),
+            alert(
+                spec_json=spec_json,
+                run_id=run_id,
+                drift_report=dr.outputs["report"],
+                live_evaluation=live.outputs["evaluation"],
+                notify="trigger" not in steps,
+            ),
             spec,
             "alert",
         )

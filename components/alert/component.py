@@ -9,15 +9,23 @@ __all__ = ["alert"]
 
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
-def alert(spec_json: str, run_id: str, drift_report: Input[Artifact], live_evaluation: Input[Artifact], alerts: Output[Artifact]) -> None:
-    """Dispatches the alerts drift and live metrics raised or resolved (deduplicated; the JSON-lines log always).
+def alert(
+    spec_json: str,
+    run_id: str,
+    drift_report: Input[Artifact],
+    live_evaluation: Input[Artifact],
+    alerts: Output[Artifact],
+    notify: bool = False,
+) -> None:
+    """Groups what drift and live metrics found into one incident per model and cause, and records them.
 
     Args:
         spec_json: the pipeline spec as JSON.
         run_id: the pipeline run id (groups lineage).
         drift_report: the drift step's output (its ``alerts.json``).
         live_evaluation: the live-metrics step's output (its ``alerts.json``).
-        alerts: output: directory with ``alerts.json`` (each alert, its outcome and its Alert artifact id).
+        alerts: output: directory with ``alerts.json`` (each incident, its findings and its Alert artifact id).
+        notify: dispatch the incidents here (when no trigger step follows to dispatch them with its decision).
     """
     from pathlib import Path
 
@@ -29,7 +37,7 @@ def alert(spec_json: str, run_id: str, drift_report: Input[Artifact], live_evalu
         "drift_report": ctx.store.find_by_uri(drift_report.uri, "DriftReport"),
         "live_evaluation": ctx.store.find_by_uri(live_evaluation.uri, "ModelEvaluation"),
     }
-    result = run(ctx, [Path(drift_report.path), Path(live_evaluation.path)], output_dir(alerts.path), inputs=inputs)
+    result = run(ctx, [Path(drift_report.path), Path(live_evaluation.path)], output_dir(alerts.path), inputs=inputs, notify=notify)
+    alerts.metadata["findings"] = len(result.findings)
     alerts.metadata["firing"] = sum(1 for a in result.alerts if a.status == "firing")
     alerts.metadata["notified"] = len(result.dispatch.notified)
-    alerts.metadata["suppressed"] = len(result.dispatch.suppressed)

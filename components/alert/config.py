@@ -131,6 +131,8 @@ class AlertConfig(BaseModel):
         state_file: deduplication state (default: ``<log stem>.state.json`` beside the log).
         cooldown_s: an alert already firing is not sent again for this long (a higher severity is).
         sinks: where alerts are delivered besides the log.
+        console_url: the console's base URL; an incident links ``<console_url>/incidents/<id>``
+            (without it, alerts link the report's file path).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -139,6 +141,7 @@ class AlertConfig(BaseModel):
     state_file: str | None = None
     cooldown_s: float = Field(3600.0, ge=0)
     sinks: list[SinkConfig] = Field(default_factory=list)
+    console_url: str | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> AlertConfig:

@@ -8,7 +8,19 @@ Like Alertmanager, the dispatcher keeps one state per ``dedup_key``
   unless its severity is higher (sent as an escalation) or ``cooldown_s`` has
   passed since the last notification (sent as a reminder);
 - a **resolved** alert is sent only when its key is firing (the condition
-  cleared), and the key stops firing.
+  cleared), and the key stops firing; a resolve of a key that never fired is
+  neither sent nor counted as suppressed;
+- an alert carrying an ``update`` (a follow-up: the retraining ended, a model
+  took an alias) is sent once per distinct update text, whatever the cooldown;
+- an **acknowledged** incident (:meth:`AlertDispatcher.ack`) is not reminded
+  of; a change of severity notifies again and clears the acknowledgement;
+- an incident matching an active **silence** (:meth:`AlertDispatcher.silence`)
+  is logged but sent only to Alertmanager sinks, which hold the same silence
+  (created through their API v2) and show it as suppressed.
+
+An incident gets its id (:func:`~.incident.incident_id`) and console link
+when it first fires; reminders, escalations, follow-ups and the resolve carry
+the same id.
 
 The JSON-lines alert log is the default sink and the record of every
 delivery. An accepted alert is appended *before* any sink is tried (write
@@ -31,6 +43,11 @@ Log records::
      "sinks": [...], "alert": {...}}
     {"record": "delivery", "id": ..., "logged_at": ..., "sink": ..., "status": "delivered|undelivered|superseded",
      "error": ...}
+    {"record": "ack", "key": ..., "incident_id": ..., "logged_at": ..., "by": ..., "comment": ...}
+    {"record": "silence", "logged_at": ..., "silence": {...}}
+    {"record": "unsilence", "silence_id": ..., "logged_at": ..., "by": ...}
+
+Alert records also carry ``"silenced_by"`` (a silence id) when a silence held them back.
 
 A lock file beside the log (``fcntl.flock``) serialises dispatchers of one log.
 """
@@ -54,11 +71,13 @@ from components.core.errors import AlertError
 from components.core.io import atomic_write_json, read_json
 from components.core.log import get_logger
 
-from .config import AlertConfig
+from .config import AlertConfig, AlertmanagerSinkConfig
+from .incident import console_link, incident_id
 from .model import Alert, utc_now
-from .sinks import AlertSink, build_sinks
+from .silence import Matcher, Silence, expire_in_alertmanager, silence_in_alertmanager
+from .sinks import AlertmanagerSink, AlertSink, alertmanager_labels, build_sinks
 
-__all__ = ["AlertDispatcher", "AlertLog", "DispatchResult", "PendingDelivery"]
+__all__ = ["AlertDispatcher", "AlertLog", "DispatchResult", "Incident", "PendingDelivery"]
 
 _log = get_logger("alert")
 
@@ -85,8 +104,11 @@ class DispatchResult:
     """What one :meth:`AlertDispatcher.dispatch` did.
 
     Attributes:
-        notified: alerts accepted and sent to the sinks (new, reminders, escalations, resolves).
-        suppressed: alerts dropped as duplicates within the cooldown, or resolves of nothing firing.
+        notified: alerts accepted and sent to the sinks (new, reminders, escalations, resolves, updates),
+            as sent (with their incident id and console link).
+        suppressed: firing alerts dropped as duplicates (within the cooldown, or acknowledged)
+            and updates already sent.
+        silenced: alerts logged but held back from every sink but Alertmanager by a silence.
         redelivered: ``(alert id, sink)`` delivered now after failing earlier.
         superseded: ``(alert id, sink)`` given up because a newer alert with the same key was logged.
         undelivered: alert id -> sink -> error, for everything still undelivered after this run.
@@ -94,6 +116,7 @@ class DispatchResult:
 
     notified: list[Alert] = field(default_factory=list)
     suppressed: list[Alert] = field(default_factory=list)
+    silenced: list[Alert] = field(default_factory=list)
     redelivered: list[tuple[str, str]] = field(default_factory=list)
     superseded: list[tuple[str, str]] = field(default_factory=list)
     undelivered: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -102,6 +125,34 @@ class DispatchResult:
     def all_delivered(self) -> bool:
         """True when nothing is left undelivered."""
         return not self.undelivered
+
+
+@dataclass
+class Incident:
+    """One incident as the log and the state know it (what ``cvpipe alerts list/show`` print).
+
+    Attributes:
+        key: the dedup key.
+        incident_id: its id.
+        status: firing or resolved.
+        alert: the latest notification logged for it.
+        state: the dispatcher's state entry (times, severity, acknowledgement, suppressed count).
+        history: ``(reason, logged_at, alert)`` of every notification of this incident, oldest first.
+        silenced_by: the active silence that matches it, if any.
+    """
+
+    key: str
+    incident_id: str
+    status: str
+    alert: Alert
+    state: dict[str, Any]
+    history: list[tuple[str, str, Alert]] = field(default_factory=list)
+    silenced_by: Silence | None = None
+
+    @property
+    def acked(self) -> bool:
+        """Whether it is acknowledged."""
+        return bool(self.state.get("acked_at"))
 
 
 def _ts(t: datetime) -> str:
@@ -167,6 +218,44 @@ class AlertLog:
                 with contextlib.suppress(ValidationError):
                     out.append((str(rec["id"]), Alert.model_validate(rec["alert"])))
         return out
+
+    def notifications(self) -> list[tuple[str, str, str, Alert]]:
+        """Every logged notification: ``(id, reason, logged_at, alert)``, oldest first.
+
+        Returns:
+            The notifications.
+        """
+        out = []
+        for rec in self.records():
+            if rec.get("record") == "alert":
+                with contextlib.suppress(KeyError, ValidationError):
+                    out.append(
+                        (str(rec["id"]), str(rec.get("reason", "")), str(rec.get("logged_at", "")), Alert.model_validate(rec["alert"]))
+                    )
+        return out
+
+    def silences(self) -> list[Silence]:
+        """Every silence, as last changed (an unsilence ends it at that moment), oldest first.
+
+        Returns:
+            The silences.
+        """
+        found: dict[str, Silence] = {}
+        for rec in self.records():
+            kind = rec.get("record")
+            if kind == "silence":
+                try:
+                    s = Silence.model_validate(rec["silence"])
+                except (KeyError, ValidationError):
+                    _log.warning("%s: silence record cannot be read; skipped", self.path)
+                    continue
+                found[s.id] = s
+            elif kind == "unsilence" and str(rec.get("silence_id")) in found:
+                sid = str(rec["silence_id"])
+                end = datetime.fromisoformat(str(rec["logged_at"]))
+                if end < found[sid].ends_at:
+                    found[sid] = found[sid].model_copy(update={"ends_at": end})
+        return list(found.values())
 
     def pending(self) -> tuple[list[PendingDelivery], list[PendingDelivery]]:
         """Undelivered ``(alert, sink)`` pairs, split into still due and superseded.
@@ -252,12 +341,16 @@ class AlertDispatcher:
 
     def _reason(self, alert: Alert, entry: dict[str, Any] | None, now: datetime) -> str | None:
         firing = entry is not None and entry.get("status") == "firing"
+        if alert.update:
+            return "update" if entry is None or entry.get("last_update") != alert.update else None
         if alert.status == "resolved":
             return "resolve" if firing else None
         if not firing or entry is None:
             return "new"
         if alert.severity_rank > int(entry.get("severity_rank", 0)):
             return "escalation"
+        if entry.get("acked_at"):
+            return "severity_change" if alert.severity_rank != int(entry.get("ack_severity_rank", entry.get("severity_rank", 0))) else None
         last = datetime.fromisoformat(str(entry["last_notified_at"]))
         if (now - last).total_seconds() >= self.config.cooldown_s:
             return "repeat"
@@ -318,31 +411,42 @@ class AlertDispatcher:
                     result.redelivered.append((p.alert_id, p.sink))
 
             state = self.state()
+            silences = [x for x in self.log.silences() if x.active(now)]
             try:
                 for alert in alerts:
                     entry = state.get(alert.dedup_key)
                     reason = self._reason(alert, entry, now)
                     if reason is None:
-                        result.suppressed.append(alert)
-                        if entry is not None and alert.status == "firing":
+                        if alert.status == "firing" and entry is not None and entry.get("status") == "firing" and not alert.update:
+                            result.suppressed.append(alert)
                             entry["suppressed"] = int(entry.get("suppressed", 0)) + 1
-                        continue
+                        elif alert.update:
+                            result.suppressed.append(alert)
+                        continue  # a resolve of nothing firing is no news: neither sent nor "suppressed"
                     if alert.status == "resolved" and alert.ends_at is None:
                         alert = alert.resolved(now)
+                    if reason == "new" or entry is None or not entry.get("incident_id"):
+                        first = _ts(now) if reason == "new" or entry is None else str(entry.get("first_fired_at") or _ts(now))
+                        ident = incident_id(alert.dedup_key, first)
+                    else:
+                        ident = str(entry["incident_id"])
+                    alert = alert.model_copy(
+                        update={"incident_id": ident, "console_url": console_link(self.config.console_url, ident) or alert.console_url}
+                    )
+                    labels = alertmanager_labels(alert)
+                    silence = next((x for x in silences if x.matches(labels)), None)
                     alert_id = uuid.uuid4().hex
                     sinks = list(self.sinks)
-                    self.log.append(
-                        {
-                            "record": "alert",
-                            "id": alert_id,
-                            "logged_at": _ts(now),
-                            "reason": reason,
-                            "sinks": sinks,
-                            "alert": alert.model_dump(mode="json"),
-                        }
-                    )
-                    state[alert.dedup_key] = self._entry(alert, entry, alert_id, now)
-                    result.notified.append(alert)
+                    record: dict[str, Any] = {"record": "alert", "id": alert_id, "logged_at": _ts(now), "reason": reason}
+                    if silence is not None:
+                        sinks = [n for n, sk in self.sinks.items() if isinstance(sk, AlertmanagerSink)]
+                        record["silenced_by"] = silence.id
+                        result.silenced.append(alert)
+                    record.update({"sinks": sinks, "alert": alert.model_dump(mode="json")})
+                    self.log.append(record)
+                    state[alert.dedup_key] = self._entry(alert, entry, alert_id, now, reason, ident)
+                    if silence is None:
+                        result.notified.append(alert)
                     for name in sinks:
                         self._deliver(alert_id, alert, name, now, failed, result)
             finally:
@@ -350,12 +454,15 @@ class AlertDispatcher:
         return result
 
     @staticmethod
-    def _entry(alert: Alert, previous: dict[str, Any] | None, alert_id: str, now: datetime) -> dict[str, Any]:
+    def _entry(alert: Alert, previous: dict[str, Any] | None, alert_id: str, now: datetime, reason: str, ident: str) -> dict[str, Any]:
         prev = previous or {}
+        if reason == "update":
+            base = prev or {"status": alert.status, "severity": alert.severity, "severity_rank": alert.severity_rank}
+            return {**base, "incident_id": ident, "last_update": alert.update, "last_alert_id": alert_id, "last_notified_at": _ts(now)}
         if alert.status == "resolved":
-            return {**prev, "status": "resolved", "resolved_at": _ts(now), "last_alert_id": alert_id}
+            return {**prev, "status": "resolved", "resolved_at": _ts(now), "last_alert_id": alert_id, "incident_id": ident}
         first = prev.get("first_fired_at") if prev.get("status") == "firing" else None
-        return {
+        entry = {
             "status": "firing",
             "severity": alert.severity,
             "severity_rank": alert.severity_rank,
@@ -363,4 +470,154 @@ class AlertDispatcher:
             "last_notified_at": _ts(now),
             "last_alert_id": alert_id,
             "suppressed": int(prev.get("suppressed", 0)) if first else 0,
+            "incident_id": ident,
         }
+        if first and prev.get("last_update"):
+            entry["last_update"] = prev["last_update"]
+        if first and prev.get("acked_at") and reason not in ("escalation", "severity_change"):
+            entry.update({k: prev[k] for k in ("acked_at", "acked_by", "ack_comment", "ack_severity_rank") if k in prev})
+        return entry
+
+    # ------------------------------------------------------------------ on-call actions
+
+    def incidents(self, now: datetime | None = None) -> list[Incident]:
+        """Every incident the log knows, newest first, with its state and the silence holding it.
+
+        Args:
+            now: the current time (which silences are active).
+
+        Returns:
+            The incidents.
+        """
+        now = now or utc_now()
+        state = self.state()
+        silences = [x for x in self.log.silences() if x.active(now)]
+        by_key: dict[tuple[str, str], Incident] = {}
+        for _, reason, logged_at, alert in self.log.notifications():
+            ident = alert.incident_id or incident_id(alert.dedup_key, "")
+            inc = by_key.get((alert.dedup_key, ident))
+            if inc is None:
+                inc = by_key[(alert.dedup_key, ident)] = Incident(alert.dedup_key, ident, alert.status, alert, {})
+            inc.history.append((reason, logged_at, alert))
+            if not alert.update:
+                inc.alert, inc.status = alert, alert.status
+            else:
+                inc.alert = inc.alert.model_copy(update={"update": alert.update})
+        for inc in by_key.values():
+            entry = state.get(inc.key, {})
+            if entry.get("incident_id") == inc.incident_id:
+                inc.state = dict(entry)
+                inc.status = str(entry.get("status", inc.status))
+            inc.silenced_by = next((x for x in silences if x.matches(alertmanager_labels(inc.alert))), None)
+        return sorted(by_key.values(), key=lambda i: i.history[-1][1], reverse=True)
+
+    def find(self, ref: str, now: datetime | None = None) -> Incident:
+        """One incident by id (or a unique prefix of it) or dedup key; the newest when a key fired several times.
+
+        Args:
+            ref: the id, an id prefix, or the dedup key.
+            now: the current time.
+
+        Returns:
+            The incident.
+
+        Raises:
+            AlertError: nothing or several incidents match.
+        """
+        found = self.incidents(now)
+        exact = [i for i in found if ref in (i.incident_id, i.key)]
+        hits = exact or [i for i in found if i.incident_id.startswith(ref)]
+        if not hits:
+            raise AlertError(f"no incident {ref!r} in {self.log.path} (cvpipe alerts list shows them)")
+        if len({i.incident_id for i in hits}) > 1 and not exact:
+            raise AlertError(f"{ref!r} matches {len(hits)} incidents: {', '.join(i.incident_id for i in hits)}")
+        return hits[0]
+
+    def ack(self, ref: str, by: str, comment: str = "", now: datetime | None = None) -> Incident:
+        """Acknowledges a firing incident: no reminders until its severity changes (or it resolves and fires anew).
+
+        Args:
+            ref: incident id, id prefix or dedup key.
+            by: who acknowledges.
+            comment: why, what is being done.
+            now: the current time.
+
+        Returns:
+            The incident, acknowledged.
+
+        Raises:
+            AlertError: no such incident, or it is not firing.
+        """
+        now = now or utc_now()
+        with self._locked():
+            inc = self.find(ref, now)
+            state = self.state()
+            entry = state.get(inc.key)
+            if entry is None or entry.get("status") != "firing" or entry.get("incident_id") != inc.incident_id:
+                raise AlertError(f"incident {inc.incident_id} ({inc.key}) is not firing; nothing to acknowledge")
+            entry.update({"acked_at": _ts(now), "acked_by": by, "ack_comment": comment, "ack_severity_rank": entry.get("severity_rank", 0)})
+            self.log.append(
+                {"record": "ack", "key": inc.key, "incident_id": inc.incident_id, "logged_at": _ts(now), "by": by, "comment": comment}
+            )
+            self._save(state)
+            inc.state = dict(entry)
+        return inc
+
+    def _alertmanagers(self) -> list[AlertmanagerSinkConfig]:
+        return [sk.config for sk in self.sinks.values() if isinstance(sk, AlertmanagerSink)]
+
+    def silence(self, matchers: Sequence[Matcher], duration_s: float, by: str, comment: str, now: datetime | None = None) -> Silence:
+        """Creates a silence (logged, and in every configured Alertmanager through its API v2).
+
+        Args:
+            matchers: label matchers, all of which must match.
+            duration_s: how long it lasts, seconds.
+            by: its author.
+            comment: why.
+            now: when it starts (default: now).
+
+        Returns:
+            The silence, with its Alertmanager ids.
+
+        Raises:
+            AlertError: no matcher, a non-positive duration, or an Alertmanager refused it (nothing is logged then).
+        """
+        from datetime import timedelta
+
+        if not matchers:
+            raise AlertError("a silence needs at least one matcher (e.g. model=NAME or cause=input_drift)")
+        if duration_s <= 0:
+            raise AlertError("a silence needs a positive duration")
+        silence = Silence.create(list(matchers), timedelta(seconds=duration_s), by, comment, now)
+        for cfg in self._alertmanagers():
+            silence.alertmanager_ids[cfg.name] = silence_in_alertmanager(cfg, silence)
+        with self._locked():
+            self.log.append({"record": "silence", "logged_at": _ts(silence.starts_at), "silence": silence.model_dump(mode="json")})
+        return silence
+
+    def unsilence(self, silence_id: str, by: str, now: datetime | None = None) -> Silence:
+        """Expires a silence now (in the log and in the Alertmanagers that hold it).
+
+        Args:
+            silence_id: cvpipe's silence id (or a unique prefix).
+            by: who expires it.
+            now: the current time.
+
+        Returns:
+            The silence as expired.
+
+        Raises:
+            AlertError: no such silence, or an Alertmanager refused to expire it.
+        """
+        now = now or utc_now()
+        hits = [x for x in self.log.silences() if x.id.startswith(silence_id)]
+        if len(hits) != 1:
+            raise AlertError(f"{'no' if not hits else 'more than one'} silence {silence_id!r} in {self.log.path}")
+        silence = hits[0]
+        configs = {c.name: c for c in self._alertmanagers()}
+        for sink, am_id in silence.alertmanager_ids.items():
+            if sink in configs:
+                expire_in_alertmanager(configs[sink], am_id)
+        with self._locked():
+            self.log.append({"record": "unsilence", "silence_id": silence.id, "logged_at": _ts(now), "by": by})
+        return silence.model_copy(update={"ends_at": min(now, silence.ends_at)})

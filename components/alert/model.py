@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -69,7 +69,7 @@ class Alert(BaseModel):
     """One alert, firing or resolved.
 
     Attributes:
-        name: alert name (Alertmanager ``alertname``), e.g. ``FeatureDrift``.
+        name: alert name (Alertmanager ``alertname``), e.g. ``InputDrift``.
         severity: critical, error, warning or info.
         summary: one line for humans (PagerDuty summary, Slack header).
         description: longer text.
@@ -86,6 +86,16 @@ class Alert(BaseModel):
         generator_url: link back to the report or pipeline run.
         starts_at: when the condition began (default: now).
         ends_at: when it ended (resolved alerts; default: now on resolve).
+        cause: the incident's cause (``input_drift``, ``prediction_drift``, ``embedding_drift``,
+            ``degradation``; empty for a single finding).
+        version: the model version in production.
+        alias: the registry alias that version holds.
+        findings: the individual findings of an incident, worst first, kept as detail
+            (``check``, ``feature``, ``change`` in words, ``statistic``, ``value``, ``threshold``...).
+        action: what cvpipe did or will do about it (retraining started with its id, or why not).
+        update: a follow-up's news (retraining ended, alias moved); empty for the first notification.
+        incident_id: the incident's id (assigned by the dispatcher when it first fires).
+        console_url: the incident's page in the console (``<console base>/incidents/<id>``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -107,6 +117,14 @@ class Alert(BaseModel):
     generator_url: str | None = None
     starts_at: datetime = Field(default_factory=utc_now)
     ends_at: datetime | None = None
+    cause: str = ""
+    version: str = ""
+    alias: str = ""
+    findings: list[dict[str, Any]] = Field(default_factory=list)
+    action: str = ""
+    update: str = ""
+    incident_id: str = ""
+    console_url: str | None = None
 
     @field_validator("starts_at", "ends_at")
     @classmethod

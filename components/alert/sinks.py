@@ -33,6 +33,7 @@ __all__ = [
     "AlertmanagerSink",
     "PagerDutySink",
     "SlackSink",
+    "alertmanager_labels",
     "alertmanager_payload",
     "build_sinks",
     "pagerduty_payload",
@@ -80,15 +81,43 @@ def _num(v: float | None) -> str | None:
 def _details(alert: Alert) -> dict[str, str]:
     out = {
         "model": alert.model,
+        "version": alert.version,
+        "alias": alert.alias,
         "metric": alert.metric,
         "value": _num(alert.value),
         "threshold": _num(alert.threshold),
         "window_start": rfc3339(alert.window.start) if alert.window else None,
         "window_end": rfc3339(alert.window.end) if alert.window else None,
         "description": alert.description,
+        "action": alert.action,
+        "update": alert.update,
+        "incident_id": alert.incident_id,
+        "console_url": alert.console_url,
         "runbook_url": alert.runbook_url,
     }
     return {k: v for k, v in out.items() if v}
+
+
+def alertmanager_labels(alert: Alert) -> dict[str, str]:
+    """The labels that identify an alert in Alertmanager (and that silences match).
+
+    Args:
+        alert: the alert or incident.
+
+    Returns:
+        Its own labels, then ``alertname``, ``severity``, ``model``, ``metric``, ``cause`` and ``dedup_key``
+        (empty values left out).
+    """
+    labels = {
+        **alert.labels,
+        "alertname": alert.name,
+        "severity": alert.severity,
+        "model": alert.model,
+        "metric": alert.metric,
+        "cause": alert.cause,
+        "dedup_key": alert.dedup_key,
+    }
+    return {k: v for k, v in labels.items() if v}
 
 
 # --------------------------------------------------------------------------- Alertmanager
@@ -98,8 +127,9 @@ def alertmanager_payload(alert: Alert) -> list[dict[str, Any]]:
     """The body of ``POST /api/v2/alerts`` for one alert.
 
     Labels identify the alert in Alertmanager (firing and resolve must carry
-    the same set): the alert's own labels, then ``alertname``, ``severity``,
-    ``model``, ``metric`` and ``dedup_key``. Annotations carry the rest.
+    the same set): :func:`alertmanager_labels`. Annotations carry the rest
+    (summary, the body in words, version, alias, what cvpipe did, the latest
+    follow-up, incident id, console and runbook links).
     ``endsAt`` is set only on resolve.
 
     Args:
@@ -108,17 +138,9 @@ def alertmanager_payload(alert: Alert) -> list[dict[str, Any]]:
     Returns:
         A one-element list (the API takes a list of alerts).
     """
-    labels = {
-        **alert.labels,
-        "alertname": alert.name,
-        "severity": alert.severity,
-        "model": alert.model,
-        "metric": alert.metric,
-        "dedup_key": alert.dedup_key,
-    }
     annotations = {"summary": alert.summary, **{k: v for k, v in _details(alert).items() if k not in ("model", "metric")}}
     body: dict[str, Any] = {
-        "labels": {k: v for k, v in labels.items() if v},
+        "labels": alertmanager_labels(alert),
         "annotations": annotations,
         "startsAt": rfc3339(alert.starts_at),
     }
@@ -177,10 +199,21 @@ def slack_payload(alert: Alert) -> dict[str, Any]:
     Returns:
         ``{"text": ..., "blocks": [...]}``.
     """
-    state = "RESOLVED" if alert.status == "resolved" else "FIRING"
+    state = "UPDATE" if alert.update else "RESOLVED" if alert.status == "resolved" else "FIRING"
     text = f"[{state}] [{alert.severity}] {alert.summary}"
+    body = "\n".join(
+        t
+        for t in (
+            alert.summary,
+            f"Update: {alert.update}" if alert.update else "",
+            alert.description,
+            f"What cvpipe did: {alert.action}" if alert.action else "",
+        )
+        if t
+    )
     fields = [
         ("Model", alert.model),
+        ("Version", alert.version + (f" ({alert.alias})" if alert.alias else "") if alert.version else None),
         ("Severity", alert.severity),
         ("Metric", alert.metric),
         ("Observed", _num(alert.value)),
@@ -193,12 +226,14 @@ def slack_payload(alert: Alert) -> dict[str, Any]:
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": _slack_escape(alert.summary + (f"\n{alert.description}" if alert.description else ""))[:3000],
+                "text": _slack_escape(body)[:3000],
             },
         },
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{_slack_escape(v)}"[:2000]} for k, v in fields if v]},
     ]
-    context = [f"dedup key `{_slack_escape(alert.dedup_key)}`"]
+    context = [f"incident `{alert.incident_id}`" if alert.incident_id else f"dedup key `{_slack_escape(alert.dedup_key)}`"]
+    if alert.console_url:
+        context.append(f"<{alert.console_url}|Console>")
     if alert.runbook_url:
         context.append(f"<{alert.runbook_url}|Runbook>")
     if alert.generator_url:
@@ -255,6 +290,8 @@ def pagerduty_payload(alert: Alert, routing_key: str) -> dict[str, Any]:
     details: dict[str, Any] = {**_details(alert)}
     if alert.labels:
         details["labels"] = dict(alert.labels)
+    if alert.findings:
+        details["findings"] = [{k: f[k] for k in ("feature", "change", "statistic") if f.get(k)} for f in alert.findings[:10]]
     payload: dict[str, Any] = {
         "summary": alert.summary[:1024],
         "source": alert.source,
@@ -274,8 +311,9 @@ def pagerduty_payload(alert: Alert, routing_key: str) -> dict[str, Any]:
     }
     if alert.generator_url:
         event["client_url"] = alert.generator_url
-    if alert.runbook_url:
-        event["links"] = [{"href": alert.runbook_url, "text": "Runbook"}]
+    links = [{"href": u, "text": t} for u, t in ((alert.console_url, "Console"), (alert.runbook_url, "Runbook")) if u]
+    if links:
+        event["links"] = links
     return event
 
 

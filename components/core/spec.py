@@ -531,8 +531,11 @@ class MonitoringSpec(_Section):
         sampling: the labelling batch.
         alerts: where alerts go (the fields of ``components.alert.AlertConfig``; secrets only by
             environment variable name); a relative log path is under ``runtime.root``.
-        runbook_url: linked from every alert.
+        runbook_url: the runbook's base URL (a team's own copy of docs/runbook.md); each incident
+            links its cause's section (default: docs/runbook.md of the checkout).
         retrain: what an alert starts.
+        pushgateway: a Prometheus Pushgateway URL each evaluation pushes its metrics to (they are
+            always written as ``metrics.prom`` beside the run).
     """
 
     window: str = "24h"
@@ -549,6 +552,7 @@ class MonitoringSpec(_Section):
     alerts: dict[str, Any] = Field(default_factory=dict)
     runbook_url: str | None = None
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
+    pushgateway: str | None = None
 
     @field_validator("window")
     @classmethod

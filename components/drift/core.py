@@ -215,7 +215,12 @@ def feature_checks(
             continue
         t = cfg.thresholds_for(s.feature)
         n = (s.n_reference, s.n_current)
-        missing = {"missing_reference": s.missing_reference, "missing_current": s.missing_current}
+        missing: dict[str, Any] = {
+            "missing_reference": s.missing_reference,
+            "missing_current": s.missing_current,
+            "reference": _shape(reference[name]),
+            "current": _shape(current[name]),
+        }
         psi_bins = {"edges": s.psi_edges, "reference": s.psi_reference, "current": s.psi_current}
         checks.append(_check("psi", name, "psi", s.psi, t.psi, cfg, prev, *n, details={**missing, "bins": psi_bins}))
         checks.append(
@@ -227,6 +232,16 @@ def feature_checks(
         if s.histogram is not None:
             hists[name] = HistogramData(edges=s.histogram.edges, reference=s.histogram.reference, current=s.histogram.current)
     return checks, hists, categories
+
+
+def _shape(values: Any) -> dict[str, float] | None:
+    """Mean and 10/50/90th percentiles of one side, for the alert's words (None when no finite value)."""
+    a = np.asarray(values, dtype=np.float64).ravel()
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return None
+    p10, p50, p90 = np.percentile(a, [10, 50, 90])
+    return {"mean": float(a.mean()), "p10": float(p10), "p50": float(p50), "p90": float(p90)}
 
 
 def _labels(values: Any) -> list[object]:

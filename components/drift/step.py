@@ -92,6 +92,8 @@ def run(ctx: StepContext, window_dir: Path, out_dir: Path, *, uris: dict[str, st
     alerts = drift_alerts(
         report,
         model=spec.model_name,
+        version=str(prod.version.version),
+        alias=mon.model_alias if mon is not None else "",
         runbook_url=mon.runbook_url if mon is not None else None,
         generator_url=str(u.get("report", os.fspath(out_dir))).rstrip("/") + "/" + REPORT_HTML,
         labels={"kind": "drift", "pipeline": spec.name},

@@ -180,6 +180,7 @@ def run(
         runbook_url=mon.runbook_url,
         generator_url=str(u.get("evaluation", os.fspath(out_dir))).rstrip("/") + "/" + REPORT_HTML,
         labels={"pipeline": spec.name},
+        alias=mon.model_alias,
     )
     write_alert_file(out_dir, alerts, "live_metrics")
     scalars: dict[str, float] = {"labelled": float(report.labelled), "labelled_random": float(report.strata.get("random", 0))}

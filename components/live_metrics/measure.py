@@ -569,14 +569,19 @@ def measure(
     return report
 
 
+def _g(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3g}"
+
+
 def degradation_alerts(
     report: LiveMetricsReport,
     *,
     runbook_url: str | None = None,
     generator_url: str | None = None,
     labels: Mapping[str, str] | None = None,
+    alias: str = "",
 ) -> list[Alert]:
-    """The alerts a live-metrics report raises or resolves.
+    """The findings a live-metrics report raises or resolves (the alert step groups them into one incident).
 
     A ``degraded`` metric fires ``LiveMetricDegraded``; an ``ok`` one resolves it
     (the dispatcher forwards a resolve only for a firing key). Inconclusive
@@ -587,6 +592,7 @@ def degradation_alerts(
         runbook_url: linked from every alert.
         generator_url: link to the report.
         labels: extra labels on every alert.
+        alias: the alias the measured version holds.
 
     Returns:
         The alerts, in metric order.
@@ -595,6 +601,25 @@ def degradation_alerts(
     for m in report.metrics:
         if m.status not in ("degraded", "ok"):
             continue
+        change = (
+            f"{m.metric} {_g(m.estimate)} ({report.confidence:.0%} interval {_g(m.lower)}-{_g(m.upper)}) on {m.images} labelled images "
+            f"vs {_g(m.blessed)} when blessed; alert when the interval is wholly below {_g(m.bound)}"
+        )
+        ratio = (m.bound - m.upper) / m.bound if m.bound and m.upper is not None else 0.0
+        finding = {
+            "check": "live_metric",
+            "feature": m.metric,
+            "change": change,
+            "statistic": f"upper bound {_g(m.upper)} {'<' if m.status == 'degraded' else '>='} {_g(m.bound)}",
+            "value": m.estimate,
+            "lower": m.lower,
+            "upper": m.upper,
+            "threshold": m.bound,
+            "blessed": m.blessed,
+            "n_current": m.images,
+            "status": m.status,
+            "ratio": 1.0 + ratio,
+        }
         alert = Alert(
             name="LiveMetricDegraded",
             severity=m.severity,  # type: ignore[arg-type]
@@ -613,6 +638,10 @@ def degradation_alerts(
             labels={**(labels or {}), "kind": "degradation", "metric": m.metric},
             generator_url=generator_url,
             starts_at=report.created_at,
+            cause="degradation",
+            version="" if report.version is None else str(report.version),
+            alias=alias,
+            findings=[finding],
         )
         out.append(alert if m.status == "degraded" else alert.resolved(report.created_at))
     return out

@@ -194,4 +194,19 @@ def run(
             "moves": [{"alias": m.alias, "from": m.previous, "to": m.version, "action": m.action} for m in result.moves],
         },
     )
+    _announce_moves(ctx, v, result.moves)
     return PushResult(pushed=True, model_name=name, version=v, created=result.created, moves=result.moves, artifacts=recorded_out)
+
+
+def _announce_moves(ctx: StepContext, version: ModelVersion, moves: list[AliasMove]) -> None:
+    """Every alias a push moved is announced to on-call (when the spec configures alerting)."""
+    mon = ctx.spec.monitoring
+    if mon is None:
+        return
+    from components.alert.announce import announce_alias
+
+    config = mon.alert_config(ctx.spec.runtime.root)
+    for m in moves:
+        if m.action in ("set", "rollback") and m.version is not None:
+            announce_alias(config, m.model_name, m.alias, m.version, m.previous, f"pushed by run {ctx.run_id}", runbook_url=mon.runbook_url)
+            ctx.log.info("announced: %s@%s is now version %s (was %s)", m.model_name, m.alias, m.version, m.previous)

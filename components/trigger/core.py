@@ -47,6 +47,7 @@ from components.core.step import StepContext
 from components.monitor.production import blessed_model, training_manifest
 
 from .dataset import MergedDataset, merge_datasets
+from .followup import announce_end
 from .launch import LOG_FILE, launch_local, launch_remote, remote_state
 from .state import TERMINAL, RetrainRun, TriggerState
 
@@ -205,6 +206,51 @@ def _launch(
     return proc
 
 
+def _action(result: TriggerResult, retrain: RetrainSpec, spec: PipelineSpec) -> str:
+    if result.triggered and result.run is not None:
+        if result.run.state == "FAILED":
+            return f"retraining {result.trigger_id} could not be started: {result.run.error}"
+        where = f"{result.run.target} run {result.run.run_id}" if result.run.run_id else f"{result.run.target} process {result.run.pid}"
+        data = f" on {result.dataset.base_images} training + {result.dataset.added} newly labelled images" if result.dataset else ""
+        return f"retraining {result.trigger_id} started ({where}){data}; a follow-up says how it ends"
+    return f"no retraining started: {result.reason}"
+
+
+def _notify(
+    ctx: StepContext,
+    alerts_path: Path,
+    evaluated: Sequence[tuple[Alert, int | None]],
+    qualifying: Sequence[tuple[Alert, int | None]],
+    result: TriggerResult,
+    retrain: RetrainSpec,
+) -> None:
+    """Notifies the alert step's incidents, each with what this trigger decided about it."""
+    if not evaluated:
+        return
+    from components.alert.step import notify_incidents
+
+    keys = {a.dedup_key for a, _ in qualifying}
+    actions: dict[str, str] = {}
+    for a, _ in evaluated:
+        if a.dedup_key in keys:
+            actions[a.dedup_key] = _action(result, retrain, ctx.spec)
+        elif not retrain.enabled:
+            actions[a.dedup_key] = "no retraining: retraining is disabled (monitoring.retrain.enabled: false)"
+        else:
+            actions[a.dedup_key] = (
+                f"no retraining: {alert_kind(a) or a.name} incidents do not start one (monitoring.retrain.on: {', '.join(retrain.on)})"
+            )
+    notify_incidents(ctx, alerts_path, actions, news=result.triggered)
+
+
+def _unannounced(state_path: Path) -> list[str]:
+    """Finished retraining runs whose end nobody has announced yet (a cluster run found finished)."""
+    if not state_path.is_file():
+        return []
+    st = TriggerState(state_path).load()
+    return [r.trigger_id for r in st.runs if r.state in TERMINAL and r.alert_keys and not r.details.get("announced")]
+
+
 def run(
     ctx: StepContext,
     alerts_path: Path,
@@ -314,7 +360,10 @@ def run(
                 result.run = launched
     if not result.triggered:
         result.artifacts = ctx.record(inputs, outputs, {"triggered": False, "reason": result.reason})
-    elif proc is not None and retrain.wait:
+    _notify(ctx, alerts_path, evaluated, qualifying, result, retrain)
+    for finished in _unannounced(state_path):
+        announce_end(spec, state_path, finished)
+    if result.triggered and proc is not None and retrain.wait:
         ctx.log.info(
             "waiting for retraining %s (pid %d); its log: %s", result.trigger_id, proc.pid, Path(str(result.spec_path)).parent / LOG_FILE
         )
@@ -329,6 +378,7 @@ def run(
             result.run = finish(
                 state_path, result.trigger_id, "FAILED", error=error, store=ctx.store, artifact_id=result.run.dataset_artifact_id
             )
+            announce_end(spec, state_path, result.trigger_id)
     ctx.log.info("trigger: %s", result.reason)
     atomic_write_json(out_dir / TRIGGER_FILE, result.to_dict())
     return result

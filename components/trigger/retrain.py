@@ -21,6 +21,7 @@ from components.core.lineage import LineageStore
 from components.core.log import configure_logging, get_logger
 from components.core.spec import load_spec
 
+from .followup import announce_end, read_push
 from .state import RetrainRun, TriggerState
 
 __all__ = ["finish", "main"]
@@ -96,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CvpipeError as e:
         finish(Path(args.state), args.trigger_id, "FAILED", error=str(e), store=store, artifact_id=args.artifact_id)
         _log.error("retraining failed: %s", e)
+        _announce(spec_path, Path(args.state), args.trigger_id, None)
         return 1
     pushed = summary.artifact("PushedModel")
     details: dict[str, object] = {"run_dir": str(summary.run_dir)}
@@ -105,7 +107,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.state), args.trigger_id, "SUCCEEDED", run_id=summary.run_id, details=details, store=store, artifact_id=args.artifact_id
     )
     _log.info("retraining run %s finished: %s", summary.run_id, details)
+    _announce(spec_path, Path(args.state), args.trigger_id, read_push(summary.run_dir))
     return 0
+
+
+def _announce(spec_path: Path, state_path: Path, trigger_id: str, push: dict[str, object] | None) -> None:
+    """The follow-up to the incidents that started this retraining (never fails the run)."""
+    try:
+        announce_end(load_spec(spec_path), state_path, trigger_id, push=push)
+    except CvpipeError as e:
+        _log.error("the follow-up of retraining %s could not be sent: %s", trigger_id, e)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import click
 
 from components.core.log import configure_logging
 
-from . import datasets, label, models, pipeline, predict, runs, schedule
+from . import alerts, datasets, label, models, pipeline, predict, runs, schedule
 
 __all__ = ["cli", "main"]
 
@@ -40,6 +40,7 @@ for _command in (
     schedule.scheduler_cmd,
     schedule.ce_group,
     runs.submit_cmd,
+    alerts.alerts_group,
 ):
     cli.add_command(_command)
 

@@ -104,6 +104,7 @@ def test_labels_are_imported_once_and_only_the_random_share_is_measured(world, e
 
 def test_dark_traffic_drifts_and_the_alert_is_logged_once(world, evaluated) -> None:
     from components.alert.step import run as alert_step
+    from components.monitor.production import blessed_model
 
     report = evaluated["drift"].report
     assert report.status == "drift"
@@ -111,16 +112,23 @@ def test_dark_traffic_drifts_and_the_alert_is_logged_once(world, evaluated) -> N
     assert report.checks and all(c.n_reference == 48 for c in report.checks if c.feature == "brightness")
     result = evaluated["alerts"]
     firing = [a for a in result.alerts if a.status == "firing"]
+    # one incident per cause, however many checks fired; the checks are its findings
+    assert len(result.findings) > len(firing) >= 1 and len({a.cause for a in firing}) == len(firing)
     assert firing and all(a.labels["kind"] == "drift" for a in firing)
+    inputs = next(a for a in firing if a.cause == "input_drift")
+    assert inputs.dedup_key == "cvpipe/shelf/input_drift" and inputs.version == str(blessed_model(world.spec, world.store).version.version)
+    assert {f["feature"] for f in inputs.findings} >= {"brightness"} and inputs.runbook_url.endswith("#input-drift")
+    brightness = next(f for f in inputs.findings if f["feature"] == "brightness")
+    assert brightness["change"].startswith("mean ") and "down" in brightness["change"]  # dark traffic
     log = AlertLog(world.spec.monitoring.alert_config(world.spec.runtime.root).log_path)
-    logged = [a.dedup_key for _, a in log.alerts()]
+    logged = [a.dedup_key for _, a in log.alerts() if a.cause != "alias"]  # the push announced champion's move
     assert sorted(logged) == sorted(a.dedup_key for a in result.dispatch.notified)
-    assert "cvpipe/shelf/drift/ks/brightness" in logged
+    assert all(a.incident_id for a in result.dispatch.notified)
     # the same evaluation again: still firing, not sent again
     again = alert_step(_ctx(world, "ce-2", "alert"), [evaluated["out"] / "drift", evaluated["out"] / "live"], evaluated["out"] / "alerts2")
     assert again.dispatch.notified == []
     assert sorted(a.dedup_key for a in again.dispatch.suppressed if a.status == "firing") == sorted(a.dedup_key for a in firing)
-    assert len(AlertLog(log.path).alerts()) == len(logged)
+    assert len([a for _, a in AlertLog(log.path).alerts() if a.cause != "alias"]) == len(logged)
     written = json.loads((evaluated["out"] / "alerts2" / "alerts.json").read_text())
     assert all(e["artifact_id"] for e in written["alerts"] if e["alert"]["status"] == "firing")
     assert {e["notified"] for e in written["alerts"]} == {False}
