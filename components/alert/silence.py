@@ -27,6 +27,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components.core.errors import AlertError
+from components.core.secrets import describe_http_error, redact_url, scrub
 
 from .config import AlertmanagerSinkConfig
 from .http import post_json
@@ -159,10 +160,11 @@ def _rfc3339(t: datetime) -> str:
     return rfc3339(t)
 
 
-def _headers(config: AlertmanagerSinkConfig) -> dict[str, str]:
+def _headers(config: AlertmanagerSinkConfig) -> tuple[dict[str, str], str]:
     from .sinks import _secret
 
-    return {"Authorization": f"Bearer {_secret(config.name, config.token_env)}"} if config.token_env else {}
+    token = _secret(config.name, config.token_env) if config.token_env else ""
+    return ({"Authorization": f"Bearer {token}"} if token else {}), token
 
 
 def silence_in_alertmanager(config: AlertmanagerSinkConfig, silence: Silence, session: requests.Session | None = None) -> str:
@@ -187,7 +189,8 @@ def silence_in_alertmanager(config: AlertmanagerSinkConfig, silence: Silence, se
         "comment": silence.comment,
     }
     url = config.url.rstrip("/") + "/api/v2/silences"
-    resp = post_json(config.name, url, body, config.retry, headers=_headers(config), session=session)
+    headers, token = _headers(config)
+    resp = post_json(config.name, url, body, config.retry, headers=headers, session=session, secrets=[token])
     try:
         return str(resp.json()["silenceID"])
     except (ValueError, KeyError, TypeError):
@@ -206,14 +209,21 @@ def expire_in_alertmanager(config: AlertmanagerSinkConfig, silence_id: str, sess
         AlertError: refused or unreachable.
     """
     url = f"{config.url.rstrip('/')}/api/v2/silence/{silence_id}"
+    where = redact_url(url)
+    headers, token = _headers(config)
     http = session or requests.Session()
+    failure = None
     try:
-        resp = http.delete(url, headers=_headers(config), timeout=config.retry.timeout_s, allow_redirects=False)
-    except (requests.ConnectionError, requests.Timeout) as e:
-        raise AlertError(f"{config.name}: {type(e).__name__} talking to {url}", sink=config.name, transient=True) from None
+        resp = http.delete(url, headers=headers, timeout=config.retry.timeout_s, allow_redirects=False)
+    except requests.RequestException as e:  # its text may quote headers: report only its kind
+        failure = describe_http_error(e)
     finally:
         if session is None:
             http.close()
+    if failure is not None:
+        raise AlertError(f"{config.name}: {failure} talking to {where}", sink=config.name, transient=True)
     if resp.status_code == 404 or 200 <= resp.status_code < 300:
         return
-    raise AlertError(f"{config.name}: HTTP {resp.status_code} from {url}: {resp.text[:200]}", sink=config.name, status=resp.status_code)
+    raise AlertError(
+        f"{config.name}: HTTP {resp.status_code} from {where}: {scrub(resp.text[:200], [token])}", sink=config.name, status=resp.status_code
+    )
