@@ -10,15 +10,20 @@
    logs the champion's predictions on it with the real batch predictor;
 3. runs the continuous-evaluation pipeline (kfp.local): the window is read,
    a labelling batch is sampled, drift is detected (brightness, contrast,
-   class mix, embeddings) and the alert is written to the alert log; with no
-   labels yet, the trigger has nothing to add and does not retrain;
+   class mix, embeddings) and grouped into one incident per cause (input,
+   prediction-mix, embedding drift), notified with the model version, what
+   changed in words and the runbook section; with no labels yet, the trigger
+   has nothing to add and does not retrain, and each incident says so;
 4. stands in for people: :func:`components.sample.simulate.simulate_labels`
    answers the batch with the production set's true labels, as a Label Studio
    export in ``labels/``;
 5. runs the pipeline again: the labels are imported, live metrics are measured
-   on the uniformly sampled share, the drift alert still fires (suppressed as a
-   duplicate in the alert log), and the trigger starts exactly one retraining
-   run on the training data plus the labelled images, and waits for it.
+   on the uniformly sampled share, the incidents still fire (no repeat page
+   within the cooldown), and the trigger starts exactly one retraining run on
+   the training data plus the labelled images: each incident gets an update
+   with the retraining's id; the demo waits for the run, whose end is another
+   update (pushed as version N, which alias moved), and the push announces
+   the alias move.
 
 Nothing is downloaded; everything stays under the demo directory.
 """
@@ -70,8 +75,9 @@ class CeDemoResult:
         runs: the two continuous-evaluation run summaries.
         export: the Label Studio export written for the first batch.
         trigger: the second run's trigger decision (``trigger.json``).
-        alerts_logged: alerts in the alert log after both runs.
+        alerts_logged: notifications in the incident log after both runs.
         retraining: the retraining run as the trigger state records it.
+        incidents: the incidents of the shifted set (one per cause), as the log knows them.
     """
 
     spec_path: Path
@@ -81,6 +87,7 @@ class CeDemoResult:
     trigger: dict[str, Any] = field(default_factory=dict)
     alerts_logged: int = 0
     retraining: dict[str, Any] | None = None
+    incidents: list[Any] = field(default_factory=list)
 
 
 def _write_spec(directory: Path) -> Path:
@@ -112,7 +119,8 @@ def run_ce_demo(directory: Path, echo: Callable[[str], Any] = print) -> CeDemoRe
     Raises:
         CvpipeError: the training demo has not run, or pushed no model.
     """
-    from components.alert.dispatcher import AlertLog
+    from components.alert.dispatcher import AlertDispatcher, AlertLog
+    from components.alert.incident import CAUSES, incident_text
     from components.core.lineage import LineageStore
     from components.core.spec import DataSpec, load_spec
     from components.core.step import StepContext
@@ -183,9 +191,21 @@ def run_ce_demo(directory: Path, echo: Callable[[str], Any] = print) -> CeDemoRe
         result.trigger = json.loads(found[-1].read_text(encoding="utf-8"))
     echo(f"trigger: {result.trigger.get('reason', 'no decision recorded')}")
 
-    log = AlertLog(spec.monitoring.alert_config(spec.runtime.root).log_path)
+    config = spec.monitoring.alert_config(spec.runtime.root)
+    log = AlertLog(config.log_path)
     result.alerts_logged = len(log.alerts())
-    echo(f"alert log {log.path}: {result.alerts_logged} alerts (each condition once; repeats within the cooldown are suppressed)")
+    dispatcher = AlertDispatcher(config)
+    result.incidents = [i for i in dispatcher.incidents() if i.alert.cause in CAUSES]
+    echo(
+        f"incident log {log.path}: {len(result.incidents)} incident(s), one per cause, {result.alerts_logged} notifications "
+        "(first page, retraining started, retraining ended; repeats within the cooldown are suppressed)"
+    )
+    for inc in result.incidents:
+        echo(f"-- as on-call sees it (cvpipe alerts show {inc.incident_id} --spec {spec_path}):")
+        echo(incident_text(inc.alert.model_copy(update={"status": inc.status})))
+    for inc in dispatcher.incidents():
+        if inc.alert.cause == "alias":
+            echo(f"-- announced: {inc.alert.update}")
     state = TriggerState(Path(spec.runtime.root) / spec.name / "retrain" / "state.json").load()
     if state.runs:
         run = state.runs[-1]

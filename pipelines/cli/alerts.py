@@ -28,6 +28,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _where(fn: F) -> F:
+    fn = click.option(
+        "--alertmanager", "alertmanager", default=None, help="With --log: an Alertmanager URL that silences are also created in."
+    )(fn)
     fn = click.option("--log", "log", default=None, type=click.Path(dir_okay=False), help="The incident log file (instead of --spec).")(fn)
     fn = click.option(
         "--spec", "spec", default=None, type=click.Path(dir_okay=False), help="Spec whose monitoring.alerts names the log and sinks."
@@ -35,7 +38,7 @@ def _where(fn: F) -> F:
     return fn
 
 
-def _dispatcher(spec: str | None, log: str | None) -> Any:
+def _dispatcher(spec: str | None, log: str | None, alertmanager: str | None = None) -> Any:
     from components.alert.config import AlertConfig
     from components.alert.dispatcher import AlertDispatcher
     from components.core.errors import CvpipeError
@@ -43,7 +46,10 @@ def _dispatcher(spec: str | None, log: str | None) -> Any:
     if (spec is None) == (log is None):
         raise click.UsageError("name the incident log with exactly one of --spec SPEC or --log PATH")
     if spec is None:
-        return AlertDispatcher(AlertConfig(log=str(log)))
+        sinks = [{"type": "alertmanager", "url": alertmanager}] if alertmanager else []
+        return AlertDispatcher(AlertConfig.model_validate({"log": str(log), "sinks": sinks}))
+    if alertmanager:
+        raise click.UsageError("--alertmanager goes with --log; with --spec the spec's alert sinks are used")
     parsed = load_spec_arg(spec)
     if parsed.monitoring is None:
         raise CvpipeError(f"{spec}: the spec has no monitoring section, so it has no incident log")
@@ -67,9 +73,9 @@ def alerts_group() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Resolved incidents too (default: firing only).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per incident.")
 @friendly
-def alerts_list(spec: str | None, log: str | None, show_all: bool, as_json: bool) -> None:
+def alerts_list(spec: str | None, log: str | None, alertmanager: str | None, show_all: bool, as_json: bool) -> None:
     """List incidents, newest first: id, state, severity, model, cause, summary."""
-    d = _dispatcher(spec, log)
+    d = _dispatcher(spec, log, alertmanager)
     incidents = [i for i in d.incidents() if show_all or i.status == "firing"]
     for i in incidents:
         flags = ",".join(
@@ -118,11 +124,11 @@ def _now() -> Any:
 @click.argument("ref")
 @_where
 @friendly
-def alerts_show(ref: str, spec: str | None, log: str | None) -> None:
+def alerts_show(ref: str, spec: str | None, log: str | None, alertmanager: str | None) -> None:
     """Show one incident (id, id prefix or dedup key) as on-call sees it, with its history."""
     from components.alert.incident import incident_text
 
-    d = _dispatcher(spec, log)
+    d = _dispatcher(spec, log, alertmanager)
     i = d.find(ref)
     alert = i.alert.model_copy(update={"status": i.status})
     click.echo(incident_text(alert))
@@ -146,9 +152,9 @@ def alerts_show(ref: str, spec: str | None, log: str | None) -> None:
 @click.option("--by", default=None, help="Who acknowledges (default: $CVPIPE_USER or the login name).")
 @click.option("-c", "--comment", default="", help="What is being done about it.")
 @friendly
-def alerts_ack(ref: str, spec: str | None, log: str | None, by: str | None, comment: str) -> None:
+def alerts_ack(ref: str, spec: str | None, log: str | None, alertmanager: str | None, by: str | None, comment: str) -> None:
     """Acknowledge a firing incident: no reminders until its severity changes."""
-    i = _dispatcher(spec, log).ack(ref, by or _user(), comment)
+    i = _dispatcher(spec, log, alertmanager).ack(ref, by or _user(), comment)
     click.echo(f"acknowledged {i.incident_id} ({i.key}) as {i.state['acked_by']}")
 
 
@@ -161,13 +167,20 @@ def alerts_ack(ref: str, spec: str | None, log: str | None, by: str | None, comm
 @click.option("-c", "--comment", required=True, help="Why (shown in Alertmanager).")
 @friendly
 def alerts_silence(
-    ref: str | None, spec: str | None, log: str | None, matchers: tuple[str, ...], duration: str, by: str | None, comment: str
+    ref: str | None,
+    spec: str | None,
+    log: str | None,
+    alertmanager: str | None,
+    matchers: tuple[str, ...],
+    duration: str,
+    by: str | None,
+    comment: str,
 ) -> None:
     """Silence incidents matching labels (or one incident: REF) for a while; Alertmanager gets the same silence."""
     from components.alert.silence import Matcher, parse_matcher
     from components.core.spec import parse_duration
 
-    d = _dispatcher(spec, log)
+    d = _dispatcher(spec, log, alertmanager)
     parsed = [parse_matcher(m) for m in matchers]
     if ref is not None:
         parsed.append(Matcher(name="dedup_key", value=d.find(ref).key))
@@ -187,7 +200,7 @@ def alerts_silence(
 @_where
 @click.option("--by", default=None, help="Who expires it (default: $CVPIPE_USER or the login name).")
 @friendly
-def alerts_unsilence(silence_id: str, spec: str | None, log: str | None, by: str | None) -> None:
+def alerts_unsilence(silence_id: str, spec: str | None, log: str | None, alertmanager: str | None, by: str | None) -> None:
     """Expire a silence now (in the log and in Alertmanager)."""
-    s = _dispatcher(spec, log).unsilence(silence_id, by or _user())
+    s = _dispatcher(spec, log, alertmanager).unsilence(silence_id, by or _user())
     click.echo(f"silence {s.id} expired")

@@ -51,6 +51,10 @@ def scheduled(tmp_path_factory):
     return world, prod, spec_path, ran, state
 
 
+def log_of(world) -> AlertLog:
+    return AlertLog(world.spec.monitoring.alert_config(world.spec.runtime.root).log_path)
+
+
 def _runs(world, suffix: str) -> list[str]:
     return [r for r in world.store.run_ids(world.spec.name) if r.startswith(f"{world.spec.name}-{suffix}")]
 
@@ -68,8 +72,11 @@ def test_the_scheduler_runs_the_pipeline_which_alerts_on_drift(scheduled) -> Non
     assert steps["trigger"]["properties"]["triggered"] is False
     assert "no labelled image" in steps["trigger"]["properties"]["reason"]
     log = AlertLog(world.spec.monitoring.alert_config(world.spec.runtime.root).log_path)
-    keys = {a.dedup_key for _, a in log.alerts()}
-    assert "cvpipe/shelf/drift/ks/brightness" in keys
+    incidents = {a.dedup_key: a for _, a in log.alerts()}
+    assert "cvpipe/shelf/input_drift" in incidents  # one incident for the brightness shift, its checks as findings
+    dark = incidents["cvpipe/shelf/input_drift"]
+    assert "brightness" in {f["feature"] for f in dark.findings} and dark.version and dark.incident_id
+    assert dark.action.startswith("no retraining started: no labelled image")
     batches = [a for a in world.store.artifacts_of_run(run_id) if a.kind == "LabellingBatch"]
     assert len(batches) == 1 and batches[0].properties["random_items"] == 24
 
@@ -117,7 +124,10 @@ def test_labels_then_one_local_retraining_linked_to_alerts_and_batch(scheduled) 
         assert source.artifact.id == dataset.id and source.execution is not None and source.execution[1] == "trigger"
         causes = {path: node.artifact.kind for path, node in source.inputs}
         assert causes["alert"] == "Alert" and causes["labelling_batch"] == "LabellingBatch" and causes["model"] == "PushedModel"
-        assert json.loads(dataset.properties["alerts"]) and "cvpipe/shelf/drift/ks/brightness" in json.loads(dataset.properties["alerts"])
+        assert json.loads(dataset.properties["alerts"]) and "cvpipe/shelf/input_drift" in json.loads(dataset.properties["alerts"])
+        # on-call heard that a retraining started, on the same incident
+        updates = [a for _, a in log_of(world).alerts() if a.update and a.dedup_key == "cvpipe/shelf/input_drift"]
+        assert updates and updates[-1].update.startswith(f"retraining {retrain.trigger_id} started")
     finally:
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
