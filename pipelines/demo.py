@@ -140,7 +140,7 @@ def run_demo(
     spec = load_spec(spec_path)
     summary = run_local(spec, until=until)
     echo(render_summary(summary))
-    store = LineageStore(spec.runtime.metadata.url, base_dir=spec.runtime.root)
+    store = LineageStore.for_spec(spec.runtime.metadata, base_dir=spec.runtime.root)
     for kind in ("PushedModel", "ModelBlessing", "Model", "Examples", "ExampleAnomalies", "Manifest"):
         art = summary.artifact(kind)
         if art is not None:

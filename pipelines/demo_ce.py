@@ -140,7 +140,7 @@ def run_ce_demo(directory: Path, echo: Callable[[str], Any] = print) -> CeDemoRe
     spec_path = _write_spec(directory)
     spec = load_spec(spec_path)
     assert spec.monitoring is not None
-    store = LineageStore(spec.runtime.metadata.url, base_dir=spec.runtime.root)
+    store = LineageStore.for_spec(spec.runtime.metadata, base_dir=spec.runtime.root)
     try:
         champion = get_registry(spec.registry, store).resolve(f"{spec.model_name}@{spec.monitoring.model_alias}")
     except RegistryError as e:

@@ -27,6 +27,8 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from .errors import LineageError
+from .secrets import read_secret, redact_url, scrub
+from .spec import METADATA_PASSWORD_ENV, MetadataSpec, url_has_password
 
 __all__ = ["ARTIFACT_KINDS", "MYSQL_PASSWORD_ENV", "ArtifactRef", "LineageGraph", "LineageStore", "NewArtifact", "connection_config"]
 
@@ -52,8 +54,8 @@ ARTIFACT_KINDS: dict[str, str] = {
 }
 """Every artifact type cvpipe records, with what it is."""
 
-MYSQL_PASSWORD_ENV = "CVPIPE_MLMD_PASSWORD"
-"""Environment variable holding the MySQL password when the metadata URL carries none."""
+MYSQL_PASSWORD_ENV = METADATA_PASSWORD_ENV
+"""Environment variable holding the MySQL password when the spec names no other source."""
 
 _TYPE_PREFIX = "cvpipe."
 _PIPELINE = "cvpipe.Pipeline"
@@ -174,23 +176,30 @@ class LineageGraph:
         return "\n".join(lines)
 
 
-def connection_config(url: str, base_dir: str | os.PathLike[str] | None = None) -> Any:
+def connection_config(url: str, base_dir: str | os.PathLike[str] | None = None, password: str | None = None) -> Any:
     """Builds an MLMD ConnectionConfig from a URL.
 
     Args:
         url: ``sqlite:///relative/or/absolute.sqlite``, ``sqlite:///:memory:`` or
-            ``mysql://user[:password]@host[:port]/database``; a MySQL URL without a
-            password takes it from ``$CVPIPE_MLMD_PASSWORD`` when that is set.
+            ``mysql://user@host[:port]/database``.
         base_dir: directory a relative SQLite path is resolved against.
+        password: the MySQL password (default: ``$CVPIPE_MLMD_PASSWORD`` when set; see
+            :meth:`LineageStore.for_spec` for the spec's own source).
 
     Returns:
         The ``metadata_store_pb2.ConnectionConfig``.
 
     Raises:
-        LineageError: unsupported scheme.
+        LineageError: unsupported scheme, or a password inside the URL.
     """
     from ml_metadata.proto import metadata_store_pb2
 
+    if url_has_password(url):
+        raise LineageError(
+            f"metadata URL {redact_url(url)} carries a password: a password is never accepted inside the URL "
+            f"(it would show in command lines and files); set ${METADATA_PASSWORD_ENV} or the spec's "
+            "runtime.metadata.password_env / password_file instead"
+        )
     cfg = metadata_store_pb2.ConnectionConfig()
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
@@ -212,13 +221,15 @@ def connection_config(url: str, base_dir: str | os.PathLike[str] | None = None) 
         cfg.mysql.database = parsed.path.lstrip("/") or "mlmd"
         if parsed.username:
             cfg.mysql.user = unquote(parsed.username)
-        if parsed.password:
-            cfg.mysql.password = unquote(parsed.password)
-        elif os.environ.get(MYSQL_PASSWORD_ENV):
-            # keeps the password out of specs and compiled pipelines (set from a Kubernetes Secret)
-            cfg.mysql.password = os.environ[MYSQL_PASSWORD_ENV]
+        if password is None:
+            try:
+                password = read_secret(MYSQL_PASSWORD_ENV)
+            except ValueError as e:  # names the variable, never the value
+                raise LineageError(f"ML Metadata password: {e}") from None
+        if password:
+            cfg.mysql.password = password
         return cfg
-    raise LineageError(f"unsupported metadata URL {url!r}: use sqlite:///path or mysql://user@host:port/db")
+    raise LineageError(f"unsupported metadata URL {redact_url(url)!r}: use sqlite:///path or mysql://user@host:port/db")
 
 
 def _to_value(value: Any, target: Any) -> None:
@@ -264,21 +275,33 @@ class LineageStore:
     retried with backoff for up to :attr:`SCHEMA_RACE_PATIENCE_S` seconds,
     beyond ``retries``.
 
+    Open the store a spec names with :meth:`for_spec` (it reads the password
+    from where the spec says); messages show the URL without credentials.
+
     Args:
         url: metadata URL (see :func:`connection_config`).
         base_dir: directory a relative SQLite path is resolved against.
         retries: attempts to open the store (MySQL may still be starting).
+        password: the MySQL password (default: ``$CVPIPE_MLMD_PASSWORD``).
     """
 
     _lock = threading.Lock()
     SCHEMA_RACE_PATIENCE_S: float = 120.0
     """How long an open keeps retrying while another process creates the schema."""
 
-    def __init__(self, url: str = "sqlite:///mlmd.sqlite", base_dir: str | os.PathLike[str] | None = None, retries: int = 3):
+    def __init__(
+        self,
+        url: str = "sqlite:///mlmd.sqlite",
+        base_dir: str | os.PathLike[str] | None = None,
+        retries: int = 3,
+        *,
+        password: str | None = None,
+    ):
         from ml_metadata.metadata_store import metadata_store
 
-        self.url = url
-        cfg = connection_config(url, base_dir)
+        self.url = redact_url(url)
+        cfg = connection_config(url, base_dir, password)
+        secret = cfg.mysql.password if cfg.WhichOneof("config") == "mysql" else None
         started = time.monotonic()
         attempt = 0
         while True:
@@ -289,7 +312,10 @@ class LineageStore:
                 attempt += 1
                 racing = _is_schema_race(e) and time.monotonic() - started < self.SCHEMA_RACE_PATIENCE_S
                 if attempt >= max(1, retries) and not racing:
-                    raise LineageError(f"cannot open ML Metadata store {url}: {e}") from None
+                    hint = ""
+                    if cfg.WhichOneof("config") == "mysql" and not secret:
+                        hint = f" (no password was given: set ${MYSQL_PASSWORD_ENV} or the spec's runtime.metadata.password_env / password_file)"
+                    raise LineageError(f"cannot open ML Metadata store {self.url}: {scrub(str(e), [secret])}{hint}") from None
                 logging.getLogger("cvpipe.lineage").debug(
                     "opening the ML Metadata store: attempt %d refused%s; retrying",
                     attempt,
@@ -301,6 +327,29 @@ class LineageStore:
         self._type_ids: dict[str, int] = {}
         self._exec_type_ids: dict[str, int] = {}
         self._ctx_type_ids: dict[str, int] = {}
+
+    @classmethod
+    def for_spec(cls, metadata: MetadataSpec, base_dir: str | os.PathLike[str] | None = None, retries: int = 3) -> LineageStore:
+        """Opens the store a spec's ``runtime.metadata`` names, with the password from its file or variable.
+
+        Args:
+            metadata: the spec's metadata section.
+            base_dir: directory a relative SQLite path is resolved against (the run root).
+            retries: attempts to open the store.
+
+        Returns:
+            The store.
+
+        Raises:
+            LineageError: the store cannot be opened, or the password file cannot be read
+                (the message names the file or variable, never the password).
+        """
+        try:
+            password = read_secret(metadata.password_env, metadata.password_file) if metadata.url.startswith("mysql://") else None
+        except ValueError as e:
+            raise LineageError(f"ML Metadata password: {e}") from None
+        # "" rather than None: a spec naming its own variable does not fall back to the default one
+        return cls(metadata.url, base_dir=base_dir, retries=retries, password=password or "")
 
     @property
     def mlmd(self) -> Any:

@@ -36,6 +36,7 @@ from .errors import SpecError
 from .manifest import Task
 
 __all__ = [
+    "METADATA_PASSWORD_ENV",
     "AcceleratorSpec",
     "BeamSpec",
     "DataSpec",
@@ -59,6 +60,7 @@ __all__ = [
     "load_spec",
     "parse_duration",
     "parse_spec",
+    "url_has_password",
 ]
 
 AnnotationFormat = Literal["coco", "voc", "yolo", "groundtruth", "folders"]
@@ -623,22 +625,72 @@ class MonitoringSpec(_Section):
         return Path(self.prediction_log) if self.prediction_log else Path(root) / "prediction_log"
 
 
+def url_has_password(url: str) -> bool:
+    """Whether a URL carries a password in its user information (``scheme://user:password@host``).
+
+    Args:
+        url: the URL.
+
+    Returns:
+        True when a password (even an empty one) is given.
+    """
+    netloc = url.split("://", 1)[1].split("/", 1)[0] if "://" in url else ""
+    return "@" in netloc and ":" in netloc.rsplit("@", 1)[0]
+
+
+METADATA_PASSWORD_ENV = "CVPIPE_MLMD_PASSWORD"
+"""The environment variable the MySQL password is read from unless the spec names another."""
+
+
 class MetadataSpec(_Section):
     """The ML Metadata store.
 
+    A MySQL password never appears in the spec: the spec is the default value of
+    every compiled pipeline's ``spec_json`` parameter and the argument of every
+    task, so a password in it would land in the compiled YAML, in command lines
+    any local user can read (``ps``) and in derived spec files. The password is
+    read, when the store is opened, from the file ``password_file`` names (a
+    mounted Kubernetes or Docker secret) or else from the environment variable
+    ``password_env`` names; child processes (kfp.local tasks, the retraining
+    process) inherit the variable or read the file themselves.
+
     Attributes:
         url: ``sqlite:///path/mlmd.sqlite`` (default, relative to the run root) or
-            ``mysql://user[:password]@host:port/database``.
+            ``mysql://user@host:port/database`` (no password: one is refused).
+        password_env: environment variable holding the MySQL password.
+        password_file: file holding the MySQL password (wins over ``password_env``;
+            surrounding whitespace is stripped).
     """
 
     url: str = "sqlite:///mlmd.sqlite"
+    password_env: str = Field(METADATA_PASSWORD_ENV, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    password_file: str | None = None
 
     @field_validator("url")
     @classmethod
     def _scheme(cls, v: str) -> str:
         if not re.match(r"^(sqlite|mysql)://", v):
             raise ValueError("must start with sqlite:// or mysql://")
+        if url_has_password(v):
+            # the message must not repeat the value
+            raise ValueError(
+                "must not contain a password (it would be copied into compiled pipelines, task command lines and "
+                "derived specs): write mysql://user@host:port/db and put the password in the environment variable "
+                f"named by runtime.metadata.password_env (default {METADATA_PASSWORD_ENV}) or in a file named by "
+                "runtime.metadata.password_file"
+            )
         return v
+
+    @model_serializer(mode="wrap")
+    def _omit_defaults(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a spec that names no password source serialises as before (compiled pipelines and their golden files unchanged)
+        data = handler(self)
+        if isinstance(data, dict):
+            if data.get("password_env") == METADATA_PASSWORD_ENV:
+                data.pop("password_env")
+            if data.get("password_file") is None:
+                data.pop("password_file", None)
+        return data
 
 
 class ResourceSpec(_Section):

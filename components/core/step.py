@@ -71,7 +71,7 @@ class StepContext:
     def store(self) -> LineageStore:
         """The lineage store named by ``spec.runtime.metadata.url`` (opened on first use)."""
         if self._store is None:
-            self._store = LineageStore(self.spec.runtime.metadata.url, base_dir=self.spec.runtime.root)
+            self._store = LineageStore.for_spec(self.spec.runtime.metadata, base_dir=self.spec.runtime.root)
         return self._store
 
     def input_artifact(self, uri: str, kind: str, properties: Mapping[str, Any] | None = None) -> ArtifactRef:

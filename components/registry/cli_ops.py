@@ -37,7 +37,7 @@ def open_registry(spec: PipelineSpec, vertex: Any = None) -> Registry:
     """
     from . import get_registry
 
-    store = LineageStore(spec.runtime.metadata.url, base_dir=spec.runtime.root)
+    store = LineageStore.for_spec(spec.runtime.metadata, base_dir=spec.runtime.root)
     return get_registry(spec.registry, store, vertex)
 
 

@@ -41,7 +41,8 @@ def launch_local(
         state_path: the trigger state file the process reports to.
         trigger_id: the trigger's id (on the command line, so the pid check can recognise the process).
         artifact_id: the dataset artifact whose ``retrain_state`` the process sets.
-        metadata_url: the MLMD store URL.
+        metadata_url: the MLMD store URL (never with a password: the process reads it from the
+            variable or file the derived spec names, and inherits this process's environment).
         base_dir: directory a relative SQLite path is resolved against.
 
     Returns:

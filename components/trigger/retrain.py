@@ -89,11 +89,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from pipelines.runners.local import run_local
 
-    store = LineageStore(args.metadata, base_dir=args.base_dir)
     spec_path = Path(args.spec)
+    try:
+        spec = load_spec(spec_path)
+    except CvpipeError as e:  # without the spec, the store's password source is unknown: the state file only
+        finish(Path(args.state), args.trigger_id, "FAILED", error=str(e))
+        _log.error("retraining failed: %s", e)
+        return 1
+    # the password never comes on the command line: from the variable or file the spec names (inherited environment)
+    store = LineageStore.for_spec(spec.runtime.metadata.model_copy(update={"url": args.metadata}), base_dir=args.base_dir)
     _log.info("retraining %s (trigger %s) from %s", spec_path, args.trigger_id, spec_path)
     try:
-        summary = run_local(load_spec(spec_path))
+        summary = run_local(spec)
     except CvpipeError as e:
         finish(Path(args.state), args.trigger_id, "FAILED", error=str(e), store=store, artifact_id=args.artifact_id)
         _log.error("retraining failed: %s", e)

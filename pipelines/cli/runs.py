@@ -364,7 +364,7 @@ def _store(spec: str | None, metadata: str | None, root: str) -> LineageStore:
 
     if spec:
         s = load_spec_arg(spec)
-        return LineageStore(s.runtime.metadata.url, base_dir=s.runtime.root)
+        return LineageStore.for_spec(s.runtime.metadata, base_dir=s.runtime.root)
     return LineageStore(metadata or "sqlite:///mlmd.sqlite", base_dir=root)
 
 

@@ -121,7 +121,7 @@ def run_local(
         raise PipelineRunError(f"pipeline {name} did not start: {error or 'no run folder was created'}")
     run_dir = new[-1]
     run_id = run_dir.name
-    store = LineageStore(spec.runtime.metadata.url, base_dir=spec.runtime.root)
+    store = LineageStore.for_spec(spec.runtime.metadata, base_dir=spec.runtime.root)
     steps = store.executions(run_id=run_id)
     summary = RunSummary(
         run_id=run_id,

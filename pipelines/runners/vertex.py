@@ -36,7 +36,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from components.core.errors import PipelineRunError, SpecError
-from components.core.spec import AcceleratorSpec, MetadataSpec, PipelineSpec, ResourceSpec, RuntimeSpec
+from components.core.spec import (
+    METADATA_PASSWORD_ENV,
+    AcceleratorSpec,
+    MetadataSpec,
+    PipelineSpec,
+    ResourceSpec,
+    RuntimeSpec,
+    url_has_password,
+)
 
 from .remote import SubmittedRun, normalise_state, wait_until_done
 
@@ -155,6 +163,8 @@ class VertexSettings(_Model):
     def _mysql(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith("mysql://"):
             raise ValueError("must be a mysql:// URL (a SQLite file is not shared between tasks)")
+        if v is not None and url_has_password(v):
+            raise ValueError(f"must not contain a password: task pods read it from ${METADATA_PASSWORD_ENV}")
         return v
 
     @field_validator("pipeline_root", "staging_bucket")

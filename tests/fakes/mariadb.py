@@ -9,7 +9,8 @@ never used or touched.
 Usage::
 
     with MariaDB(tmp_dir) as db:
-        url = db.create_database("mlmd")   # mysql://cvpipe:...@127.0.0.1:PORT/mlmd
+        url = db.create_database("mlmd")   # mysql://cvpipe@127.0.0.1:PORT/mlmd: never a password inside
+        os.environ["CVPIPE_MLMD_PASSWORD"] = db.password   # where cvpipe reads it (or a spec's password_file)
         LineageStore(url)
 
 :func:`ensure_mariadb` raises :class:`MariaDBUnavailable` (tests turn it into
@@ -30,7 +31,8 @@ __all__ = ["MariaDB", "MariaDBUnavailable", "ensure_mariadb"]
 
 _SBIN = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
 USER = "cvpipe"
-PASSWORD = "cvpipe-test"
+PASSWORD = "cvpipe-Test-pw-5e1c9a"
+"""The ``cvpipe`` user's password: a real one, given to cvpipe the way a deployment does (variable or file)."""
 
 
 class MariaDBUnavailable(RuntimeError):
@@ -207,7 +209,7 @@ class MariaDB:
             name: database name (letters, digits, underscores).
 
         Returns:
-            ``mysql://cvpipe:<password>@127.0.0.1:<port>/<name>``.
+            ``mysql://cvpipe@127.0.0.1:<port>/<name>`` (the password is :attr:`password`).
         """
         if not name.replace("_", "").isalnum():
             raise ValueError(f"not a plain database name: {name!r}")
@@ -215,8 +217,13 @@ class MariaDB:
         return self.url(name)
 
     def url(self, database: str) -> str:
-        """The ``mysql://`` URL of a database on this server."""
-        return f"mysql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{database}"
+        """The ``mysql://`` URL of a database on this server (without the password, as cvpipe requires)."""
+        return f"mysql://{USER}@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def password(self) -> str:
+        """The password of the URL's user."""
+        return PASSWORD
 
     def query(self, sql: str, database: str | None = None) -> list[list[str]]:
         """Runs SQL with the command-line client (as root over the socket) and returns the rows.

@@ -86,7 +86,7 @@ def test_errors(mlmd_url: str) -> None:
 
 
 def test_mysql_url_parsing() -> None:
-    cfg = connection_config("mysql://ml:secret@10.0.0.5:3307/mlmd")
+    cfg = connection_config("mysql://ml@10.0.0.5:3307/mlmd", password="secret")  # never inside the URL
     assert (cfg.mysql.host, cfg.mysql.port, cfg.mysql.database, cfg.mysql.user, cfg.mysql.password) == (
         "10.0.0.5",
         3307,

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fakes.mariadb import MariaDB, MariaDBUnavailable
 
 from components.core.errors import LineageError
-from components.core.lineage import LineageStore, NewArtifact
+from components.core.lineage import MYSQL_PASSWORD_ENV, LineageStore, NewArtifact
 
 pytestmark = pytest.mark.mysql
 
@@ -40,8 +42,10 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
 
 
 @pytest.fixture
-def mysql_url(mariadb: MariaDB, request: pytest.FixtureRequest) -> str:
+def mysql_url(mariadb: MariaDB, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh database's URL (no password inside); the password is in $CVPIPE_MLMD_PASSWORD, as a Secret puts it."""
     name = "mlmd_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:50]
+    monkeypatch.setenv(MYSQL_PASSWORD_ENV, mariadb.password)
     return mariadb.create_database(name)
 
 
@@ -201,15 +205,110 @@ def test_open_waits_while_another_process_creates_the_schema(mariadb: MariaDB, m
     assert store.get(store.put_artifact("RawDataset", "/data/a.json").id).uri == "/data/a.json"
 
 
-def test_password_from_the_environment(mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A URL without a password (as a spec holds it) takes it from $CVPIPE_MLMD_PASSWORD (set from a Secret)."""
-    from fakes.mariadb import PASSWORD
-
-    bare = mysql_url.replace(f":{PASSWORD}@", "@")
-    assert PASSWORD not in bare
-    monkeypatch.delenv("CVPIPE_MLMD_PASSWORD", raising=False)
-    with pytest.raises(LineageError, match="cannot open ML Metadata store"):
-        LineageStore(bare, retries=1)
-    monkeypatch.setenv("CVPIPE_MLMD_PASSWORD", PASSWORD)
-    store = LineageStore(bare)
+def test_password_from_the_environment(mariadb: MariaDB, mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The URL holds no password; it comes from $CVPIPE_MLMD_PASSWORD (set from a Secret), stripped of its newline."""
+    assert mariadb.password not in mysql_url
+    monkeypatch.delenv(MYSQL_PASSWORD_ENV)
+    with pytest.raises(LineageError, match="cannot open ML Metadata store") as e:
+        LineageStore(mysql_url, retries=1)
+    assert f"no password was given: set ${MYSQL_PASSWORD_ENV}" in str(e.value)
+    monkeypatch.setenv(MYSQL_PASSWORD_ENV, mariadb.password + "\n")
+    store = LineageStore(mysql_url)
     assert store.get(store.put_artifact("RawDataset", "/data/b.json").id).uri == "/data/b.json"
+    monkeypatch.setenv(MYSQL_PASSWORD_ENV, "wrong-" + mariadb.password)
+    with pytest.raises(LineageError) as e:
+        LineageStore(mysql_url, retries=1)
+    assert mariadb.password not in str(e.value)
+
+
+def test_password_from_the_file_or_variable_the_spec_names(mariadb: MariaDB, mysql_url: str, monkeypatch, tmp_path) -> None:
+    from components.core.spec import MetadataSpec
+
+    monkeypatch.delenv(MYSQL_PASSWORD_ENV)
+    secret = tmp_path / "mlmd-password"
+    secret.write_text(mariadb.password + "\n")  # as a mounted Kubernetes Secret holds it
+    store = LineageStore.for_spec(MetadataSpec(url=mysql_url, password_file=str(secret)))
+    assert store.get(store.put_artifact("RawDataset", "/data/c.json").id).uri == "/data/c.json"
+    monkeypatch.setenv("TEAM_MLMD_PW", mariadb.password)
+    store = LineageStore.for_spec(MetadataSpec(url=mysql_url, password_env="TEAM_MLMD_PW"))
+    assert store.get(store.put_artifact("RawDataset", "/data/d.json").id).uri == "/data/d.json"
+    # a spec naming its own variable does not fall back to the default one
+    monkeypatch.delenv("TEAM_MLMD_PW")
+    monkeypatch.setenv(MYSQL_PASSWORD_ENV, mariadb.password)
+    with pytest.raises(LineageError, match="no password was given"):
+        LineageStore.for_spec(MetadataSpec(url=mysql_url, password_env="TEAM_MLMD_PW"), retries=1)
+
+
+def _lineage_spec(root: Path, url: str, source: Path) -> dict[str, Any]:
+    return {
+        "name": "secret-demo",
+        "task": "detection",
+        "data": {"source": str(source)},
+        "validation": {"min_examples_per_class": 1},
+        "runtime": {"root": str(root / "runs"), "metadata": {"url": url, "password_env": "TEAM_MLMD_PW"}},
+    }
+
+
+def test_kfp_local_tasks_get_the_password_through_their_environment(
+    mariadb: MariaDB, mysql_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every kfp.local task's command line (what `ps` shows) lacks the password; the tasks still write lineage to MariaDB."""
+    from components.core.spec import parse_spec
+    from pipelines.demo import synth
+    from pipelines.runners.local import run_local
+
+    monkeypatch.delenv(MYSQL_PASSWORD_ENV)
+    monkeypatch.setenv("TEAM_MLMD_PW", mariadb.password)
+    source = synth(tmp_path / "data", num_images=6, seed=1, image_size=64)
+    spec = parse_spec(_lineage_spec(tmp_path, mysql_url, source))
+    started: list[tuple[list[str], Any]] = []
+    real_popen = subprocess.Popen
+
+    class RecordingPopen(real_popen):  # type: ignore[misc, valid-type]
+        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+            started.append(([str(a) for a in args] if isinstance(args, list | tuple) else [str(args)], kwargs.get("env")))
+            super().__init__(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
+    summary = run_local(spec, until="ingest")
+    monkeypatch.setattr(subprocess, "Popen", real_popen)
+    assert summary.succeeded, summary.error
+    tasks = [(argv, env) for argv, env in started if any("ingest" in a for a in argv)]
+    assert tasks, f"no kfp.local task process was started: {[a[:3] for a, _ in started]}"
+    for argv, env in started:
+        assert mariadb.password not in " ".join(argv)
+        assert env is None or env.get("TEAM_MLMD_PW") == mariadb.password  # inherited (None) or passed on
+    assert any(mysql_url in " ".join(argv) for argv, _ in tasks)  # the URL itself does travel
+    # the task really reached MariaDB with the password from its environment
+    store = LineageStore.for_spec(spec.runtime.metadata)
+    assert [e["component"] for e in store.executions(run_id=summary.run_id)] == ["ingest"]
+
+
+def test_retraining_process_gets_the_password_through_its_environment(
+    mariadb: MariaDB, mysql_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The local retraining process's command line lacks the password; it reports its outcome to MariaDB all the same."""
+    from components.core.spec import dump_spec, parse_spec
+    from components.trigger.launch import launch_local
+
+    monkeypatch.delenv(MYSQL_PASSWORD_ENV)
+    monkeypatch.setenv("TEAM_MLMD_PW", mariadb.password)
+    spec = parse_spec(_lineage_spec(tmp_path, mysql_url, tmp_path / "missing" / "annotations.json"))
+    store = LineageStore.for_spec(spec.runtime.metadata)
+    dataset = store.put_artifact("RawDataset", str(tmp_path / "merged.json"), {"retrain_state": "RUNNING"})
+    spec_path = tmp_path / "retrain" / "spec.yaml"
+    spec_path.parent.mkdir()
+    spec_path.write_text(dump_spec(spec))
+    assert mariadb.password not in spec_path.read_text()
+    proc = launch_local(spec_path, tmp_path / "retrain" / "state.json", "t1", dataset.id, mysql_url, spec.runtime.root)
+    try:
+        shown = Path(f"/proc/{proc.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        assert mariadb.password not in " ".join(str(a) for a in proc.args) and mariadb.password not in shown
+        assert proc.wait(timeout=600) == 1  # the data source is missing: the run fails, and says so in lineage
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    props = store.get(dataset.id).properties
+    assert props["retrain_state"] == "FAILED" and "ingest" in str(props.get("retrain_error"))
+    log = (spec_path.parent / "retrain.log").read_text()
+    assert mariadb.password not in log
