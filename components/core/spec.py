@@ -14,6 +14,7 @@ complete, runnable spec::
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from datetime import timedelta
@@ -27,11 +28,13 @@ from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
 )
 
+from .catalog import COUNT_METRICS, METRICS, PER_CLASS_METRICS, VALIDATION_KINDS
 from .errors import SpecError
 from .manifest import Task
 
@@ -56,8 +59,10 @@ __all__ = [
     "TrainSpec",
     "TransformSpec",
     "ValidationSpec",
+    "check_local_paths",
     "dump_spec",
     "load_spec",
+    "name_problems",
     "parse_duration",
     "parse_spec",
     "url_has_password",
@@ -327,7 +332,9 @@ class EvaluateSpec(_Section):
     """Evaluation and blessing.
 
     Attributes:
-        thresholds: metric thresholds; with none, nothing is blessed.
+        thresholds: metric thresholds (names checked against the task's metrics); with no
+            change threshold the evaluate step adds the default blessing: not worse than the
+            champion on the task's primary metric (blessed when there is no champion).
         slices: extra manifest fields to slice metrics by.
         tfma_config: a TFMA EvalConfig (text proto or JSON) for classification models.
         iou_threshold: IoU for the confusion matrix and F1 of detections.
@@ -795,9 +802,13 @@ class PipelineSpec(_Section):
     monitoring: MonitoringSpec | None = None
 
     @model_validator(mode="after")
-    def _cross(self) -> PipelineSpec:
+    def _cross(self, info: ValidationInfo) -> PipelineSpec:
         if self.task == "classification" and self.data.format not in ("folders", "coco", "groundtruth"):
             raise ValueError(f"format {self.data.format!r} carries boxes, not image classes; use detection or segmentation")
+        if not (info.context or {}).get("names_checked_by_caller"):
+            problems = name_problems(self)
+            if problems:
+                raise ValueError("; ".join(f"{k}: {v}" for k, v in problems))
         return self
 
     @property
@@ -837,6 +848,70 @@ def _problems(err: ValidationError) -> list[tuple[str, str]]:
     return out
 
 
+def _closest(name: str, valid: frozenset[str] | set[str]) -> str:
+    found = difflib.get_close_matches(name.lower(), sorted(valid), n=1, cutoff=0.5)
+    return f"; did you mean {found[0]!r}?" if found else f" (one of {', '.join(sorted(valid))})"
+
+
+def name_problems(spec: PipelineSpec) -> list[tuple[str, str]]:
+    """Names and bounds that validate as types but cannot work for this spec's task.
+
+    Threshold metrics that the task does not compute (with the closest valid
+    name), bounds outside a metric's range, ``lower > upper``, and
+    ``validation.policy`` keys that are not anomaly kinds.
+
+    Args:
+        spec: the spec.
+
+    Returns:
+        ``(key path, problem)`` pairs; empty when all is well.
+    """
+    out: list[tuple[str, str]] = []
+    task = spec.task
+    for i, t in enumerate(spec.evaluate.thresholds):
+        where = f"evaluate.thresholds.{i}"
+        name, _, sliced = t.metric.partition("@")
+        valid = set(METRICS[task]) | (set(PER_CLASS_METRICS[task]) if sliced else set())
+        if name not in valid:
+            shown = f"{name!r} (in {t.metric!r})" if sliced else repr(name)
+            out.append((f"{where}.metric", f"unknown {task} metric {shown}{_closest(name, valid)}"))
+            continue
+        for key in ("lower", "upper"):
+            v = getattr(t, key)
+            if v is None:
+                continue
+            if name in COUNT_METRICS and v < 0:
+                out.append((f"{where}.{key}", f"{v:g} is outside the range of {name} (0 or more)"))
+            elif name not in COUNT_METRICS and not 0.0 <= v <= 1.0:
+                out.append((f"{where}.{key}", f"{v:g} is outside the range of {name} (0 to 1)"))
+        if t.lower is not None and t.upper is not None and t.lower > t.upper:
+            out.append((where, f"lower {t.lower:g} is greater than upper {t.upper:g}: no value can pass"))
+    for kind in spec.validation.policy:
+        if kind not in VALIDATION_KINDS:
+            out.append((f"validation.policy.{kind}", f"unknown anomaly kind {kind!r}{_closest(kind, VALIDATION_KINDS)}"))
+    return out
+
+
+def check_local_paths(spec: PipelineSpec) -> list[tuple[str, str]]:
+    """Local files and folders a spec names that do not exist (remote ``gs://``, ``s3://`` sources are not checked).
+
+    Args:
+        spec: the spec, paths resolved (:func:`load_spec` does that).
+
+    Returns:
+        ``(key path, problem)`` pairs.
+    """
+    named = {
+        "data.source": spec.data.source,
+        "data.images": spec.data.images,
+        "data.label_map": spec.data.label_map,
+        "validation.schema_file": spec.validation.schema_file,
+        "evaluate.tfma_config": spec.evaluate.tfma_config,
+        "train.pretrained_weights": spec.train.pretrained_weights,
+    }
+    return [(k, f"{v} does not exist") for k, v in named.items() if v and "://" not in v and not os.path.exists(v)]
+
+
 def parse_spec(data: dict[str, Any], source: str | None = None) -> PipelineSpec:
     """Validates a spec given as a dict.
 
@@ -853,9 +928,13 @@ def parse_spec(data: dict[str, Any], source: str | None = None) -> PipelineSpec:
     if not isinstance(data, dict):
         raise SpecError([("", "a spec must be a mapping of keys to values")], source)
     try:
-        return PipelineSpec.model_validate(data)
+        spec = PipelineSpec.model_validate(data, context={"names_checked_by_caller": True})
     except ValidationError as e:
         raise SpecError(_problems(e), source) from None
+    problems = name_problems(spec)
+    if problems:
+        raise SpecError(problems, source)
+    return spec
 
 
 def load_spec(path: str | os.PathLike[str]) -> PipelineSpec:

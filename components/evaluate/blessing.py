@@ -12,7 +12,12 @@ with the semantics of the TFX Evaluator:
   baseline fails (the ratio is undefined, as in TFMA);
 - with **no baseline** (the first model) change thresholds are reported as
   "skipped: no baseline" and only value thresholds decide;
-- with **no thresholds at all nothing is blessed**, and the reason says so;
+- with **no thresholds at all** :func:`bless` blesses nothing, and the reason
+  says so. The evaluate step never calls it that way: when the spec states no
+  change threshold it adds the **default blessing** (:func:`with_default_change`),
+  "not worse than the champion on the task's primary metric" (COCO mAP,
+  accuracy, mIoU), so a first model (no champion) is blessed and a later one
+  must at least match the champion;
 - a threshold on a metric that was not computed, or is undefined (a COCO
   ``-1``), fails.
 
@@ -45,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from components.core.catalog import PRIMARY_METRIC
 from components.core.errors import EvaluationError
 from components.core.spec import ChangeThreshold, MetricThreshold
 
@@ -61,6 +67,7 @@ __all__ = [
     "combine_blessings",
     "load_eval_config",
     "thresholds_from_eval_config",
+    "with_default_change",
 ]
 
 NO_THRESHOLDS = "no thresholds configured: nothing is blessed without thresholds (set evaluate.thresholds or a TFMA config)"
@@ -212,6 +219,26 @@ def _check_change(t: MetricThreshold, change: ChangeThreshold, get: _Lookup, bas
     return ThresholdResult(metric=t.metric, kind="change", value=v, baseline_value=b, bound=bound, passed=ok, reason=reason)
 
 
+DEFAULT_REASON = "default blessing (the spec states no change threshold): not worse than the champion on {metric}"
+
+
+def with_default_change(thresholds: Sequence[MetricThreshold], task: str) -> tuple[list[MetricThreshold], str | None]:
+    """The thresholds with the default change threshold added when none is a change threshold.
+
+    Args:
+        thresholds: the spec's thresholds.
+        task: the task (its primary metric: ``map``, ``accuracy``, ``mean_iou``).
+
+    Returns:
+        ``(thresholds, reason)``; the reason names the default when it was added, else None.
+    """
+    if any(t.change is not None for t in thresholds):
+        return list(thresholds), None
+    metric = PRIMARY_METRIC[task]
+    default = MetricThreshold(metric=metric, change=ChangeThreshold(direction="higher_is_better", absolute=0.0))
+    return [*thresholds, default], DEFAULT_REASON.format(metric=metric)
+
+
 def _verdict(results: list[ThresholdResult], has_baseline: bool) -> tuple[bool, list[str]]:
     if not results:
         return False, [NO_THRESHOLDS]
@@ -224,6 +251,9 @@ def _verdict(results: list[ThresholdResult], has_baseline: bool) -> tuple[bool, 
     if failed:
         reasons.append(f"not blessed: {len(failed)} of {len(checked)} checked thresholds failed")
         return False, reasons
+    if not checked:
+        reasons.append("blessed: no champion to compare with (first model) and no value threshold")
+        return True, reasons
     reasons.append(f"blessed: all {len(checked)} checked thresholds passed" + ("" if has_baseline else " (no baseline)"))
     return True, reasons
 

@@ -39,7 +39,15 @@ from components.core.manifest import Manifest, Task
 from components.core.spec import EvaluateSpec
 from components.core.step import StepContext
 
-from .blessing import Blessing, bless, bless_with_tfma, combine_blessings, load_eval_config, thresholds_from_eval_config
+from .blessing import (
+    Blessing,
+    bless,
+    bless_with_tfma,
+    combine_blessings,
+    load_eval_config,
+    thresholds_from_eval_config,
+    with_default_change,
+)
 from .evaluation import ModelEvaluation, evaluate_classification_set, evaluate_detection_set, evaluate_segmentation_set
 from .metrics_detection import Detections, GroundTruth
 from .metrics_segmentation import SegmentationAccumulator
@@ -289,10 +297,12 @@ def evaluate_predictions(preds: PredictionSet, model: str, spec: EvaluateSpec) -
 
 
 def find_baseline(ctx: StepContext) -> tuple[Path, str] | None:
-    """The baseline: the newest blessed, non-archived registry version of the spec's model.
+    """The baseline: the champion (the version holding ``registry.alias``), else the newest blessed one.
 
-    Asks the registry the spec names (``Registry.latest(name, blessed_only=True)``),
-    so "last blessed" has one definition shared with push and the CLI.
+    Asks the registry the spec names (``Registry.holder`` of the alias push
+    moves, then ``Registry.latest(name, blessed_only=True)``), so a rolled-back
+    champion is what a candidate must match, and "last blessed" has one
+    definition shared with push and the CLI.
 
     Args:
         ctx: the step context.
@@ -303,7 +313,8 @@ def find_baseline(ctx: StepContext) -> tuple[Path, str] | None:
     from components.registry import get_registry
 
     name = ctx.spec.model_name
-    version = get_registry(ctx.spec.registry, ctx.store).latest(name, blessed_only=True)
+    registry = get_registry(ctx.spec.registry, ctx.store)
+    version = registry.holder(name, ctx.spec.registry.alias) or registry.latest(name, blessed_only=True)
     if version is None:
         return None
     if not Path(version.model_dir).exists():
@@ -441,8 +452,10 @@ def run(
     evaluation_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
 
-    thresholds = list(ev.thresholds)
+    thresholds, default = (list(ev.thresholds), None) if ev.tfma_config else with_default_change(ev.thresholds, task)
     blessing = bless(candidate, thresholds, baseline, baseline_id)
+    if default is not None:
+        blessing.reasons.insert(0, default + (f" {baseline_id}" if baseline is not None else " (there is none yet)"))
     if ev.tfma_config:
         if task == "classification":
             tfma_dir = evaluation_dir / "tfma"

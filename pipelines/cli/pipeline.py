@@ -19,15 +19,20 @@ __all__ = ["compile_cmd", "demo_cmd", "run_cmd", "validate_spec"]
 @click.command("validate-spec")
 @click.argument("spec", type=click.Path(dir_okay=False))
 def validate_spec(spec: str) -> None:
-    """Check a pipeline spec and report every problem with its key path."""
-    from components.core.spec import dump_spec
+    """Check a pipeline spec and report every problem with its key path (local files named must exist)."""
+    from components.core.spec import check_local_paths, dump_spec
 
     try:
         parsed = load_spec_arg(spec)
+        missing = check_local_paths(parsed)
+        if missing:
+            raise SpecError(missing, spec)
     except SpecError as e:
         echo_spec_error(e, spec)
         sys.exit(1)
+    inferred = "" if "format" in parsed.data.model_fields_set else " (inferred)"
     click.echo(f"{spec}: valid {parsed.task} pipeline '{parsed.name}'")
+    click.echo(f"data: {parsed.data.source} read as {parsed.data.format}{inferred}")
     if os.environ.get("CVPIPE_SHOW_SPEC"):
         click.echo(dump_spec(parsed))
 
@@ -51,10 +56,16 @@ def compile_cmd(spec: str, output: str, until: str | None) -> None:
 @friendly
 def run_cmd(spec: str, until: str | None) -> None:
     """Run a spec's pipeline locally with kfp.local (no cluster)."""
+    from components.core.spec import check_local_paths
+
     from ..render import render_summary
     from ..runners.local import run_local
 
-    summary = run_local(load_spec_arg(spec), until=until)
+    parsed = load_spec_arg(spec)
+    missing = check_local_paths(parsed)
+    if missing:
+        raise SpecError(missing, spec)
+    summary = run_local(parsed, until=until)
     click.echo(render_summary(summary))
 
 

@@ -122,7 +122,10 @@ def test_detection_and_segmentation_runs_without_baseline(tmp_path: Path) -> Non
     assert result.candidate.metrics["map_50"] == pytest.approx(1.0)
     assert result.candidate.metrics["map_large"] is None  # no large objects: undefined, not -1
     assert result.baseline is None
-    assert not result.blessing.blessed and "no thresholds configured" in result.blessing.reasons[0]
+    # no change threshold in the spec: the default (not worse than the champion on map); no champion: blessed
+    assert result.blessing.blessed
+    assert [(t.metric, t.kind, t.skipped) for t in result.blessing.thresholds] == [("map", "change", True)]
+    assert "default blessing" in result.blessing.reasons[0] and "no champion" in result.blessing.reasons[-1]
     assert result.confusion[0] == ["background", "red", "green", "blue"]
     assert report.read_text().count("data:image/png;base64,") >= 3
 
@@ -141,3 +144,37 @@ def test_detection_and_segmentation_runs_without_baseline(tmp_path: Path) -> Non
     empty, _ = write_examples(tmp_path / "empty", "detection", [], [])
     with pytest.raises(EvaluationError, match="test split is empty"):
         run(ctx, det_model, empty, ev_dir, bl_dir, report, lookup_baseline=False)
+
+
+def test_default_blessing_compares_with_the_champion_on_the_primary_metric(tmp_path: Path) -> None:
+    examples, _ = write_examples(tmp_path / "examples", "classification", [1, 2, 3, 1, 2, 3], [(20, 24)] * 6)
+    good = save_colour_model(tmp_path / "good", "classification")
+    bad = save_colour_model(tmp_path / "bad", "classification", permutation=(1, 2, 0))
+    # the README's case: the only threshold is a value threshold that anything passes
+    ctx = _ctx(tmp_path, "classification", {"thresholds": [{"metric": "accuracy", "lower": 0.0}]})
+    from components.registry import get_registry
+    from components.registry.base import RegisterRequest
+
+    registry = get_registry(ctx.spec.registry, ctx.store)
+    registry.register(RegisterRequest(model_dir=good, model_name="demo", blessed=True))
+    registry.set_alias("demo", "champion", 1)
+    registry.register(RegisterRequest(model_dir=bad, model_name="demo", blessed=True))  # newer, but not the champion
+    found = find_baseline(ctx)
+    assert found is not None and found[1] == "demo:1"
+
+    ev_dir, bl_dir, report = _outputs(tmp_path, "worse")
+    worse = run(ctx, bad, examples, ev_dir, bl_dir, report)
+    assert not worse.blessing.blessed and worse.blessing.baseline_id == "demo:1"
+    default = worse.blessing.thresholds[-1]
+    assert (default.metric, default.kind, default.baseline_value, default.value, default.passed) == ("accuracy", "change", 1.0, 0.0, False)
+    assert "default blessing" in worse.blessing.reasons[0] and "champion" in worse.blessing.reasons[0]
+
+    ev_dir, bl_dir, report = _outputs(tmp_path, "equal")
+    equal = run(ctx, good, examples, ev_dir, bl_dir, report)
+    assert equal.blessing.blessed  # not worse is enough
+
+    # a spec that states its own change threshold keeps it, and no default is added
+    own = _ctx(tmp_path, "classification", {"thresholds": [{"metric": "top_5_accuracy", "change": {"absolute": 0.5}}]})
+    ev_dir, bl_dir, report = _outputs(tmp_path, "own")
+    mine = run(own, bad, examples, ev_dir, bl_dir, report)
+    assert [t.metric for t in mine.blessing.thresholds] == ["top_5_accuracy"]

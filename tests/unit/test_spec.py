@@ -109,6 +109,9 @@ def test_cli_validate_spec_reports_key_paths(tmp_path: Path) -> None:
     assert "train.accelerator.count: must be >= 1" in r.stderr
     assert "Traceback" not in r.stderr
     p.write_text(THREE_LINES)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "annotations.json").write_text("{}")
     r = subprocess.run([sys.executable, "-m", "pipelines.cli", "validate-spec", str(p)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "valid detection pipeline 'demo'" in r.stdout
+    assert f"data: {tmp_path / 'data' / 'annotations.json'} read as coco (inferred)" in r.stdout
