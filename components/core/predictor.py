@@ -209,11 +209,23 @@ class Predictor:
         """
         results: list[ImagePrediction] = []
         for start in range(0, len(images), max(1, batch_size)):
-            pixels = [decode_rgb(b) for b in images[start : start + batch_size]]
-            out = self._run(pixels)
-            for i, im in enumerate(pixels):
-                results.append(self._to_prediction(out, i, im.shape[0], im.shape[1]))
+            results.extend(self.predict_pixels([decode_rgb(b) for b in images[start : start + batch_size]]))
         return results
+
+    def predict_pixels(self, pixels: list[np.ndarray]) -> list[ImagePrediction]:
+        """Predicts on decoded images in one model call (the server decodes off its event loop).
+
+        Args:
+            pixels: ``HxWx3`` uint8 RGB arrays as :func:`~components.core.images.decode_rgb`
+                returns them, any sizes.
+
+        Returns:
+            One prediction per image, in order, with ``image_id`` left empty.
+        """
+        if not pixels:
+            return []
+        out = self._run(pixels)
+        return [self._to_prediction(out, i, im.shape[0], im.shape[1]) for i, im in enumerate(pixels)]
 
     def embed(self, images: list[bytes], batch_size: int = 16) -> np.ndarray:
         """Penultimate-layer embeddings of encoded images (for drift detection).

@@ -56,6 +56,7 @@ __all__ = [
     "RuntimeSpec",
     "SamplingSpec",
     "ScheduleSpec",
+    "ServingSpec",
     "TrainSpec",
     "TransformSpec",
     "ValidationSpec",
@@ -770,6 +771,48 @@ class RuntimeSpec(_Section):
         return data
 
 
+class ServingSpec(_Section):
+    """How ``cvpipe serve`` batches, answers, logs and bounds requests (the ``serving`` section).
+
+    Attributes:
+        max_batch_size: images gathered into one model call at most.
+        max_batch_wait_ms: how long the first image of a batch waits for more.
+        max_queue: requests admitted at once (reading their body, decoding, waiting
+            for or in a model call); beyond it the answer is 503 with ``Retry-After``.
+        score_threshold: detection boxes below this score are left out of answers
+            (every box is still logged for evaluation).
+        max_detections: most boxes per image in an answer (highest scores first).
+        log_roll_rows: write-ahead rows per prediction-log part file at most.
+        log_roll_seconds: a part file at least this often while traffic flows.
+        follow_seconds: how often ``name@alias`` is checked for a new version.
+        max_body_mb: largest request body (413 above it).
+        max_instances: images per request at most (413 above it).
+        max_request_megapixels: decoded pixels per request at most (413 above it).
+        max_inflight_megapixels: decoded pixels held by all requests at once (503 above it).
+        max_connections: open connections at most (503 above it).
+        header_timeout_s: a connection must send its request headers within this (closed after it).
+        body_timeout_s: a request must send its whole body within this (408 after it).
+        drain_timeout_s: on SIGTERM, how long requests in flight get to finish.
+    """
+
+    max_batch_size: int = Field(16, ge=1, le=1024)
+    max_batch_wait_ms: float = Field(5.0, ge=0.0, le=10_000.0)
+    max_queue: int = Field(128, ge=1)
+    score_threshold: float = Field(0.3, ge=0.0, le=1.0)
+    max_detections: int = Field(100, ge=1)
+    log_roll_rows: int = Field(10_000, ge=1)
+    log_roll_seconds: float = Field(60.0, gt=0.0)
+    follow_seconds: float = Field(10.0, gt=0.0)
+    max_body_mb: float = Field(32.0, gt=0.0)
+    max_instances: int = Field(64, ge=1)
+    max_request_megapixels: float = Field(64.0, gt=0.0)
+    max_inflight_megapixels: float = Field(256.0, gt=0.0)
+    max_connections: int = Field(256, ge=1)
+    header_timeout_s: float = Field(10.0, gt=0.0)
+    body_timeout_s: float = Field(30.0, gt=0.0)
+    drain_timeout_s: float = Field(30.0, gt=0.0)
+
+
 class PipelineSpec(_Section):
     """A whole cvpipe training pipeline.
 
@@ -786,6 +829,7 @@ class PipelineSpec(_Section):
         schedule: recurring runs.
         runtime: run root, image, metadata store, resources.
         monitoring: continuous evaluation of the model in production (None: not monitored).
+        serving: how ``cvpipe serve`` serves the model (None: :class:`ServingSpec`'s defaults).
     """
 
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -800,6 +844,15 @@ class PipelineSpec(_Section):
     schedule: ScheduleSpec | None = None
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
     monitoring: MonitoringSpec | None = None
+    serving: ServingSpec | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_no_serving(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a spec without `serving` serialises as before (compiled pipelines and their golden files unchanged)
+        data = handler(self)
+        if isinstance(data, dict) and data.get("serving") is None:
+            data.pop("serving", None)
+        return data
 
     @model_validator(mode="after")
     def _cross(self, info: ValidationInfo) -> PipelineSpec:

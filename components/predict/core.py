@@ -46,6 +46,7 @@ from .logs import PredictionLog, PredictionRow
 __all__ = [
     "IMAGE_EXTENSIONS",
     "PREDICT_FILE",
+    "DecodedImage",
     "ImageSource",
     "PredictResult",
     "ServedModel",
@@ -249,40 +250,101 @@ class ServedModel:
         when = timestamp or datetime.now(UTC)
         uris = list(uris) if uris is not None else [""] * len(images)
         ids = list(request_ids) if request_ids is not None else [uuid.uuid4().hex for _ in images]
-        good: list[int] = []
-        stats: dict[int, tuple[float, float]] = {}
+        decoded: dict[int, DecodedImage] = {}
         for i, data in enumerate(images):
             try:
-                stats[i] = image_statistics(decode_rgb(data))
-                good.append(i)
+                decoded[i] = DecodedImage.decode(data)
             except ImageError as e:
                 if quarantine is not None:
                     quarantine.add(uris[i] or f"<request {ids[i]}>", "undecodable_image", e.problem, image_id=uris[i] or ids[i])
-        preds = self.predictor.predict([images[i] for i in good], batch_size=batch_size) if good else []
+        good = list(decoded)
         out: list[PredictionRow | None] = [None] * len(images)
+        size = max(1, batch_size)
+        for start in range(0, len(good), size):
+            chunk = good[start : start + size]
+            rows = self.predict_decoded([decoded[i] for i in chunk], [ids[i] for i in chunk], [uris[i] for i in chunk], when)
+            for i, row in zip(chunk, rows, strict=True):
+                out[i] = row
+        return out
+
+    def predict_decoded(
+        self, images: Sequence[DecodedImage], request_ids: Sequence[str], uris: Sequence[str], timestamp: datetime | None = None
+    ) -> list[PredictionRow]:
+        """Predicts on decoded images in one model call and builds their log rows.
+
+        Args:
+            images: the decoded images (:meth:`DecodedImage.decode`).
+            request_ids: the rows' ids, one per image.
+            uris: the rows' ``image_uri``, one per image.
+            timestamp: the rows' ``event_timestamp`` (default: now, UTC).
+
+        Returns:
+            One row per image, in order.
+        """
+        when = timestamp or datetime.now(UTC)
+        preds = self.predictor.predict_pixels([d.pixels for d in images])
         p = self.predictor
-        for i, pred in zip(good, preds, strict=True):
+        out: list[PredictionRow] = []
+        for d, rid, uri, pred in zip(images, request_ids, uris, preds, strict=True):
             cid, score = _top(pred)
-            brightness, contrast = stats[i]
-            out[i] = PredictionRow(
-                event_timestamp=when,
-                request_id=ids[i],
-                model_name=self.model_name,
-                model_version=self.model_version,
-                image_sha256=sha256_bytes(images[i]),
-                image_uri=uris[i],
-                width=pred.width,
-                height=pred.height,
-                brightness=brightness,
-                contrast=contrast,
-                predictions=json.dumps(prediction_payload(pred, p.task, p.label_map), separators=(",", ":")),
-                predicted_class=cid,
-                predicted_class_name=(p.label_map.name_of(cid) or "") if cid else "",
-                top_score=score,
-                num_detections=len(pred.class_ids),
-                embedding=[] if pred.embedding is None else [float(v) for v in pred.embedding],
+            out.append(
+                PredictionRow(
+                    event_timestamp=when,
+                    request_id=rid,
+                    model_name=self.model_name,
+                    model_version=self.model_version,
+                    image_sha256=d.sha256,
+                    image_uri=uri,
+                    width=pred.width,
+                    height=pred.height,
+                    brightness=d.brightness,
+                    contrast=d.contrast,
+                    predictions=json.dumps(prediction_payload(pred, p.task, p.label_map), separators=(",", ":")),
+                    predicted_class=cid,
+                    predicted_class_name=(p.label_map.name_of(cid) or "") if cid else "",
+                    top_score=score,
+                    num_detections=len(pred.class_ids),
+                    embedding=[] if pred.embedding is None else [float(v) for v in pred.embedding],
+                )
             )
         return out
+
+
+@dataclass
+class DecodedImage:
+    """An encoded image decoded once for prediction and logging.
+
+    Attributes:
+        data: the encoded bytes.
+        sha256: hex sha256 of ``data``.
+        pixels: ``HxWx3`` uint8 RGB.
+        brightness: mean luminance, 0..1.
+        contrast: standard deviation of luminance, 0..1.
+    """
+
+    data: bytes
+    sha256: str
+    pixels: np.ndarray
+    brightness: float
+    contrast: float
+
+    @classmethod
+    def decode(cls, data: bytes, max_pixels: int | None = None) -> DecodedImage:
+        """Decodes encoded image bytes.
+
+        Args:
+            data: the encoded image.
+            max_pixels: largest width x height accepted (default: the decoder's guard).
+
+        Returns:
+            The decoded image.
+
+        Raises:
+            ImageError: the bytes are no decodable image, or it is too large.
+        """
+        pixels = decode_rgb(data) if max_pixels is None else decode_rgb(data, max_pixels=max_pixels)
+        brightness, contrast = image_statistics(pixels)
+        return cls(data=data, sha256=sha256_bytes(data), pixels=pixels, brightness=brightness, contrast=contrast)
 
 
 def list_images(source: str | os.PathLike[str]) -> list[ImageSource]:

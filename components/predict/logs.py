@@ -50,10 +50,10 @@ import re
 import shutil
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -65,6 +65,8 @@ from components.core.io import atomic_path
 
 if TYPE_CHECKING:
     import pandas as pd
+
+T = TypeVar("T")
 
 __all__ = [
     "FEATURE_REPO_DIR",
@@ -370,7 +372,11 @@ def _write_part(directory: Path, table: pa.Table) -> Path:
 
 
 def _has_parts(directory: Path) -> bool:
-    return any(directory.glob("part-*.parquet"))
+    # part files (part-*) and compacted day files (day-*); dot-names are writes in progress
+    return any(not p.name.startswith((".", "_")) for p in directory.glob("*.parquet"))
+
+
+_READ_TRIES = 5
 
 
 class PredictionLog:
@@ -486,6 +492,21 @@ class PredictionLog:
     def _empty_predictions(self) -> pd.DataFrame:
         return PREDICTION_SCHEMA.empty_table().to_pandas()
 
+    def _listing(self) -> tuple[frozenset[str], ...]:
+        return tuple(frozenset(p.name for p in d.glob("*.parquet")) for d in (self.predictions_dir, self.labels_dir))
+
+    def _consistent(self, read: Callable[[], T]) -> T:
+        """Runs a read again when part files changed under it (a compaction removed what it listed)."""
+        for attempt in range(_READ_TRIES):
+            before = self._listing()
+            try:
+                return read()
+            except Exception:
+                if attempt + 1 < _READ_TRIES and self._listing() != before:
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
     def read_window(self, start: datetime, end: datetime, model_name: str | None = None) -> pd.DataFrame:
         """Predictions made in ``[start, end)``, read through Feast.
 
@@ -501,6 +522,9 @@ class PredictionLog:
             One row per prediction, ordered by time: ``event_timestamp`` (UTC),
             ``request_id`` and every :data:`PREDICTION_FEATURES` column.
         """
+        return self._consistent(lambda: self._read_window(start, end, model_name))
+
+    def _read_window(self, start: datetime, end: datetime, model_name: str | None) -> pd.DataFrame:
         if not _has_parts(self.predictions_dir):
             return self._empty_predictions()
         spine = self._spine(start, end, model_name)
@@ -520,7 +544,7 @@ class PredictionLog:
         """
         if not _has_parts(self.labels_dir):
             return LABEL_SCHEMA.empty_table().to_pandas()
-        return pq.read_table(self.labels_dir, schema=LABEL_SCHEMA).to_pandas()
+        return self._consistent(lambda: pq.read_table(self.labels_dir, schema=LABEL_SCHEMA).to_pandas())
 
     @staticmethod
     def _unlabelled(preds: pd.DataFrame) -> pd.DataFrame:
@@ -553,9 +577,12 @@ class PredictionLog:
             ``ground_truth`` (JSON), ``labelled_at`` (None/NaT when unlabelled) and
             ``labelled`` (bool).
         """
+        return self._consistent(lambda: self._joined(start, end, model_name, as_of))
+
+    def _joined(self, start: datetime, end: datetime, model_name: str | None, as_of: datetime | None) -> pd.DataFrame:
         import pandas as pd
 
-        preds = self.read_window(start, end, model_name)
+        preds = self._read_window(start, end, model_name)
         cut = utc(as_of) if as_of is not None else datetime.now(UTC)
         if preds.empty or not _has_parts(self.labels_dir):
             return self._unlabelled(preds)

@@ -8,7 +8,7 @@
     runs.py       submit, runs list|show|wait, lineage (through the Runner protocol)
     schedule.py   schedule, scheduler, ce run|compile|demo
     models.py     models list|show|promote|rollback|archive|tree
-    predict.py    predict, serve
+    predict.py    predict, serve, logs compact
     label.py      label sample|push|pull|simulate|import
     datasets.py   datasets synth
 """

@@ -35,6 +35,7 @@ for _command in (
     models.models_group,
     predict.predict_cmd,
     predict.serve_cmd,
+    predict.logs_group,
     label.label_group,
     schedule.schedule_cmd,
     schedule.scheduler_cmd,

@@ -16,7 +16,7 @@ import click
 
 from ._common import friendly, load_spec_arg
 
-__all__ = ["feature_repo_for", "predict_cmd", "serve_cmd"]
+__all__ = ["feature_repo_for", "logs_compact_cmd", "logs_group", "predict_cmd", "serve_cmd"]
 
 
 def feature_repo_for(spec: Any, override: str | None) -> Path:
@@ -90,16 +90,78 @@ def predict_cmd(model_ref: str, images: str, spec_path: str, feature_repo: str |
     help="Keep request images here for labelling (default: <feature repo>/data/images).",
 )
 @click.option("--no-log", is_flag=True, help="Do not log predictions.")
+@click.option("--max-batch-size", default=None, type=click.IntRange(min=1), help="Override serving.max_batch_size.")
+@click.option("--max-batch-wait-ms", default=None, type=click.FloatRange(min=0), help="Override serving.max_batch_wait_ms.")
+@click.option("--max-queue", default=None, type=click.IntRange(min=1), help="Override serving.max_queue.")
+@click.option("--log-roll-seconds", default=None, type=click.FloatRange(min=0.001), help="Override serving.log_roll_seconds.")
+@click.option("--follow-seconds", default=None, type=click.FloatRange(min=0.001), help="Override serving.follow_seconds.")
 @friendly
 def serve_cmd(
-    model_ref: str, spec_path: str, feature_repo: str | None, host: str, port: int, image_store: str | None, no_log: bool
+    model_ref: str,
+    spec_path: str,
+    feature_repo: str | None,
+    host: str,
+    port: int,
+    image_store: str | None,
+    no_log: bool,
+    max_batch_size: int | None,
+    max_batch_wait_ms: float | None,
+    max_queue: int | None,
+    log_roll_seconds: float | None,
+    follow_seconds: float | None,
 ) -> None:
-    """Serve MODEL_REF over HTTP (POST /v1/predict, GET /healthz), logging every prediction."""
+    """Serve MODEL_REF (NAME@ALIAS is followed) over HTTP until SIGTERM, logging every prediction.
+
+    Endpoints: POST /v1/predict (raw image or {"instances": [...]}), TensorFlow Serving's
+    /v1/models/NAME[:predict], KServe v2's /v2/health/*, /v2/models/NAME[/infer], /metrics.
+    Settings come from the spec's `serving` section; the options override them.
+    """
+    from components.core.spec import ServingSpec
     from components.predict.logs import PredictionLog
     from components.predict.server import serve
     from components.registry.cli_ops import open_registry
 
     spec = load_spec_arg(spec_path)
+    config = spec.serving or ServingSpec()
+    overrides = {
+        "max_batch_size": max_batch_size,
+        "max_batch_wait_ms": max_batch_wait_ms,
+        "max_queue": max_queue,
+        "log_roll_seconds": log_roll_seconds,
+        "follow_seconds": follow_seconds,
+    }
+    config = config.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     log = None if no_log else PredictionLog(feature_repo_for(spec, feature_repo))
-    store = Path(image_store) if image_store else (log.data_dir / "images" if log is not None else None)
-    serve(model_ref, host, port, log, registry=open_registry(spec), image_store=store, block=True)
+    store = Path(image_store) if image_store else None
+    serve(model_ref, host, port, log, registry=open_registry(spec), image_store=store, config=config)
+
+
+@click.group("logs")
+def logs_group() -> None:
+    """Maintain the prediction log."""
+
+
+@logs_group.command("compact")
+@_spec_option
+@_repo_option
+@click.option("--day", "days", multiple=True, help="Only this UTC day (YYYYMMDD; repeatable). Default: every day.")
+@friendly
+def logs_compact_cmd(spec_path: str, feature_repo: str | None, days: tuple[str, ...]) -> None:
+    """Merge each day's small parquet part files of the prediction log (and labels) into one, atomically.
+
+    Safe while a server writes and readers read: new parts are merged next time, readers
+    never see a row twice or miss one.
+    """
+    from components.predict.compact import compact_log
+    from components.predict.logs import PredictionLog
+
+    spec = load_spec_arg(spec_path)
+    log = PredictionLog(feature_repo_for(spec, feature_repo))
+    result = compact_log(log, list(days) or None)
+    if not result.days:
+        click.echo(f"nothing to compact in {log.repo_dir}")
+        return
+    click.echo(
+        f"compacted {len(result.days)} day(s): {result.files_before} files -> {result.files_after} "
+        f"({result.rows} rows, {result.duplicates} duplicate rows dropped) in {log.repo_dir}"
+    )

@@ -7,18 +7,15 @@ and applied with Feast's API; reads go through Feast's historical retrieval.
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 from predict_testdata import make_images, make_tiny_model
 
 from components.core.images import decode_rgb
-from components.core.io import sha256_file
 from components.core.labelmap import LabelMap
 from components.core.lineage import LineageStore
 from components.core.quarantine import QuarantineReport
@@ -33,7 +30,6 @@ from components.predict.logs import (
     ground_truth_json,
     init_feature_repo,
 )
-from components.predict.server import PredictionServer, serve
 from components.registry import RegisterRequest, get_registry
 
 LABELS = LabelMap.from_names(["circle", "square", "star"])
@@ -136,69 +132,6 @@ def test_segmentation_predictions_carry_polygons_inside_the_image(world):
         for poly in regions:
             xs, ys = poly[0::2], poly[1::2]
             assert len(xs) >= 3 and min(xs) >= 0 and max(xs) <= rows[0].width and min(ys) >= 0 and max(ys) <= rows[0].height
-
-
-def test_server_answers_and_logs_every_prediction(world, tmp_path):
-    repo = init_feature_repo(tmp_path / "feast")
-    log = PredictionLog(repo)
-    store_dir = tmp_path / "request_images"
-    images = [world["manifest"].image_path(r).read_bytes() for r in world["manifest"].images[:3]]
-    start = datetime.now(UTC)
-    server = serve("detection@champion", port=0, log=log, registry=world["registry"], image_store=store_dir, block=False)
-    try:
-        health = requests.get(f"{server.url}/healthz", timeout=10).json()
-        assert health == {"status": "ok", "model": "detection:1", "task": "detection"}
-        assert requests.get(f"{server.url}/v1/model", timeout=10).json()["label_map"] == {"1": "circle", "2": "square", "3": "star"}
-
-        raw = requests.post(
-            f"{server.url}/v1/predict", data=images[0], headers={"Content-Type": "image/png", "X-Request-Id": "req-raw"}, timeout=30
-        )
-        assert raw.status_code == 200 and raw.headers["X-Cvpipe-Logged"] == "true"
-        first = raw.json()["predictions"][0]
-        assert first["request_id"] == "req-raw" and first["image_sha256"] == world["manifest"].images[0].sha256
-
-        body = {
-            "instances": [
-                {"b64": base64.b64encode(images[1]).decode(), "request_id": "req-json-1"},
-                {"image_bytes": {"b64": base64.b64encode(images[2]).decode()}, "image_uri": "gs://bucket/x.png"},
-                {"b64": base64.b64encode(b"garbage").decode(), "request_id": "req-bad"},
-            ]
-        }
-        multi = requests.post(f"{server.url}/v1/predict", json=body, timeout=30)
-        assert multi.status_code == 200
-        answers = multi.json()["predictions"]
-        assert len(answers) == 3 and answers[0]["request_id"] == "req-json-1"
-        assert "error" in answers[2] and "cannot decode" in answers[2]["error"]
-        assert "boxes" in answers[1] and answers[1]["num_detections"] == len(answers[1]["boxes"])
-
-        assert (
-            requests.post(
-                f"{server.url}/v1/predict", data=b"{not json", headers={"Content-Type": "application/json"}, timeout=10
-            ).status_code
-            == 400
-        )
-        assert requests.post(f"{server.url}/v1/predict", json={"instances": []}, timeout=10).status_code == 400
-        only_bad = requests.post(f"{server.url}/v1/predict", data=b"garbage", headers={"Content-Type": "image/jpeg"}, timeout=10)
-        assert only_bad.status_code == 400 and "cannot decode" in only_bad.json()["error"]
-        assert requests.get(f"{server.url}/nope", timeout=10).status_code == 404
-    finally:
-        server.stop()
-
-    df = log.read_window(start, datetime.now(UTC) + timedelta(seconds=1))
-    assert sorted(df["request_id"]) == sorted(["req-raw", "req-json-1", answers[1]["request_id"]])
-    uris = dict(zip(df["request_id"], df["image_uri"], strict=True))
-    assert uris[answers[1]["request_id"]] == "gs://bucket/x.png"  # the caller's uri wins over the image store
-    kept = Path(uris["req-raw"])
-    assert kept.parent.parent == store_dir.resolve() and kept.suffix == ".png" and sha256_file(kept) == first["image_sha256"]
-
-
-def test_server_refuses_oversized_bodies(world):
-    from components.predict.core import ServedModel
-
-    model = ServedModel.load("classification@champion", world["registry"])
-    with PredictionServer(model, port=0, max_body_bytes=100) as server:
-        r = requests.post(f"{server.url}/v1/predict", data=b"x" * 1000, headers={"Content-Type": "image/png"}, timeout=10)
-        assert r.status_code == 413
 
 
 def _row(i: int, sha: str, when: datetime, model: str = "m") -> PredictionRow:
