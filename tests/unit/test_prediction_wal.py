@@ -15,10 +15,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from pipelines.cli.predict import logs_group
 from components.predict.compact import compact_log
 from components.predict.logs import LabelRow, PredictionLog, PredictionRow, ground_truth_json, init_feature_repo
 from components.predict.wal import WriteAheadLog
+from pipelines.cli.predict import logs_group
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
