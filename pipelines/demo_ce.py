@@ -7,7 +7,8 @@
    prediction log (``runs/prediction_log``);
 2. generates a held-back production set that is *shifted*: half as bright
    (exposure x0.5) and with a new class mix (mostly circles, few stars), and
-   logs the champion's predictions on it with the real batch predictor;
+   sends it as production traffic to ``cvpipe serve demo-detector@champion``
+   (a real server process on 127.0.0.1), which logs every prediction;
 3. runs the continuous-evaluation pipeline (kfp.local): the window is read,
    a labelling batch is sampled, drift is detected (brightness, contrast,
    class mix, embeddings) and grouped into one incident per cause (input,
@@ -40,7 +41,7 @@ import yaml
 
 from components.core.errors import CvpipeError, RegistryError
 
-__all__ = ["CE_MONITORING", "SHIFT", "CeDemoResult", "run_ce_demo"]
+__all__ = ["CE_MONITORING", "SHIFT", "CeDemoResult", "TrafficResult", "run_ce_demo", "serve_traffic"]
 
 CE_MONITORING: dict[str, Any] = {
     "window": "24h",
@@ -106,6 +107,94 @@ def _step_dir(summary: Any, kind: str) -> Path | None:
     return Path(art.uri) if art is not None else None
 
 
+@dataclass
+class TrafficResult:
+    """What :func:`serve_traffic` sent.
+
+    Attributes:
+        url: where the server listened.
+        sent: images sent.
+        answered: 2xx answers.
+        p50_ms: median latency.
+        exit_code: the server's exit status after SIGTERM.
+    """
+
+    url: str
+    sent: int
+    answered: int
+    p50_ms: float
+    exit_code: int
+
+
+def serve_traffic(spec_path: Path, model_ref: str, images: list[Path], clients: int = 8, timeout_s: float = 600) -> TrafficResult:
+    """Starts ``cvpipe serve`` as a process, posts each image to ``/v1/predict``, then stops it with SIGTERM.
+
+    The server logs every answered prediction (its write-ahead log is rolled into the
+    prediction log when it drains), and keeps the image bytes it received.
+
+    Args:
+        spec_path: the spec (registry, metadata store, ``monitoring.prediction_log``, ``serving``).
+        model_ref: ``name@alias``.
+        images: image files to send, one request each.
+        clients: concurrent clients.
+        timeout_s: how long the server may take to start.
+
+    Returns:
+        What was sent and answered.
+
+    Raises:
+        CvpipeError: the server did not start or exited with an error.
+    """
+    import re
+    import signal
+    import statistics
+    import subprocess
+    import sys
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    cmd = [sys.executable, "-m", "pipelines.cli", "serve", model_ref, "--spec", str(spec_path), "--port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    found: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            m = re.search(r"ready on (http://\S+)", line)
+            if m:
+                found.append(m.group(1))
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not ready.wait(timeout_s) or not found:
+            raise CvpipeError(f"cvpipe serve {model_ref} did not start (exit status {proc.poll()})")
+        url = found[0]
+
+        def post(path: Path) -> float | None:
+            start = time.perf_counter()
+            r = requests.post(
+                f"{url}/v1/predict", data=path.read_bytes(), headers={"Content-Type": "application/octet-stream"}, timeout=120
+            )
+            return time.perf_counter() - start if r.status_code == 200 else None
+
+        with ThreadPoolExecutor(clients) as pool:
+            latencies = list(pool.map(post, images))
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout_s)
+    ok = [t for t in latencies if t is not None]
+    if code not in (0, -signal.SIGTERM):
+        raise CvpipeError(f"cvpipe serve {model_ref} exited with status {code}")
+    return TrafficResult(url, len(images), len(ok), statistics.median(ok) * 1000 if ok else 0.0, code)
+
+
 def run_ce_demo(directory: Path, echo: Callable[[str], Any] = print) -> CeDemoResult:
     """Runs the continuous-evaluation demo (after the training demo).
 
@@ -123,9 +212,7 @@ def run_ce_demo(directory: Path, echo: Callable[[str], Any] = print) -> CeDemoRe
     from components.alert.incident import CAUSES, incident_text
     from components.core.lineage import LineageStore
     from components.core.spec import DataSpec, load_spec
-    from components.core.step import StepContext
     from components.ingest.core import read_source
-    from components.predict.core import run as predict
     from components.predict.logs import init_feature_repo
     from components.registry import get_registry
     from components.sample.core import LabellingBatch
@@ -158,12 +245,13 @@ def run_ce_demo(directory: Path, echo: Callable[[str], Any] = print) -> CeDemoRe
         )
         generate(SynthConfig(task="detection", image_size=(160, 160), **SHIFT), prod_dir)
     truth = read_source(DataSpec(source=str(prod_dir / "annotations.json")), "detection", None).manifest
-    manifest_path = truth.save(prod_dir / "manifest.json")
-    ctx = StepContext(spec=spec, run_id="demo-production-traffic", component="predict_batch", _store=store)
-    logged = predict(ctx, champion.ref, str(manifest_path), log_dir, directory / "runs" / "production-traffic")
-    result.predictions = len(logged.rows)
-    mean = sum(r.brightness for r in logged.rows) / max(1, len(logged.rows))
-    echo(f"logged {result.predictions} predictions of {champion.ref} (mean brightness {mean:.2f}) to {log_dir}")
+    truth.save(prod_dir / "manifest.json")
+    sent = serve_traffic(spec_path, f"{spec.model_name}@{spec.monitoring.model_alias}", [truth.image_path(r) for r in truth.images])
+    result.predictions = sent.answered
+    echo(
+        f"served {sent.answered} of {sent.sent} production images over HTTP ({sent.url}/v1/predict, p50 {sent.p50_ms:.0f} ms) "
+        f"with {champion.ref}; the server logged them to {log_dir}"
+    )
 
     echo("== continuous evaluation, run 1: no labels yet")
     first = run_local(spec, pipeline="continuous-eval")

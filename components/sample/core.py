@@ -47,6 +47,7 @@ from components.core.io import atomic_write_json, atomic_write_text, read_json
 from components.core.labelmap import LabelMap
 from components.core.lineage import ArtifactRef, NewArtifact
 from components.core.log import get_logger
+from components.core.logged_image import logged_image_problem
 from components.core.manifest import Task
 from components.core.step import StepContext
 from components.predict.logs import PredictionLog, utc
@@ -154,6 +155,8 @@ class LabellingBatch(BaseModel):
         window_images: distinct images in the window.
         unlabellable: distinct images left out for want of an ``image_uri``.
         items: the selected images.
+        quarantined: selected images left out because the file at their ``image_uri`` is
+            not the logged image (``{"image_sha256", "image_uri", "reason"}``).
     """
 
     batch_id: str
@@ -168,6 +171,7 @@ class LabellingBatch(BaseModel):
     window_images: int = 0
     unlabellable: int = 0
     items: list[SampledItem] = Field(default_factory=list)
+    quarantined: list[dict[str, str]] = Field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Items per stratum (every stratum present)."""
@@ -337,8 +341,14 @@ def sample_window(
     picks, stats = select_items(df, cfg, exclude)
     frame = dedupe_window(df) if len(df) else df
     items = []
+    quarantined: list[dict[str, str]] = []
     for i, stratum in picks:
         r = frame.iloc[i]
+        problem = logged_image_problem(str(r["image_uri"]), str(r["image_sha256"]), missing_ok=True)
+        if problem is not None:
+            quarantined.append({"image_sha256": str(r["image_sha256"]), "image_uri": str(r["image_uri"]), "reason": problem})
+            get_logger(STAGE).warning("not sent for labelling: %s", problem)
+            continue
         items.append(
             SampledItem(
                 stratum=stratum,
@@ -370,6 +380,7 @@ def sample_window(
         window_images=stats["images"],
         unlabellable=stats["unlabellable"],
         items=items,
+        quarantined=quarantined,
     )
     get_logger(STAGE).info(
         "%s: %d of %d images in [%s, %s) selected (%s); %d without an image uri",

@@ -47,6 +47,7 @@ from components.core.errors import AnnotationError, LabellingError
 from components.core.io import atomic_write_json, read_json
 from components.core.labelmap import LabelMap
 from components.core.log import get_logger
+from components.core.logged_image import logged_image_problem
 from components.core.manifest import ImageRecord, Manifest, ObjectAnnotation, Task
 from components.core.masks import mask_area, mask_to_bbox, rle_encode
 from components.core.quarantine import QuarantineReport
@@ -711,6 +712,10 @@ def import_export(
             stratum=stratum,
         )
         uri = item.image_uri if item is not None else str(data.get("image_uri") or "")
+        problem = logged_image_problem(uri, sha, missing_ok=True)
+        if problem is not None:
+            q.add(where, "image_mismatch", f"task {tid}: {problem}", image_id=sha)
+            continue
         record = ImageRecord(
             image_id=(item.request_id if item is not None else str(data.get("request_id") or sha)),
             path=uri,

@@ -41,7 +41,9 @@ from components.alert.step import ALERTS_FILE
 from components.core.errors import LineageError
 from components.core.io import atomic_write_json, atomic_write_text, read_json
 from components.core.lineage import ArtifactRef, LineageStore, NewArtifact
+from components.core.log import get_logger
 from components.core.manifest import Manifest
+from components.core.quarantine import QuarantineReport
 from components.core.spec import PipelineSpec, RetrainSpec, dump_spec, parse_duration
 from components.core.step import StepContext
 from components.monitor.production import blessed_model, training_manifest
@@ -316,6 +318,12 @@ def run(
                 trigger_id = f"{now.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
                 tdir = retrain_dir(spec) / trigger_id
                 merged = merge_datasets(base[0], labelled.manifest, tdir / "data")
+                if merged.quarantined:
+                    report = QuarantineReport(stage="trigger")
+                    for path, problem in merged.quarantined:
+                        report.add(path, "image_mismatch", problem)
+                        get_logger("trigger").warning("left out of the retraining dataset: %s", problem)
+                    report.write(tdir)
                 derived = _derived_spec(spec, merged.annotations.resolve(), trigger_id, [a for a, _ in qualifying])
                 spec_path = atomic_write_text(tdir / "spec.yaml", dump_spec(derived))
                 keys = [a.dedup_key for a, _ in qualifying]
@@ -330,6 +338,7 @@ def run(
                         "trigger_id": trigger_id,
                         "images": merged.images,
                         "added": merged.added,
+                        "quarantined": len(merged.quarantined),
                         "alerts": json.dumps(keys),
                         "target": retrain.target,
                         "retrain_state": "PENDING",

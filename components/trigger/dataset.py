@@ -20,12 +20,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from components.core.errors import DataError
 from components.core.io import atomic_write_json
+from components.core.logged_image import logged_image_problem
 from components.core.manifest import ImageRecord, Manifest
 
 __all__ = ["MergedDataset", "link_or_copy", "merge_datasets"]
@@ -42,6 +43,8 @@ class MergedDataset:
         added: newly labelled images added.
         relabelled: base images whose label the new one replaced.
         classes: class names, in category-id order.
+        quarantined: labelled images left out because their file is not the logged
+            image (``(path, reason)``): changed or replaced since it was predicted.
     """
 
     annotations: Path
@@ -50,6 +53,7 @@ class MergedDataset:
     added: int
     relabelled: int
     classes: list[str]
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
@@ -96,6 +100,10 @@ def merge_datasets(base: Manifest, labelled: Manifest, out_dir: str | os.PathLik
     Returns:
         What was written.
 
+    A labelled image whose file no longer holds the bytes its sha256 names (changed,
+    replaced or re-pointed since it was logged) is left out and listed in
+    :attr:`MergedDataset.quarantined`, never copied into the training data.
+
     Raises:
         DataError: the tasks differ, or an image file is missing.
     """
@@ -108,7 +116,14 @@ def merge_datasets(base: Manifest, labelled: Manifest, out_dir: str | os.PathLik
     for r in base.images:
         by_sha.setdefault(r.sha256, (base, r))
     base_count = len(by_sha)
+    quarantined: list[tuple[str, str]] = []
     for r in labelled.images:
+        # a labelled image is a logged one: its file must still be the bytes that were predicted
+        src = labelled.image_path(r)
+        problem = logged_image_problem(str(src), r.sha256, missing_ok=True)
+        if problem is not None:
+            quarantined.append((str(src), problem))
+            continue
         if r.sha256 in by_sha and by_sha[r.sha256][0] is base:
             relabelled += 1
         by_sha[r.sha256] = (labelled, r)
@@ -146,7 +161,11 @@ def merge_datasets(base: Manifest, labelled: Manifest, out_dir: str | os.PathLik
     path = atomic_write_json(
         out / "annotations.json",
         {
-            "info": {"description": "cvpipe retraining dataset", "base_images": base_count, "added": len(labelled.images)},
+            "info": {
+                "description": "cvpipe retraining dataset",
+                "base_images": base_count,
+                "added": len(labelled.images) - len(quarantined),
+            },
             "licenses": [],
             "images": images,
             "annotations": annotations,
@@ -158,7 +177,8 @@ def merge_datasets(base: Manifest, labelled: Manifest, out_dir: str | os.PathLik
         annotations=path,
         images=len(images),
         base_images=base_count,
-        added=len(labelled.images) - relabelled,
+        added=len(labelled.images) - relabelled - len(quarantined),
         relabelled=relabelled,
         classes=[str(c["name"]) for c in categories],
+        quarantined=quarantined,
     )

@@ -289,3 +289,38 @@ def test_sigkill_replays_the_write_ahead_log_and_sigterm_drains(world, tmp_path)
     assert sorted(rows) == sorted([*acked, drained])
     assert len(pq.read_table(repo / "data" / "predictions").column("request_id")) == 7
     assert not list((repo / "data" / "wal").glob("wal-*.jsonl"))
+
+
+class _Broken:
+    """A predictor whose model call fails with a message that must not reach clients (a protocol edge case)."""
+
+    task = "detection"
+    label_map = LABELS
+    image_size = (32, 32)
+
+    def predict_pixels(self, pixels):
+        raise RuntimeError("cannot open /srv/secret/weights.bin")
+
+
+def test_a_failed_model_call_answers_500_without_the_exception_text(world):
+    import asyncio
+
+    import httpx
+
+    from components.core.spec import ServingSpec
+    from components.predict.core import ServedModel
+    from components.predict.server import PredictionService, build_app
+
+    async def run() -> httpx.Response:
+        service = PredictionService(ServedModel(_Broken(), "shapes", 1), ServingSpec(max_batch_wait_ms=0))  # type: ignore[arg-type]
+        await service.startup()
+        try:
+            transport = httpx.ASGITransport(app=build_app(service))
+            async with httpx.AsyncClient(transport=transport, base_url="http://serve") as client:
+                return await client.post("/v1/predict", content=world["images"][0], headers={"Content-Type": "image/png"})
+        finally:
+            await service.shutdown()
+
+    r = asyncio.run(run())
+    assert r.status_code == 500 and "secret" not in r.text and "RuntimeError" not in r.text
+    assert r.json() == {"error": "internal error; see the server log", "request_id": r.headers["X-Request-Id"]}
