@@ -114,7 +114,9 @@ def baseline(model_dir: Path, images: list[bytes], batch: int, seconds: float) -
     return done / (time.perf_counter() - start)
 
 
-def _clients(url: str, images: list[bytes], stop: threading.Event, budget: list[int] | None, acked: list[str], lat: list[float], errors: list[str]) -> list[threading.Thread]:
+def _clients(
+    url: str, images: list[bytes], stop: threading.Event, budget: list[int] | None, acked: list[str], lat: list[float], errors: list[str]
+) -> list[threading.Thread]:
     lock = threading.Lock()
 
     def run(k: int) -> None:
@@ -129,7 +131,12 @@ def _clients(url: str, images: list[bytes], stop: threading.Event, budget: list[
                 rid = uuid.uuid4().hex
                 t = time.perf_counter()
                 try:
-                    r = s.post(f"{url}/v1/predict", data=images[i % len(images)], headers={"Content-Type": "image/jpeg", "X-Request-Id": rid}, timeout=120)
+                    r = s.post(
+                        f"{url}/v1/predict",
+                        data=images[i % len(images)],
+                        headers={"Content-Type": "image/jpeg", "X-Request-Id": rid},
+                        timeout=120,
+                    )
                 except requests.RequestException as e:
                     errors.append(type(e).__name__)
                     if budget is not None:  # the server is gone: this request was not acknowledged
