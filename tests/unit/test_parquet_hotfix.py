@@ -62,6 +62,7 @@ def test_window_reader_refuses_the_extension_type(crafted: tuple[Path, Path]) ->
     window, marker = crafted
     done = _python(
         """
+        import os
         import sys
         from components.core.errors import DataError
         from components.monitor.window import load_window
@@ -69,6 +70,8 @@ def test_window_reader_refuses_the_extension_type(crafted: tuple[Path, Path]) ->
             load_window(sys.argv[1])
         except DataError as e:
             print("REFUSED", e)
+        sys.stdout.flush()
+        os._exit(0)  # skip interpreter teardown: pyarrow/TensorFlow threads may abort it ("terminate called ...")
         """,
         str(window),
     )
@@ -83,6 +86,7 @@ def test_prediction_log_process_refuses_the_extension_type(crafted: tuple[Path, 
     window, marker = crafted
     done = _python(
         """
+        import os
         import sys
         import components.predict.logs
         import pyarrow.parquet as pq
@@ -90,6 +94,8 @@ def test_prediction_log_process_refuses_the_extension_type(crafted: tuple[Path, 
             pq.read_table(sys.argv[1])
         except RuntimeError as e:
             print("REFUSED" if "Disallowed deserialization of 'arrow.py_extension_type'" in str(e) else "OTHER")
+        sys.stdout.flush()
+        os._exit(0)  # skip interpreter teardown (see above)
         """,
         str(window / "predictions.parquet"),
     )
