@@ -8,12 +8,12 @@ on Beam:
     (shard, image, positions) --ParDo: build the record--> (shard, record) --GroupByKey--> write shard
 
 Records are built by the local path's own per-record function (decode,
-convert, resize, boxes, masks, quarantine: ``core._build_or_quarantine``)
+convert, resize, boxes, masks, quarantine: ``build_or_quarantine``)
 and a shard's records are written in the planned order, so both paths write
 byte-identical shards. A shard is written under a temporary name and renamed
 when complete, as locally.
 
-This module imports Apache Beam; ``core.run`` imports it only when the
+This module imports Apache Beam; the step (:func:`components.transform.step.run`) imports it only when the
 spec has ``runtime.beam``. With a runner other than ``DirectRunner`` the workers must see the manifest's
 images and the examples directory at the same paths as the launching task
 (a shared volume, or Cloud Storage FUSE on both sides).
@@ -36,14 +36,13 @@ from components.core.io import atomic_path
 from components.core.log import get_logger
 from components.core.spec import BeamSpec
 
-from . import core
+from .records import STAGE, Built, WorkerState, build_or_quarantine
+from .shards import ShardResult, ShardTask, write_record
 
 __all__ = ["beam_shard_runner"]
 
-Built = tuple[bytes, list[str], bool] | None
 
-
-def _result_to_json(res: core._ShardResult) -> str:
+def _result_to_json(res: ShardResult) -> str:
     return json.dumps(
         {
             "split": res.split,
@@ -60,11 +59,11 @@ def _result_to_json(res: core._ShardResult) -> str:
     )
 
 
-def _result_from_json(line: str) -> core._ShardResult:
+def _result_from_json(line: str) -> ShardResult:
     from collections import Counter
 
     d = json.loads(line)
-    return core._ShardResult(
+    return ShardResult(
         split=d["split"],
         file=d["file"],
         records=d["records"],
@@ -78,7 +77,7 @@ def _result_from_json(line: str) -> core._ShardResult:
     )
 
 
-def _elements(tasks: list[core._ShardTask]) -> list[tuple[str, int, list[int]]]:
+def _elements(tasks: list[ShardTask]) -> list[tuple[str, int, list[int]]]:
     """One element per (shard, image): an image oversampled into one shard is built once."""
     out: list[tuple[str, int, list[int]]] = []
     for task in tasks:
@@ -92,21 +91,21 @@ def _elements(tasks: list[core._ShardTask]) -> list[tuple[str, int, list[int]]]:
 class _BuildRecords(beam_sdk.DoFn):  # type: ignore[misc]
     """Builds one image's record with the local path's per-record function."""
 
-    def __init__(self, state: core._State):
+    def __init__(self, state: WorkerState):
         super().__init__()
         self._state = state
 
     def process(self, element: tuple[str, int, list[int]]) -> Iterable[tuple[str, tuple[list[int], int, Built, list[dict[str, Any]]]]]:
         file, idx, positions = element
         quarantine: list[dict[str, Any]] = []
-        built = core._build_or_quarantine(self._state, idx, quarantine)
+        built = build_or_quarantine(self._state, idx, quarantine)
         yield file, (positions, idx, built, quarantine)
 
 
-def _write_shard(state: core._State, split: str, file: str, parts: Iterable[tuple[list[int], int, Built, list[dict[str, Any]]]]) -> str:
+def _write_shard(state: WorkerState, split: str, file: str, parts: Iterable[tuple[list[int], int, Built, list[dict[str, Any]]]]) -> str:
     """Writes one shard from its built records, in the planned order; returns its result as JSON."""
     ordered = sorted(parts, key=lambda p: p[0][0])
-    res = core._ShardResult(split, file)
+    res = ShardResult(split, file)
     for _, _, _, quarantine in ordered:  # as locally: in the order images are first met
         res.quarantine.extend(quarantine)
     slots = sorted(((pos, idx, built) for positions, idx, built, _ in ordered for pos in positions), key=lambda s: s[0])
@@ -117,22 +116,15 @@ def _write_shard(state: core._State, split: str, file: str, parts: Iterable[tupl
             for _, idx, built in slots:
                 if built is None:
                     continue
-                data, counted, copied = built
-                core._write_record(writer, data)
-                res.records += 1
-                res.images.add(idx)
-                res.class_counts.update(counted)
-                if copied:
-                    res.copied += 1
-                else:
-                    res.reencoded += 1
+                write_record(writer, built[0])
+                res.add(idx, built)
         finally:
             writer.close()
     res.sha256, res.bytes = writer.sha256, writer.bytes
     return _result_to_json(res)
 
 
-def beam_shard_runner(beam: BeamSpec) -> Callable[[list[core._ShardTask], core._State, int], list[core._ShardResult]]:
+def beam_shard_runner(beam: BeamSpec) -> Callable[[list[ShardTask], WorkerState, int], list[ShardResult]]:
     """A ``shard_runner`` for :func:`~components.transform.core.write_examples` that writes the shards on Apache Beam.
 
     Args:
@@ -142,12 +134,12 @@ def beam_shard_runner(beam: BeamSpec) -> Callable[[list[core._ShardTask], core._
         The runner: ``(planned shards, worker state, local worker count) -> shard results``.
     """
 
-    def run(tasks: list[core._ShardTask], state: core._State, workers: int) -> list[core._ShardResult]:
+    def run(tasks: list[ShardTask], state: WorkerState, workers: int) -> list[ShardResult]:
         b = beam_sdk
         if not tasks:
             return []
         splits = {t.file: t.split for t in tasks}
-        log = get_logger(core.STAGE)
+        log = get_logger(STAGE)
         log.info("writing %d shards on Apache Beam (%s)", len(tasks), beam.runner)
         scratch = Path(tempfile.mkdtemp(prefix=".beam-results-", dir=state.out_dir))
         try:

@@ -26,7 +26,7 @@ from components.core.manifest import ImageRecord, Manifest, ObjectAnnotation
 from components.core.masks import polygons_to_mask, rle_encode
 from components.core.spec import PipelineSpec, TransformSpec
 from components.core.step import StepContext
-from components.transform import core
+from components.transform import core, shards
 from components.transform.core import TransformUris, jpeg_copy_size, split_for, write_examples
 
 tf = pytest.importorskip("tensorflow")
@@ -405,7 +405,7 @@ def test_worker_failing_mid_shard_leaves_no_finished_looking_shard(tmp_path, mon
     out = tmp_path / "ex"
     write_examples(_manifest(tmp_path, "classification", recs), out, _opts())  # a previous complete run
     calls = {"n": 0}
-    real = core._write_record
+    real = shards.write_record
 
     def failing(writer, record):  # type: ignore[no-untyped-def]
         if writer.path.name.startswith(".train-00000-"):
@@ -414,7 +414,7 @@ def test_worker_failing_mid_shard_leaves_no_finished_looking_shard(tmp_path, mon
                 raise OSError(28, "No space left on device")
         real(writer, record)
 
-    monkeypatch.setattr(core, "_write_record", failing)
+    monkeypatch.setattr(shards, "write_record", failing)
     with pytest.raises(OSError, match="No space left"):
         write_examples(_manifest(tmp_path, "classification", recs), out, _opts())
     assert calls["n"] == 2
@@ -429,13 +429,13 @@ _KILL = """
 import os, signal, sys
 from components.core.manifest import Manifest
 from components.core.spec import TransformSpec
-from components.transform import core
-real = core._write_record
+from components.transform import core, shards
+real = shards.write_record
 def dying(writer, record):
     if "train-00001" in writer.path.name:
         os.kill(os.getpid(), signal.SIGKILL)
     real(writer, record)
-core._write_record = dying
+shards.write_record = dying
 core.write_examples(Manifest.load(sys.argv[1]), sys.argv[2], TransformSpec(num_workers=int(sys.argv[3]), shard_size_mb=0.0002))
 """
 
