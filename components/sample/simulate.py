@@ -18,7 +18,7 @@ from components.core.manifest import Manifest
 from components.core.masks import decode_segmentation
 from components.predict.core import mask_polygons
 
-from .core import LabellingBatch
+from .batch import LabellingBatch
 from .labelstudio import region_results, to_tasks
 
 __all__ = ["simulate_labels"]
