@@ -193,8 +193,8 @@ def test_read_dataset_refuses_missing_index_unknown_split_and_wrong_task(tmp_pat
 
 
 def test_crc32c_fallback_matches_the_c_implementation() -> None:
-    from components.core import examples
+    from components.core.examples import tfrecord
 
-    assert examples._crc32c_python(b"123456789") == 0xE3069283  # the standard CRC-32C check value
+    assert tfrecord._crc32c_python(b"123456789") == 0xE3069283  # the standard CRC-32C check value
     data = bytes(range(256)) * 7
-    assert examples._crc32c_python(data) == examples._crc32c(data)
+    assert tfrecord._crc32c_python(data) == tfrecord._crc32c(data)
