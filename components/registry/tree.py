@@ -12,18 +12,34 @@ pushed from it and the dataset it was trained on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from components.core.errors import LineageError
 from components.core.lineage import ArtifactRef, LineageNode, LineageStore
 
-if TYPE_CHECKING:
-    from .base import ModelVersion, Registry
+from .versions import ModelVersion
 
-__all__ = ["PARENT_KEYS", "DatasetInfo", "ForkNode", "fork_tree", "training_inputs"]
+__all__ = ["PARENT_KEYS", "DatasetInfo", "ForkNode", "VersionSource", "fork_tree", "training_inputs"]
 
 PARENT_KEYS = ("parent_model", "parent", "base_model", "warm_start")
 """Input names of a train execution that name the model it was warm-started from."""
+
+
+class VersionSource(Protocol):
+    """What the fork tree reads from a registry (:class:`~components.registry.base.Registry` is one)."""
+
+    @property
+    def store(self) -> LineageStore:
+        """The lineage store the versions are recorded in."""
+        ...
+
+    def models(self) -> list[str]:
+        """Registered model names."""
+        ...
+
+    def versions(self, model_name: str, include_archived: bool = False) -> list[ModelVersion]:
+        """A model's versions."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -124,7 +140,7 @@ def training_inputs(store: LineageStore, model_id: int) -> tuple[int | None, Dat
     return parent, dataset, str(run_id) if run_id is not None else None
 
 
-def fork_tree(registry: Registry, model_name: str | None = None) -> list[ForkNode]:
+def fork_tree(registry: VersionSource, model_name: str | None = None) -> list[ForkNode]:
     """The forest of registered models, each under the model it was warm-started from.
 
     Parents that were never registered still appear (with no versions), so a
