@@ -21,7 +21,7 @@ from typing import Any
 
 from components.alert.model import Alert, Severity
 
-from .report import CheckResult, ClassMixData, DriftReport
+from .results import CheckResult, ClassMixData, DriftReport
 
 __all__ = ["ALERT_NAMES", "CAUSES", "change_in_words", "drift_alerts"]
 

@@ -32,7 +32,7 @@ from .categorical import class_mix_statistics
 from .config import CheckStatus, DriftConfig, decide
 from .mmd import mmd_permutation_test
 from .numeric import feature_names, feature_statistics
-from .report import CheckResult, ClassMixData, DriftReport, HistogramData, MMDSummary
+from .results import CheckResult, ClassMixData, DriftReport, HistogramData, MMDSummary
 
 __all__ = ["PREDICTED_CLASS", "DriftInputs", "check_drift", "embedding_check", "feature_checks", "overall_status", "prediction_check"]
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from .report import CheckResult, ClassMixData, HistogramData, MMDSummary
+    from .results import CheckResult, ClassMixData, HistogramData, MMDSummary
 
 __all__ = ["class_mix_png", "histogram_png", "mmd_null_png"]
 

@@ -59,6 +59,7 @@ from components.core.spec import Policy, ValidationSpec
 from components.core.step import StepContext
 
 from . import checks, stats
+from .findings import Finding, Level
 from .report import ReportInputs, render_html, render_markdown
 
 __all__ = [
@@ -112,8 +113,6 @@ DEFAULT_POLICIES: dict[str, Policy] = {
 Conversions that transform performs anyway only warn; an empty dataset fails
 because no later step can use it.
 """
-
-Level = Literal["image", "object", "dataset"]
 
 
 def policy_for(kind: str, validation: ValidationSpec) -> Policy:
@@ -195,41 +194,6 @@ class ValidateOutputs:
         r = Path(root)
         loc = {n: ArtifactLocation(str(r / n)) for n in ("validated", "statistics", "schema", "anomalies", "quarantine")}
         return cls(report=ArtifactLocation(str(r / "report" / "index.html")), **loc)
-
-
-class Finding(BaseModel):
-    """One anomaly: an item-level problem, a dataset-level problem or a TFDV anomaly.
-
-    Attributes:
-        kind: one of :data:`KINDS`.
-        policy: the effective policy (``fail``, ``warn`` or ``quarantine``).
-        severity: ``error`` (fail), ``quarantined`` or ``warning``.
-        level: ``image``, ``object`` or ``dataset``.
-        message: a sentence a person understands.
-        file: the image file, for image and object findings.
-        image_id: the image's id.
-        annotation_id: the object's id (or ``<image_id>#<index>``) for object findings.
-        table: ``images`` or ``objects`` for TFDV findings.
-        feature: the TFDV feature, or the class name for ``too_few_examples``.
-    """
-
-    kind: str
-    policy: Policy
-    severity: Literal["error", "quarantined", "warning"]
-    level: Level
-    message: str
-    file: str | None = None
-    image_id: str | None = None
-    annotation_id: str | None = None
-    table: str | None = None
-    feature: str | None = None
-
-    def line(self) -> str:
-        """The finding on one line (for logs and the failure message)."""
-        where = self.file or (f"{self.table}.{self.feature}" if self.table and self.feature else self.feature or self.table or "dataset")
-        if self.annotation_id:
-            where += f" [{self.annotation_id}]"
-        return f"{self.kind} ({self.policy}): {where}: {self.message}"
 
 
 class ValidationResult(BaseModel):

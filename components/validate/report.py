@@ -14,10 +14,9 @@ import html
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .core import Finding
+from .findings import Finding
 
 __all__ = ["ReportInputs", "render_html", "render_markdown"]
 
