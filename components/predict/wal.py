@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+import components.core.parquet  # noqa: F401 - installs pyarrow_hotfix before pyarrow reads the part files here
 from components.core.io import atomic_path
 from components.core.log import get_logger
 
