@@ -18,8 +18,10 @@ with the semantics of the TFX Evaluator:
   "not worse than the champion on the task's primary metric" (COCO mAP,
   accuracy, mIoU), so a first model (no champion) is blessed and a later one
   must at least match the champion;
-- a threshold on a metric that was not computed, or is undefined (a COCO
-  ``-1``), fails.
+- a threshold on a metric that was not computed fails; one on an undefined
+  value (a COCO ``-1``, a class with neither objects nor detections) is
+  reported as undefined and not checked (nothing was measured, so nothing
+  failed); a model whose every threshold is undefined is not blessed.
 
 A metric is named as in :mod:`components.evaluate.evaluation`; a sliced one
 as ``metric@feature=value``.
@@ -69,6 +71,8 @@ __all__ = [
     "thresholds_from_eval_config",
     "with_default_change",
 ]
+
+UNDEFINED = "nothing to measure (a class with neither objects nor detections, a COCO -1), so not checked"
 
 NO_THRESHOLDS = "no thresholds configured: nothing is blessed without thresholds (set evaluate.thresholds or a TFMA config)"
 
@@ -153,7 +157,7 @@ def _check_value(t: MetricThreshold, get: _Lookup) -> ThresholdResult:
     except KeyError:
         return ThresholdResult(metric=t.metric, kind="value", bound=bound, passed=False, reason=f"{t.metric} was not computed")
     if v is None:
-        return ThresholdResult(metric=t.metric, kind="value", bound=bound, passed=False, reason=f"{t.metric} is undefined")
+        return ThresholdResult(metric=t.metric, kind="value", bound=bound, skipped=True, reason=f"{t.metric} is undefined: {UNDEFINED}")
     ok = (t.lower is None or v >= t.lower) and (t.upper is None or v <= t.upper)
     reason = "" if ok else f"{t.metric} = {_fmt(v)}, needs {bound}"
     return ThresholdResult(metric=t.metric, kind="value", value=v, bound=bound, passed=ok, reason=reason)
@@ -178,14 +182,18 @@ def _check_change(t: MetricThreshold, change: ChangeThreshold, get: _Lookup, bas
         b = base(t.metric)
     except KeyError:
         b = None
-    if missing or v is None:
+    if missing:
+        return ThresholdResult(
+            metric=t.metric, kind="change", baseline_value=b, bound=f"{op} baseline", passed=False, reason=f"{t.metric} was not computed"
+        )
+    if v is None:
         return ThresholdResult(
             metric=t.metric,
             kind="change",
             baseline_value=b,
             bound=f"{op} baseline",
-            passed=False,
-            reason=f"{t.metric} was not computed" if missing else f"{t.metric} is undefined",
+            skipped=True,
+            reason=f"{t.metric} is undefined: {UNDEFINED}",
         )
     if b is None:
         return ThresholdResult(
@@ -245,13 +253,18 @@ def _verdict(results: list[ThresholdResult], has_baseline: bool) -> tuple[bool, 
     checked = [r for r in results if not r.skipped]
     failed = [r for r in checked if not r.passed]
     reasons = [r.reason for r in failed]
-    skipped = [r for r in results if r.skipped]
-    if skipped:
-        reasons.append(f"{len(skipped)} change threshold(s) skipped: no baseline (the first model is judged on value thresholds only)")
+    no_base = [r for r in results if r.skipped and r.reason == "skipped: no baseline"]
+    undefined = [r for r in results if r.skipped and r.reason != "skipped: no baseline"]
+    reasons.extend(r.reason for r in undefined)
+    if no_base:
+        reasons.append(f"{len(no_base)} change threshold(s) skipped: no baseline (the first model is judged on value thresholds only)")
     if failed:
         reasons.append(f"not blessed: {len(failed)} of {len(checked)} checked thresholds failed")
         return False, reasons
     if not checked:
+        if not no_base:
+            reasons.append("not blessed: no threshold could be checked (every one is undefined)")
+            return False, reasons
         reasons.append("blessed: no champion to compare with (first model) and no value threshold")
         return True, reasons
     reasons.append(f"blessed: all {len(checked)} checked thresholds passed" + ("" if has_baseline else " (no baseline)"))

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -123,6 +123,10 @@ class GroundTruth:
         bbox: ``[N, 4]`` float boxes ``x, y, w, h`` in pixels.
         area: ``[N]`` object areas (COCO ``area``; mask area when there is one).
         iscrowd: ``[N]`` crowd flags.
+        images: every image of the dataset, those without objects included (a whole
+            COCO dict gives its ``images``); None: the images that have objects.
+        categories: every category of the dataset (a whole COCO dict's
+            ``categories``); None: the categories that have objects.
     """
 
     image_id: np.ndarray
@@ -130,6 +134,8 @@ class GroundTruth:
     bbox: np.ndarray
     area: np.ndarray
     iscrowd: np.ndarray
+    images: np.ndarray | None = None
+    categories: list[int] | None = None
 
     @classmethod
     def from_arrays(
@@ -163,23 +169,37 @@ class GroundTruth:
         )
 
     @classmethod
-    def from_coco(cls, annotations: Iterable[Mapping[str, Any]]) -> GroundTruth:
-        """Builds ground truth from COCO annotation dicts (``image_id``, ``category_id``, ``bbox``, ``area``, ``iscrowd``).
+    def from_coco(cls, annotations: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> GroundTruth:
+        """Builds ground truth from a COCO dataset dict, or its annotation dicts alone.
 
         Args:
-            annotations: the ``annotations`` list of a COCO dataset.
+            annotations: a whole COCO dataset (``images``, ``annotations``,
+                ``categories``: its images and categories become the evaluated
+                universe, as in pycocotools), or just its ``annotations`` list
+                (``image_id``, ``category_id``, ``bbox``, ``area``, ``iscrowd``).
 
         Returns:
             The ground truth.
         """
-        anns = list(annotations)
-        return cls.from_arrays(
+        images: np.ndarray | None = None
+        categories: list[int] | None = None
+        anns: list[Mapping[str, Any]]
+        if isinstance(annotations, Mapping):
+            doc = annotations
+            images = np.asarray([i["id"] for i in doc.get("images", [])])
+            categories = sorted(int(c["id"]) for c in doc.get("categories", [])) or None
+            anns = list(doc.get("annotations", []))
+        else:
+            anns = list(annotations)
+        gt = cls.from_arrays(
             [a["image_id"] for a in anns],
             [a["category_id"] for a in anns],
             np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4),
             [a["area"] if "area" in a else a["bbox"][2] * a["bbox"][3] for a in anns],
             [bool(a.get("iscrowd", 0)) for a in anns],
         )
+        gt.images, gt.categories = images, categories
+        return gt
 
     def __len__(self) -> int:
         return len(self.bbox)
@@ -271,10 +291,13 @@ class DetectionMetrics:
     Attributes:
         stats: the 12 COCO statistics in pycocotools' order (``-1`` where undefined).
         metrics: named scalars: :data:`COCO_STAT_NAMES` plus ``precision``, ``recall``,
-            ``f1`` (micro) and ``f1_macro`` at ``iou_threshold`` / ``score_threshold``.
+            ``f1`` (micro) and ``f1_macro`` at ``iou_threshold`` / ``score_threshold``
+            (detections matched within their class, as COCO matches), and
+            ``localization_recall`` (the class-agnostic share of objects some detection found).
         category_ids: evaluated categories, ascending (the ``K`` axis).
         per_class: category id -> ``ap``, ``ap_50``, ``ap_75``, ``ar_100`` (``-1`` without
-            ground truth), ``precision``, ``recall``, ``f1``, ``support`` (non-crowd objects).
+            ground truth), ``precision``, ``recall``, ``f1`` (None when undefined: no
+            detection, no object, or neither), ``support`` (non-crowd objects).
         precision: ``[T, R, K, A, M]`` interpolated precision (pycocotools ``eval['precision']``).
         recall: ``[T, K, A, M]`` recall (pycocotools ``eval['recall']``).
         confusion_matrix: ``[K+1, K+1]`` counts, rows true, columns predicted,
@@ -283,12 +306,15 @@ class DetectionMetrics:
         iou_threshold: IoU of the confusion matrix, precision, recall and F1.
         score_threshold: lowest score counted in the confusion matrix, precision, recall and F1.
         num_images: images evaluated.
+        match_counts: ``[K, 3]`` per class: true positives, counted detections and
+            non-crowd objects of the within-class matching (precision = tp / detections,
+            recall = tp / objects).
     """
 
     stats: np.ndarray
     metrics: dict[str, float]
     category_ids: list[int]
-    per_class: dict[int, dict[str, float]]
+    per_class: dict[int, dict[str, float | None]]
     precision: np.ndarray
     recall: np.ndarray
     confusion_matrix: np.ndarray
@@ -296,6 +322,7 @@ class DetectionMetrics:
     iou_threshold: float
     score_threshold: float
     num_images: int
+    match_counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
 
     def pr_curve(self, category_id: int | None = None, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
         """The interpolated precision-recall curve at one IoU threshold (area all, most detections).
@@ -509,13 +536,17 @@ def _prepare(
     gt: GroundTruth, dt: Detections, image_ids: Sequence[Any] | np.ndarray | None, category_ids: Sequence[int] | None
 ) -> _Prepared:
     if image_ids is None:
-        images = (
-            np.unique(np.concatenate([_as_key(gt.image_id), _as_key(dt.image_id)])) if len(gt) + len(dt) else np.zeros(0, dtype=np.int64)
-        )
+        # the ground truth's images: a detection on any other image is an error naming it, never silently counted
+        if gt.images is not None:
+            images = _universe(gt.images, "image")
+        else:
+            images = np.unique(_as_key(gt.image_id)) if len(gt) else np.zeros(0, dtype=np.int64)
     else:
         images = _universe(image_ids, "image")
     if len(images) == 0:
         raise EvaluationError("nothing to evaluate: no images (is the test split empty?)")
+    if category_ids is None and gt.categories is not None:
+        category_ids = gt.categories
     cats = _universe(category_ids, "category").astype(np.int64) if category_ids is not None else np.unique(gt.category_id)
     _check_boxes("ground truth", gt.bbox, gt.image_id)
     _check_boxes("predictions", dt.bbox, dt.image_id)
@@ -710,17 +741,57 @@ def _confusion(gt: GroundTruth, dt: Detections, prep: _Prepared, iou: float, sco
     return cm
 
 
-def _prf(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
-    tp = np.diag(cm)[1:].astype(np.float64)
-    pred = cm[:, 1:].sum(axis=0).astype(np.float64)
-    true = cm[1:, :].sum(axis=1).astype(np.float64)
-    p = np.divide(tp, pred, out=np.zeros_like(tp), where=pred > 0)
-    r = np.divide(tp, true, out=np.zeros_like(tp), where=true > 0)
-    f = np.divide(2 * p * r, p + r, out=np.zeros_like(tp), where=(p + r) > 0)
+def _class_counts(gt: GroundTruth, dt: Detections, prep: _Prepared, iou: float, score: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy matching within each (image, class), as COCO matches: ``(true positives, predictions, objects)`` per class.
+
+    A detection at or above ``score`` takes the unmatched non-crowd object of
+    its own class with the highest IoU >= ``iou``; failing that a crowd region
+    of its class absorbs it (not counted); else it is a false positive. A
+    wrong-class box, whatever its score, never takes an object from the right one.
+    """
+    n_cat = len(prep.cats)
+    sel = np.flatnonzero(dt.score >= score)
+    sel_key = prep.dt_img[sel] * n_cat + prep.dt_cat[sel]
+    order = sel[np.lexsort((-dt.score[sel], sel_key))]
+    d_key = prep.dt_img[order] * n_cat + prep.dt_cat[order]
+    g_all = prep.gt_img * n_cat + prep.gt_cat
+    g_order = np.argsort(g_all, kind="stable")
+    g_key = g_all[g_order]
+    crowd = gt.iscrowd[g_order]
+    pd_, pg = _make_pairs(d_key, g_key)
+    piou = _pair_iou(dt.bbox[order][pd_], gt.bbox[g_order][pg], crowd[pg])
+    thr = np.array([min(iou, 1 - 1e-10)])
+    live = piou >= thr[0]
+    cand, match = _greedy_match(pd_[live], pg[live], piou[live], d_key, thr, crowd[None, :], crowd)
+    m = match[0, 0]
+    hit = m >= 0
+    hc, hg = cand[hit], m[hit]
+    absorbed = np.zeros(len(order), dtype=bool)
+    absorbed[hc[crowd[hg]]] = True
+    d_cat, g_cat = prep.dt_cat[order], prep.gt_cat[g_order]
+    tp = np.bincount(d_cat[hc[~crowd[hg]]], minlength=n_cat).astype(np.float64)
+    pred = np.bincount(d_cat[~absorbed], minlength=n_cat).astype(np.float64)
+    true = np.bincount(g_cat[~crowd], minlength=n_cat).astype(np.float64)
+    return tp, pred, true
+
+
+def _prf(
+    tp: np.ndarray, pred: np.ndarray, true: np.ndarray
+) -> tuple[list[float | None], list[float | None], list[float | None], dict[str, float]]:
+    """Per class and overall precision, recall, F1; a ratio with nothing to count (0/0) is None (undefined)."""
+    p = [float(t / n) if n else None for t, n in zip(tp, pred, strict=True)]
+    r = [float(t / n) if n else None for t, n in zip(tp, true, strict=True)]
+    f: list[float | None] = []
+    for pk, rk in zip(p, r, strict=True):
+        if pk is None and rk is None:
+            f.append(None)  # neither objects nor detections of the class
+        else:
+            a, b = pk or 0.0, rk or 0.0
+            f.append(2 * a * b / (a + b) if a + b else 0.0)
     tp_s, pred_s, true_s = tp.sum(), pred.sum(), true.sum()
     mp = tp_s / pred_s if pred_s else 0.0
     mr = tp_s / true_s if true_s else 0.0
-    present = (pred > 0) | (true > 0)
+    defined = [x for x in f if x is not None]
     return (
         p,
         r,
@@ -729,7 +800,7 @@ def _prf(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, 
             "precision": float(mp),
             "recall": float(mr),
             "f1": float(2 * mp * mr / (mp + mr)) if mp + mr else 0.0,
-            "f1_macro": float(f[present].mean()) if present.any() else 0.0,
+            "f1_macro": float(np.mean(defined)) if defined else 0.0,
         },
     )
 
@@ -743,6 +814,7 @@ def evaluate_detection(
     params: CocoParams | None = None,
     iou_threshold: float = 0.5,
     score_threshold: float = 0.3,
+    unknown_categories: Literal["raise", "ignore"] = "raise",
 ) -> DetectionMetrics:
     """Evaluates detections against ground truth with COCO's bbox protocol.
 
@@ -750,9 +822,13 @@ def evaluate_detection(
         gt: ground-truth objects.
         dt: detections (an empty set is fine: every AP is 0).
         image_ids: the evaluated images (images without objects or detections
-            count); default: every image that has either. Duplicates are an error.
+            count); default: the ground truth's images (a whole COCO dict's
+            ``images``, else those with objects). A detection on another image
+            is an error naming its id. Duplicates are an error.
         category_ids: the evaluated categories (the label map's ids); default:
             the ground truth's categories.
+        unknown_categories: a detection of a category outside ``category_ids``:
+            ``raise`` (an error naming the ids) or ``ignore`` it, as pycocotools does.
         params: COCO parameters (defaults: the COCO protocol).
         iou_threshold: IoU of the confusion matrix, precision, recall and F1.
         score_threshold: lowest score counted in the confusion matrix, precision, recall and F1.
@@ -765,15 +841,22 @@ def evaluate_detection(
             images or categories, duplicated image ids, or no images at all.
     """
     p = params or CocoParams()
+    if unknown_categories == "ignore":
+        known = category_ids if category_ids is not None else (gt.categories if gt.categories is not None else np.unique(gt.category_id))
+        dt = dt.select(np.isin(dt.category_id, np.asarray(list(known), dtype=np.int64)))
     prep = _prepare(gt, dt, image_ids, category_ids)
     precision, recall = _coco(gt, dt, prep, p)
     stats = _summarize(precision, recall, p)
     cm = _confusion(gt, dt, prep, iou_threshold, score_threshold)
-    cp, cr, cf, micro = _prf(cm)
+    counts = _class_counts(gt, dt, prep, iou_threshold, score_threshold)
+    cp, cr, cf, micro = _prf(*counts)
+    objects = cm[1:, :].sum()
+    # class-agnostic, and named so: objects some detection localised, whatever class it said
+    micro["localization_recall"] = float(cm[1:, 1:].sum() / objects) if objects else 0.0
     md = len(p.max_dets) - 1
     t50, t75 = _index_of(p.iou_thresholds, 0.5), _index_of(p.iou_thresholds, 0.75)
     support = np.bincount(prep.gt_cat[~gt.iscrowd], minlength=len(prep.cats))
-    per_class: dict[int, dict[str, float]] = {}
+    per_class: dict[int, dict[str, float | None]] = {}
     for k, cid in enumerate(prep.cats.tolist()):
         pk = precision[:, :, k, 0, md]
         has = bool(pk[0, 0] > -1)
@@ -782,9 +865,9 @@ def evaluate_detection(
             "ap_50": float(pk[t50].mean()) if has else -1.0,
             "ap_75": float(pk[t75].mean()) if has else -1.0,
             "ar_100": float(recall[:, k, 0, md].mean()) if has else -1.0,
-            "precision": float(cp[k]),
-            "recall": float(cr[k]),
-            "f1": float(cf[k]),
+            "precision": cp[k],
+            "recall": cr[k],
+            "f1": cf[k],
             "support": float(support[k]),
         }
     metrics = {name: float(v) for name, v in zip(COCO_STAT_NAMES, stats, strict=True)}
@@ -801,4 +884,5 @@ def evaluate_detection(
         iou_threshold=iou_threshold,
         score_threshold=score_threshold,
         num_images=len(prep.images),
+        match_counts=np.stack(counts, axis=1),
     )

@@ -393,8 +393,8 @@ class _Measurer:
         cid = im.label_map.id_of(cls)
         return None if cid is None else _clean(res.per_class.get(cid, {}).get(name))
 
-    def confusion_per_image(self) -> np.ndarray:
-        """``[N, K+1, K+1]`` detection confusion matrices, one per image (their sum is the evaluation's)."""
+    def counts_per_image(self) -> np.ndarray:
+        """``[N, K, 3]`` per image and class: true positives, detections, objects (their sum is the evaluation's)."""
         if self._per_image is None:
             im = self.images
             mats = []
@@ -403,9 +403,9 @@ class _Measurer:
                 r = evaluate_detection(
                     gt, dt, image_ids=np.asarray(["0"]), category_ids=im.label_map.ids, iou_threshold=self.iou, score_threshold=self.score
                 )
-                mats.append(r.confusion_matrix)
-            k = len(im.label_map.ids) + 1
-            self._per_image = np.stack(mats) if mats else np.zeros((0, k, k), dtype=np.int64)
+                mats.append(r.match_counts)
+            k = len(im.label_map.ids)
+            self._per_image = np.stack(mats) if mats else np.zeros((0, k, 3))
         return self._per_image
 
     def proportion(self, metric: str, confidence: float) -> Interval | None:
@@ -427,17 +427,18 @@ class _Measurer:
             hit = (pred == y) & (y == cid)
             trials = (pred == cid) if name == "precision" else (y == cid)
             return wilson_interval(float(hit.sum()), float(trials.sum()), confidence)
-        cms = self.confusion_per_image()
+        counts = self.counts_per_image()  # matched within the class, as the evaluate component matches
+        column = 1 if name == "precision" else 2
         if cls is None:
-            tp = np.einsum("nkk->nk", cms)[:, 1:].sum(axis=1)
-            trials = cms[:, :, 1:].sum(axis=(1, 2)) if name == "precision" else cms[:, 1:, :].sum(axis=(1, 2))
+            tp = counts[:, :, 0].sum(axis=1)
+            trials = counts[:, :, column].sum(axis=1)
         else:
             cid = im.label_map.id_of(cls)
             if cid is None:
                 return Interval(None, None, None, "wilson_clustered")
-            k = im.label_map.ids.index(cid) + 1
-            tp = cms[:, k, k]
-            trials = cms[:, :, k].sum(axis=1) if name == "precision" else cms[:, k, :].sum(axis=1)
+            k = im.label_map.ids.index(cid)
+            tp = counts[:, k, 0]
+            trials = counts[:, k, column]
         return clustered_wilson(tp, trials, confidence)
 
 

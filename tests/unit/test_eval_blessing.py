@@ -84,14 +84,25 @@ def test_missing_undefined_and_sliced_metrics() -> None:
         [th("map_small", lower=0.1), th("nope", lower=0.1), th("map@image_size=small", lower=0.25), th("map@image_size=large", lower=0.0)],
     )
     reasons = [r.reason for r in b.thresholds]
-    assert reasons[0] == "map_small is undefined"
+    assert reasons[0].startswith("map_small is undefined: nothing to measure")
+    assert b.thresholds[0].skipped and b.thresholds[0].passed is None
     assert reasons[1] == "nope was not computed"
     assert b.thresholds[2].value == 0.2 and b.thresholds[2].passed is False
     assert reasons[3] == "map@image_size=large was not computed"
     assert not b.blessed
     base = ModelEvaluation(task="detection", num_images=3, metrics={"map": 0.5, "map_small": 0.1})
     undefined = bless(ev, [th("map_small", direction="higher_is_better", absolute=0.1)], base)
-    assert not undefined.blessed and undefined.thresholds[0].reason == "map_small is undefined"
+    assert not undefined.blessed and undefined.thresholds[0].reason.startswith("map_small is undefined")
+    assert undefined.reasons[-1] == "not blessed: no threshold could be checked (every one is undefined)"
+    # an undefined class beside a checked threshold: reported as undefined, the model is judged on the rest
+    cls = ModelEvaluation(
+        task="detection",
+        num_images=3,
+        metrics={"map": 0.4},
+        slices=[SliceMetrics(feature="class", value="never", num_images=0, metrics={"f1": None, "precision": None})],
+    )
+    mixed = bless(cls, [th("f1@class=never", lower=0.5), th("map", lower=0.3)])
+    assert mixed.blessed and mixed.thresholds[0].skipped and "undefined" in mixed.thresholds[0].reason
 
 
 def test_combined_blessing_needs_both() -> None:

@@ -265,3 +265,43 @@ def test_duplicated_and_missing_images_raise_evaluation_error() -> None:
         evaluate_detection(gt, dt, image_ids=["a", "b", "a"], category_ids=[1, 2])
     with pytest.raises(EvaluationError, match="no images"):
         evaluate_detection(GroundTruth.from_arrays([], [], np.zeros((0, 4))), Detections.empty(), image_ids=[], category_ids=[1])
+
+
+def test_f1_matches_within_the_class_and_names_the_class_agnostic_figure() -> None:
+    # a wrong-class box with a higher score must not take the object from the right-class box
+    gt = GroundTruth.from_arrays(["a"], [1], [[0, 0, 10, 10]])
+    dt = Detections.from_arrays(["a", "a"], [2, 1], [[0, 0, 10, 10], [0, 0, 10, 10]], [0.9, 0.8])
+    m = evaluate_detection(gt, dt, category_ids=[1, 2], iou_threshold=0.5, score_threshold=0.3)
+    assert m.per_class[1]["ap"] == pytest.approx(1.0)
+    assert (m.per_class[1]["precision"], m.per_class[1]["recall"], m.per_class[1]["f1"]) == (1.0, 1.0, 1.0)
+    assert (m.per_class[2]["precision"], m.per_class[2]["recall"]) == (0.0, None)  # a false positive; no object to recall
+    assert m.metrics["recall"] == 1.0 and m.metrics["precision"] == pytest.approx(0.5)
+    # the confusion matrix stays class-agnostic (it shows the confusion), and says so
+    assert m.confusion_matrix.tolist() == [[0, 1, 0], [0, 0, 1], [0, 0, 0]]
+    assert m.metrics["localization_recall"] == 1.0
+
+
+def test_a_class_with_neither_objects_nor_detections_is_undefined() -> None:
+    gt = GroundTruth.from_arrays(["a"], [1], [[0, 0, 10, 10]])
+    dt = Detections.from_arrays(["a"], [1], [[0, 0, 10, 10]], [0.9])
+    m = evaluate_detection(gt, dt, category_ids=[1, 2, 3], iou_threshold=0.5, score_threshold=0.3)
+    assert {k: m.per_class[3][k] for k in ("precision", "recall", "f1")} == {"precision": None, "recall": None, "f1": None}
+    assert m.metrics["f1_macro"] == 1.0  # undefined classes do not drag the macro mean
+
+
+def test_whole_coco_dict_unknown_images_rejected_unknown_categories_a_choice() -> None:
+    dataset, results = realistic(3, n_img=10)
+    gt = GroundTruth.from_coco(dataset)  # the whole dict: its images and categories are the universe
+    got = evaluate_detection(gt, Detections.from_coco(results))
+    assert np.abs(got.stats - np.asarray(coco_eval(dataset, results).stats)).max() <= 1e-6
+    stray = [*results, {"image_id": 999, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}]
+    with pytest.raises(EvaluationError, match=r"unknown image ids \(999\)"):
+        evaluate_detection(gt, Detections.from_coco(stray))
+    # from annotations alone the universe is the annotated images: image 9 (no objects) is named as well
+    with pytest.raises(EvaluationError, match=r"unknown image ids \(9, 999\)"):
+        evaluate_detection(GroundTruth.from_coco(dataset["annotations"]), Detections.from_coco(stray))
+    other = [*results, {"image_id": 1, "category_id": 77, "bbox": [0, 0, 5, 5], "score": 0.99}]
+    with pytest.raises(EvaluationError, match=r"unknown category ids \(77\)"):
+        evaluate_detection(gt, Detections.from_coco(other))
+    ignored = evaluate_detection(gt, Detections.from_coco(other), unknown_categories="ignore")
+    assert np.abs(ignored.stats - np.asarray(coco_eval(dataset, other).stats)).max() <= 1e-6

@@ -100,3 +100,18 @@ def test_the_catalog_names_what_validate_reports() -> None:
     from components.validate.core import KINDS
 
     assert set(KINDS) == VALIDATION_KINDS
+
+
+def test_the_catalog_names_what_evaluate_computes() -> None:
+    import numpy as np
+
+    from components.core.catalog import METRICS, PER_CLASS_METRICS
+    from components.evaluate.metrics_classification import classification_metrics
+    from components.evaluate.metrics_detection import Detections, GroundTruth, evaluate_detection
+
+    det = evaluate_detection(
+        GroundTruth.from_arrays(["a"], [1], [[0, 0, 10, 10]]), Detections.from_arrays(["a"], [1], [[0, 0, 10, 10]], [0.9])
+    )
+    assert set(det.metrics) == METRICS["detection"] and set(det.per_class[1]) == PER_CLASS_METRICS["detection"]
+    cls = classification_metrics([1, 2], np.array([[0.9, 0.1], [0.2, 0.8]]), [1, 2])
+    assert set(cls.metrics) == METRICS["classification"]
