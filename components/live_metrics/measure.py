@@ -472,6 +472,15 @@ def _verdict(
     return "ok", bound, f"{shown} is within {spec.max_drop:g} of the blessed {blessed:.3f}"
 
 
+def _latest_per_image(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per image and model version: its latest prediction (an image the server predicted twice counts once)."""
+    if "image_sha256" not in rows or rows.empty:
+        return rows
+    keys = ["model_version", "image_sha256"] if "model_version" in rows else ["image_sha256"]
+    ordered = rows.sort_values("event_timestamp", kind="stable") if "event_timestamp" in rows else rows
+    return ordered.drop_duplicates(keys, keep="last").sort_index()
+
+
 def measure(
     labelled: pd.DataFrame,
     task: str,
@@ -492,7 +501,9 @@ def measure(
     Args:
         labelled: joined prediction-log rows (``request_id``, ``width``, ``height``, ``predictions``,
             ``ground_truth`` JSON) with each row's labelling stratum in ``stratum_column``;
-            rows without ground truth are ignored.
+            rows without ground truth are ignored. An image (``image_sha256``) predicted
+            more than once by a model version counts once, with its latest prediction
+            (``event_timestamp``).
         task: classification, detection or segmentation.
         label_map: the model's label map.
         metrics: the metrics and tolerated drops (empty: :func:`default_metrics`).
@@ -510,7 +521,7 @@ def measure(
     """
     wanted = list(metrics) or default_metrics(task)
     has_truth = labelled["ground_truth"].notna() if "ground_truth" in labelled else None
-    rows = labelled[has_truth] if has_truth is not None else labelled.iloc[0:0]
+    rows = _latest_per_image(labelled[has_truth] if has_truth is not None else labelled.iloc[0:0])
     strata = {str(k): int(v) for k, v in rows[stratum_column].fillna("").value_counts().items()} if stratum_column in rows else {}
     report = LiveMetricsReport(
         task=task, confidence=confidence, labelled=len(rows), strata=strata, iou_threshold=iou_threshold, score_threshold=score_threshold

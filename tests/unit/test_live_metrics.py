@@ -207,3 +207,21 @@ def test_no_baseline_and_no_labels_raise_nothing() -> None:
     empty = measure(frame.iloc[0:0], "detection", LABELS, [], BLESSED)
     assert empty.labelled == 0 and {m.status for m in empty.metrics} == {"not_enough_data"}
     assert degradation_alerts(no_baseline) == [] and degradation_alerts(empty) == []
+
+
+def test_an_image_predicted_twice_counts_once_with_its_latest_prediction() -> None:
+    latest = detection_rows(31, hit=0.9, seed=5)
+    latest["image_sha256"] = [f"{i:064x}" for i in range(31)]
+    latest["model_version"] = "3"
+    latest["event_timestamp"] = pd.Timestamp("2026-12-01T12:00:00Z")
+    earlier = detection_rows(19, hit=0.1, seed=6)  # the server predicted 19 of them before, badly
+    earlier["ground_truth"] = latest["ground_truth"].iloc[:19].to_numpy()
+    earlier["image_sha256"] = latest["image_sha256"].iloc[:19].to_numpy()
+    earlier["model_version"] = "3"
+    earlier["event_timestamp"] = pd.Timestamp("2026-12-01T11:00:00Z")
+    both = pd.concat([latest, earlier], ignore_index=True)
+    wanted = [LiveMetricSpec(metric="recall")]
+    report = measure(both, "detection", LABELS, wanted, BLESSED, min_labelled=0, bootstrap=20)
+    alone = measure(latest, "detection", LABELS, wanted, BLESSED, min_labelled=0, bootstrap=20)
+    assert report.labelled == 31 and report.strata == {"random": 31}
+    assert by_metric(report)["recall"].estimate == pytest.approx(by_metric(alone)["recall"].estimate)
