@@ -23,11 +23,11 @@ demo: $(STAMP)
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check components pipelines tests bench .ci
-	$(BIN)/ruff format --check components pipelines tests bench .ci
+	$(BIN)/ruff check cvpipe components pipelines tests bench .ci
+	$(BIN)/ruff format --check cvpipe components pipelines tests bench .ci
 
 typecheck: $(STAMP)
-	$(BIN)/mypy components pipelines
+	$(BIN)/mypy cvpipe components pipelines
 
 pytest: $(STAMP)
 	$(BIN)/pytest

@@ -1,6 +1,7 @@
 """cvpipe pipelines: the spec -> KFP DAG builder, the concrete pipelines, runners and the CLI.
 
-Public entry points::
+The documented API is the ``cvpipe`` package; these names are kept for code
+that imports them from here::
 
     from pipelines import build_training_pipeline, compile_spec, run_local
 
@@ -9,40 +10,32 @@ Public entry points::
 ``run_local(spec)`` runs the same DAG with kfp.local in this environment;
 ``build_continuous_eval_pipeline(spec)`` (and ``pipeline="continuous-eval"``
 for the other two) does the same for continuous evaluation.
-Imports of kfp and of the components happen inside these functions, so
-``import pipelines`` stays fast.
+They are imported on first use (PEP 562), so ``import pipelines`` stays fast.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .compiler import compile_spec as compile_spec
+    from .continuous_eval import build_continuous_eval_pipeline as build_continuous_eval_pipeline
+    from .runners.local import run_local as run_local
+    from .training import build_training_pipeline as build_training_pipeline
 
 __all__ = ["build_continuous_eval_pipeline", "build_training_pipeline", "compile_spec", "run_local"]
 
-
-def build_training_pipeline(*args: Any, **kwargs: Any) -> Any:
-    """See :func:`pipelines.training.build_training_pipeline`."""
-    from .training import build_training_pipeline as f
-
-    return f(*args, **kwargs)
-
-
-def build_continuous_eval_pipeline(*args: Any, **kwargs: Any) -> Any:
-    """See :func:`pipelines.continuous_eval.build_continuous_eval_pipeline`."""
-    from .continuous_eval import build_continuous_eval_pipeline as f
-
-    return f(*args, **kwargs)
+_EXPORTS = {
+    "build_continuous_eval_pipeline": ".continuous_eval",
+    "build_training_pipeline": ".training",
+    "compile_spec": ".compiler",
+    "run_local": ".runners.local",
+}
 
 
-def compile_spec(*args: Any, **kwargs: Any) -> Any:
-    """See :func:`pipelines.compiler.compile_spec`."""
-    from .compiler import compile_spec as f
-
-    return f(*args, **kwargs)
-
-
-def run_local(*args: Any, **kwargs: Any) -> Any:
-    """See :func:`pipelines.runners.local.run_local`."""
-    from .runners.local import run_local as f
-
-    return f(*args, **kwargs)
+def __getattr__(name: str) -> Any:
+    """Imports an exported function on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'pipelines' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)

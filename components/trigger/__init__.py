@@ -2,9 +2,9 @@
 
 Modules: :mod:`.core` (the decision and the step), :mod:`.state` (cooldowns and
 the run in flight, in a locked state file), :mod:`.dataset` (training data plus
-labelled images as COCO), :mod:`.launch` (local process, Kubeflow, Vertex AI),
-:mod:`.retrain` (the local retraining process) and :mod:`.component` (the KFP
-wrapper). Importing this package imports neither kfp nor TensorFlow.
+labelled images as COCO), :mod:`.launch` (starting and asking after a run through the
+:class:`~components.core.runs.Runner` it is handed), :mod:`.retrain` (recording
+a finished run) and :mod:`.component` (the KFP wrapper). Importing this package imports neither kfp nor TensorFlow.
 """
 
 from .core import TriggerResult, alert_kind, load_alerts, retrain_dir, run

@@ -18,7 +18,8 @@ labelled images into a COCO dataset (:mod:`.dataset`), writes a derived spec
 whose ``data.source`` is that dataset, records one ``trigger`` execution
 (inputs: the alerts, the labelling batch, the labelled manifest, the
 production model and its training manifest; output: the dataset as a
-``RawDataset``) and starts the run (:mod:`.launch`). The retraining run's
+``RawDataset``) and starts the run with the :class:`~components.core.runs.Runner`
+it was handed, else the one the spec names (:mod:`.launch`). The retraining run's
 ingest reads that very ``RawDataset`` URI, so in lineage the new model's
 dataset is the trigger's output: model -> ... -> ingest -> RawDataset <-
 trigger <- Alert, LabellingBatch.
@@ -28,9 +29,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,19 +38,21 @@ from typing import Any
 
 from components.alert.model import Alert, utc_now
 from components.alert.step import ALERTS_FILE
-from components.core.errors import LineageError
+from components.core.errors import LineageError, PipelineRunError
 from components.core.io import atomic_write_json, atomic_write_text, read_json
 from components.core.lineage import ArtifactRef, LineageStore, NewArtifact
 from components.core.log import get_logger
 from components.core.manifest import Manifest
 from components.core.quarantine import QuarantineReport
+from components.core.runs import Runner, runner_for
 from components.core.spec import PipelineSpec, RetrainSpec, dump_spec, parse_duration
 from components.core.step import StepContext
 from components.monitor.production import blessed_model, training_manifest
 
 from .dataset import MergedDataset, merge_datasets
-from .followup import announce_end
-from .launch import LOG_FILE, launch_local, launch_remote, remote_state
+from .followup import announce_end, read_push
+from .launch import launch, run_name, run_state
+from .retrain import finish
 from .state import TERMINAL, RetrainRun, TriggerState
 
 __all__ = [
@@ -151,11 +153,12 @@ def retrain_dir(spec: PipelineSpec) -> Path:
     return Path(spec.runtime.root) / spec.name / "retrain"
 
 
-def _check(run: RetrainRun, retrain: RetrainSpec, store: LineageStore) -> str | None:
-    """The run's state: the dataset artifact's ``retrain_state`` when terminal, else the process / remote run's.
+def _check(run: RetrainRun, runner: Callable[[], Runner], store: LineageStore) -> str | None:
+    """The run's state: the dataset artifact's ``retrain_state`` when terminal, else what the runner reports.
 
     A terminal state found on the target is written back to the artifact, so
-    every reader of the metadata store sees the run finished.
+    every reader of the metadata store sees the run finished, and the run's
+    error and run folder go into its record (the follow-up reads them).
     """
     recorded = None
     if run.dataset_artifact_id is not None:
@@ -165,10 +168,16 @@ def _check(run: RetrainRun, retrain: RetrainSpec, store: LineageStore) -> str | 
             recorded = None
         if recorded in TERMINAL:
             return str(recorded)
-    current = remote_state(run, retrain)
-    if current in TERMINAL and run.dataset_artifact_id is not None and current != recorded:
-        store.update_properties(run.dataset_artifact_id, {"retrain_state": current})
-    return current
+    got = run_state(run, runner())
+    if got is None:
+        return None
+    if got.state not in TERMINAL:
+        return "RUNNING"
+    run.error = run.error or got.error
+    run.details.update(_finished_details(store, got.details))
+    if run.dataset_artifact_id is not None and got.state != recorded:
+        store.update_properties(run.dataset_artifact_id, {"retrain_state": got.state})
+    return got.state
 
 
 def _derived_spec(spec: PipelineSpec, annotations: Path, trigger_id: str, alerts: Sequence[Alert]) -> PipelineSpec:
@@ -186,26 +195,28 @@ def _new_images(base: Manifest, labelled: Manifest | None) -> int:
     return len({r.sha256 for r in labelled.images} - known)
 
 
-def _launch(
-    ctx: StepContext, retrain: RetrainSpec, derived: PipelineSpec, spec_path: Path, state_path: Path, run: RetrainRun
-) -> subprocess.Popen[bytes] | None:
-    """Starts the run; fills ``run`` (pid or run id, or FAILED with the error) and the artifact's ``retrain_state``."""
+def _launch(ctx: StepContext, runner: Runner, derived: PipelineSpec, run: RetrainRun) -> bool:
+    """Starts the run; fills ``run`` (run id, pid of a local run, or FAILED with the error) and the artifact's ``retrain_state``."""
     assert run.dataset_artifact_id is not None
-    proc = None
     try:
-        if retrain.target == "local":
-            proc = launch_local(
-                spec_path, state_path, run.trigger_id, run.dataset_artifact_id, ctx.spec.runtime.metadata.url, ctx.spec.runtime.root
-            )
-            run.pid = proc.pid
-        else:
-            run.run_id, run.details = launch_remote(derived, retrain, f"{ctx.spec.name}-retrain-{run.trigger_id}")
+        run.run_id, run.pid, run.details = launch(runner, derived, run_name(ctx.spec, run.trigger_id))
     except Exception as e:  # a refused submission must not lose the trigger's record
         run.state, run.error = "FAILED", str(e)
         ctx.store.update_properties(run.dataset_artifact_id, {"retrain_state": "FAILED", "retrain_error": str(e)})
-        return None
+        return False
     ctx.store.update_properties(run.dataset_artifact_id, {"retrain_state": "RUNNING", "retrain_run_id": run.run_id or ""})
-    return proc
+    return True
+
+
+def _finished_details(store: LineageStore, details: dict[str, str]) -> dict[str, object]:
+    """What a finished local retraining produced: its run folder and the pushed model, from lineage."""
+    if not details.get("kfp_run_id"):
+        return {}
+    out: dict[str, object] = {"kfp_run_id": details["kfp_run_id"], "run_dir": details.get("kfp_run_dir", "")}
+    pushed = next((a for a in reversed(store.artifacts_of_run(details["kfp_run_id"])) if a.kind == "PushedModel"), None)
+    if pushed is not None:
+        out.update({"pushed_id": pushed.id, "pushed": pushed.properties.get("pushed"), "version": pushed.properties.get("version")})
+    return out
 
 
 def _action(result: TriggerResult, retrain: RetrainSpec, spec: PipelineSpec) -> str:
@@ -260,6 +271,7 @@ def run(
     *,
     labelled_dir: Path | None = None,
     now: datetime | None = None,
+    runner: Runner | None = None,
 ) -> TriggerResult:
     """The trigger step: decide, merge the data, record lineage, start the retraining.
 
@@ -270,6 +282,8 @@ def run(
         labelled_dir: the import-labels step's output (every labelled image and the
             Manifest / LabellingBatch artifacts they came from).
         now: the current time (default: now).
+        runner: where retraining runs start and are asked after (default: the one
+            ``monitoring.retrain.target`` names, :func:`~components.core.runs.runner_for`).
 
     Returns:
         The decision; ``run`` is the started run (or the one in flight that blocked it).
@@ -289,7 +303,14 @@ def run(
         "labelled": [ctx.store.get(i) for i in labelled.manifests] if labelled else None,
     }
     outputs: dict[str, NewArtifact | None] = {}
-    proc = None
+    built: list[Runner] = [runner] if runner is not None else []
+
+    def the_runner() -> Runner:
+        if not built:
+            built.append(runner_for(spec))
+        return built[0]
+
+    started = False
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = retrain_dir(spec) / "state.json"
     if not retrain.enabled:
@@ -298,7 +319,7 @@ def run(
         result.reason = f"no firing {' or '.join(retrain.on)} alert"
     else:
         with TriggerState(state_path).locked() as st:
-            flying = st.in_flight(lambda r: _check(r, retrain, ctx.store))
+            flying = st.in_flight(lambda r: _check(r, the_runner, ctx.store))
             cooldown = parse_duration(retrain.cooldown).total_seconds()
             fresh = [a for a, _ in qualifying if not st.cooling(a.dedup_key, now, cooldown)]
             prod = blessed_model(spec, ctx.store)
@@ -359,35 +380,42 @@ def run(
                     spec_path=str(spec_path),
                     alert_keys=keys,
                 )
-                proc = _launch(ctx, retrain, derived, spec_path, st.path, launched)
-                if launched.state == "FAILED":
+                started = _launch(ctx, the_runner(), derived, launched)
+                if not started:
                     result.reason += f"; starting it failed: {launched.error}"
                 else:
                     for k in keys:
                         st.keys[k] = {"last_trigger_at": now.isoformat(), "trigger_id": trigger_id}
                 st.runs.append(launched)
                 result.run = launched
+    if retrain.enabled and not qualifying and state_path.is_file():
+        # no alert asked, but a run started earlier may have ended since: its follow-up is due
+        with TriggerState(state_path).locked() as st:
+            st.in_flight(lambda r: _check(r, the_runner, ctx.store))
     if not result.triggered:
         result.artifacts = ctx.record(inputs, outputs, {"triggered": False, "reason": result.reason})
     _notify(ctx, alerts_path, evaluated, qualifying, result, retrain)
     for finished in _unannounced(state_path):
         announce_end(spec, state_path, finished)
-    if result.triggered and proc is not None and retrain.wait:
-        ctx.log.info(
-            "waiting for retraining %s (pid %d); its log: %s", result.trigger_id, proc.pid, Path(str(result.spec_path)).parent / LOG_FILE
-        )
-        code = proc.wait()
+    if started and retrain.wait and result.run is not None and result.run.run_id:
         assert result.trigger_id is not None
-        result.run = TriggerState(state_path).load().run(result.trigger_id)
-        if result.run is not None and result.run.state not in TERMINAL:
-            from .retrain import finish
-
-            log_file = Path(str(result.spec_path)).parent / LOG_FILE
-            error = f"the retraining process exited with status {code} without reporting; see {log_file}"
-            result.run = finish(
-                state_path, result.trigger_id, "FAILED", error=error, store=ctx.store, artifact_id=result.run.dataset_artifact_id
-            )
-            announce_end(spec, state_path, result.trigger_id)
+        ctx.log.info("waiting for retraining %s (%s run %s)", result.trigger_id, retrain.target, result.run.run_id)
+        try:
+            ended = the_runner().wait(result.run.run_id, timeout=None)
+            state, error, details = ended.state, ended.error, _finished_details(ctx.store, ended.details)
+        except PipelineRunError as e:
+            state, error, details = "FAILED", str(e), {}
+        result.run = finish(
+            state_path,
+            result.trigger_id,
+            state,
+            run_id=result.run.run_id,
+            error=error,
+            details=details,
+            store=ctx.store,
+            artifact_id=result.run.dataset_artifact_id,
+        )
+        announce_end(spec, state_path, result.trigger_id, read_push(str(details.get("run_dir") or "") or None))
     ctx.log.info("trigger: %s", result.reason)
     atomic_write_json(out_dir / TRIGGER_FILE, result.to_dict())
     return result

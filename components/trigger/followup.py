@@ -5,9 +5,9 @@ alias moved; refused with the failed thresholds; failed with the error), and
 :func:`announce_end` sends it as an update of those incidents
 (:func:`components.alert.announce.follow_up`) and marks the run ``announced``
 in the trigger state so it is said once. (The alias move itself is announced
-by the push step, as every automatic alias move is.) The local
-retraining process calls it when it finishes; the trigger calls it for a
-Kubeflow or Vertex AI run it finds finished.
+by the push step, as every automatic alias move is.) The trigger
+calls it when it waited for the run (``monitoring.retrain.wait``), and for a
+run it finds finished on a later evaluation (local, Kubeflow or Vertex AI).
 """
 
 from __future__ import annotations

@@ -28,40 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from components.core.io import atomic_write_json, read_json
+from components.core.runs import pid_alive
 
 __all__ = ["TERMINAL", "RetrainRun", "TriggerState", "pid_alive"]
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "LOST", "SKIPPED"})
 """Run states that no longer block a new retraining."""
-
-
-def pid_alive(pid: int, marker: str | None = None) -> bool:
-    """Whether a process is alive (and, given a marker, whether its command line contains it).
-
-    Args:
-        pid: the process id.
-        marker: text its command line must contain (guards against a reused pid).
-
-    Returns:
-        True when it runs.
-    """
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if marker is None:
-        return True
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-    except OSError:
-        return True  # no /proc: trust the pid
-    if " <defunct>" in cmdline or not cmdline:
-        return False
-    return marker in cmdline
 
 
 @dataclass

@@ -24,10 +24,9 @@ from ._common import apply_options, friendly, load_spec_arg, until_option
 
 if TYPE_CHECKING:
     from components.core.lineage import LineageStore
+    from components.core.runs import Runner, SubmittedRun
 
-    from ..runners.remote import SubmittedRun
-
-__all__ = ["lineage_cmd", "runs_group", "runs_list", "runs_show", "runs_wait", "submit_cmd"]
+__all__ = ["build_runner", "lineage_cmd", "runs_cancel", "runs_group", "runs_list", "runs_show", "runs_wait", "submit_cmd"]
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 TARGETS = ("kubeflow", "vertex")
@@ -65,18 +64,60 @@ def _target_option(required: bool = True, choices: tuple[str, ...] = TARGETS, de
     )
 
 
-def _settings(path: str | None) -> Any:
-    if not path:
-        return None
-    from ..runners.vertex import load_settings
+def build_runner(
+    target: str,
+    *,
+    host: str | None = None,
+    namespace: str | None = None,
+    token: str | None = None,
+    settings_path: str | None = None,
+    project: str | None = None,
+    region: str | None = None,
+    api_endpoint: str | None = None,
+    experiment: str | None = None,
+    pipeline_name: str | None = None,
+    pipeline_root: str | None = None,
+    service_account: str | None = None,
+    labels: dict[str, str] | None = None,
+) -> Runner:
+    """The Runner the connection options of a command name (every run command goes through it).
 
-    return load_settings(path)
+    Args:
+        target: ``kubeflow`` or ``vertex``.
+        host: [kubeflow] the KFP API endpoint.
+        namespace: [kubeflow] profile namespace.
+        token: [kubeflow] bearer token.
+        settings_path: [vertex] settings YAML.
+        project: [vertex] project.
+        region: [vertex] region.
+        api_endpoint: [vertex] API endpoint.
+        experiment: [kubeflow] experiment.
+        pipeline_name: [kubeflow] pipeline name to upload under.
+        pipeline_root: [vertex] gs:// pipeline root.
+        service_account: service account of the runs.
+        labels: [vertex] extra job labels.
 
+    Returns:
+        The runner.
+    """
+    if target == "kubeflow":
+        from ..runners.kubeflow import KubeflowConnection, KubeflowRunner
 
-def _need_host(host: str | None) -> str:
-    if not host:
-        raise click.UsageError("--target kubeflow needs --host (or KF_PIPELINES_ENDPOINT)")
-    return host
+        if not host:
+            raise click.UsageError("--target kubeflow needs --host (or KF_PIPELINES_ENDPOINT)")
+        conn = KubeflowConnection(host=host, namespace=namespace, token=token)
+        return KubeflowRunner(conn, experiment=experiment, pipeline_name=pipeline_name, service_account=service_account)
+    from ..runners.vertex import VertexRunner, load_settings
+
+    return VertexRunner(
+        project,
+        region,
+        settings=load_settings(settings_path) if settings_path else None,
+        pipeline_root=pipeline_root,
+        service_account=service_account,
+        api_endpoint=api_endpoint,
+        labels=labels,
+    )
 
 
 def _echo_run(run: SubmittedRun, as_json: bool, verb: str = "") -> None:
@@ -155,73 +196,37 @@ def submit_cmd(
         click.echo(f"warning: {w}", err=True)
     if strict and warnings:
         raise click.ClickException(f"{len(warnings)} portability problem(s) in {spec} (--strict)")
-    if target == "kubeflow":
-        from ..runners import kubeflow
-
-        conn = kubeflow.KubeflowConnection(host=_need_host(host), namespace=namespace, token=token)
-        run = kubeflow.submit_kubeflow(
-            parsed,
-            conn,
-            experiment=experiment,
-            pipeline_name=pipeline_name,
-            run_name=run_name,
-            until=until,
-            service_account=service_account,
-        )
-        _echo_run(run, as_json and not wait_, "submitted")
-        if wait_:
-            run = kubeflow.wait_run(run.run_id, conn, timeout=timeout, poll=poll, on_change=_on_change(as_json))
-    else:
-        from ..runners import vertex
-
-        extra: dict[str, str] = {}
-        for item in labels:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--label")
-            extra[key] = value
-        settings = _settings(settings_path)
-        run = vertex.submit_vertex(
-            parsed,
-            project=project,
-            region=region,
-            pipeline_root=pipeline_root,
-            service_account=service_account,
-            api_endpoint=api_endpoint,
-            settings=settings,
-            job_id=job_id,
-            labels=extra,
-            until=until,
-        )
-        _echo_run(run, as_json and not wait_, "submitted")
-        if wait_:
-            run = vertex.wait_run(
-                run.run_id,
-                project,
-                region,
-                timeout=timeout,
-                poll=poll,
-                api_endpoint=api_endpoint,
-                settings=settings,
-                on_change=_on_change(as_json),
-            )
+    extra: dict[str, str] = {}
+    for item in labels:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--label")
+        extra[key] = value
+    runner = build_runner(
+        target,
+        host=host,
+        namespace=namespace,
+        token=token,
+        settings_path=settings_path,
+        project=project,
+        region=region,
+        api_endpoint=api_endpoint,
+        experiment=experiment,
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        service_account=service_account,
+        labels=extra,
+    )
+    run = runner.submit(parsed, until=until, run_name=run_name if target == "kubeflow" else job_id)
+    _echo_run(run, as_json and not wait_, "submitted")
     if wait_:
+        run = runner.wait(run.run_id, timeout=timeout, poll=poll, on_change=_on_change(as_json))
         _echo_run(run, as_json, "finished")
         if not run.succeeded:
             sys.exit(1)
 
 
 # -- runs show / wait / list ------------------------------------------------------------
-
-
-def _fetch(target: str, run_id: str, host: str | None, namespace: str | None, token: str | None, **vx: Any) -> SubmittedRun:
-    if target == "kubeflow":
-        from ..runners import kubeflow
-
-        return kubeflow.get_run(run_id, kubeflow.KubeflowConnection(host=_need_host(host), namespace=namespace, token=token))
-    from ..runners import vertex
-
-    return vertex.get_run(run_id, vx["project"], vx["region"], vx["api_endpoint"], settings=_settings(vx["settings_path"]))
 
 
 @click.command("show")
@@ -244,10 +249,17 @@ def runs_show(
     as_json: bool,
 ) -> None:
     """Show the state of a run on Kubeflow (run id) or Vertex AI (pipeline job id)."""
-    run = _fetch(
-        target, run_id, host, namespace, token, project=project, region=region, api_endpoint=api_endpoint, settings_path=settings_path
+    runner = build_runner(
+        target,
+        host=host,
+        namespace=namespace,
+        token=token,
+        settings_path=settings_path,
+        project=project,
+        region=region,
+        api_endpoint=api_endpoint,
     )
-    _echo_run(run, as_json)
+    _echo_run(runner.get(run_id), as_json)
 
 
 @click.command("wait")
@@ -276,25 +288,18 @@ def runs_wait(
     """Wait until a run finishes; exit 1 unless it succeeded (2 when still running after --timeout)."""
     from components.core.errors import PipelineRunError
 
+    runner = build_runner(
+        target,
+        host=host,
+        namespace=namespace,
+        token=token,
+        settings_path=settings_path,
+        project=project,
+        region=region,
+        api_endpoint=api_endpoint,
+    )
     try:
-        if target == "kubeflow":
-            from ..runners import kubeflow
-
-            conn = kubeflow.KubeflowConnection(host=_need_host(host), namespace=namespace, token=token)
-            run = kubeflow.wait_run(run_id, conn, timeout=timeout, poll=poll, on_change=_on_change(as_json))
-        else:
-            from ..runners import vertex
-
-            run = vertex.wait_run(
-                run_id,
-                project,
-                region,
-                timeout=timeout,
-                poll=poll,
-                api_endpoint=api_endpoint,
-                settings=_settings(settings_path),
-                on_change=_on_change(as_json),
-            )
+        run = runner.wait(run_id, timeout=timeout, poll=poll, on_change=_on_change(as_json))
     except PipelineRunError as e:
         if "still" in str(e) and "after" in str(e):
             click.echo(f"error: {e}", err=True)
@@ -303,6 +308,39 @@ def runs_wait(
     _echo_run(run, as_json, "finished")
     if not run.succeeded:
         sys.exit(1)
+
+
+@click.command("cancel")
+@click.argument("run_id")
+@_target_option()
+@apply_options(_kubeflow_options)
+@apply_options(_vertex_options)
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+@friendly
+def runs_cancel(
+    run_id: str,
+    target: str,
+    host: str | None,
+    namespace: str | None,
+    token: str | None,
+    settings_path: str | None,
+    project: str | None,
+    region: str | None,
+    api_endpoint: str | None,
+    as_json: bool,
+) -> None:
+    """Stop a run on Kubeflow (terminate) or Vertex AI (cancel); a finished run keeps its state."""
+    runner = build_runner(
+        target,
+        host=host,
+        namespace=namespace,
+        token=token,
+        settings_path=settings_path,
+        project=project,
+        region=region,
+        api_endpoint=api_endpoint,
+    )
+    _echo_run(runner.cancel(run_id), as_json, "cancelled")
 
 
 def _list_remote(
@@ -321,17 +359,18 @@ def _list_remote(
 ) -> None:
     from ..render import render_table
 
-    if target == "kubeflow":
-        from ..runners import kubeflow
-
-        conn = kubeflow.KubeflowConnection(host=_need_host(host), namespace=namespace, token=token)
-        runs = kubeflow.list_runs(conn, experiment=experiment, limit=limit)
-    else:
-        from ..runners import vertex
-
-        runs = vertex.list_runs(
-            project, region, pipeline=pipeline, api_endpoint=api_endpoint, settings=_settings(settings_path), limit=limit
-        )
+    runner = build_runner(
+        target,
+        host=host,
+        namespace=namespace,
+        token=token,
+        settings_path=settings_path,
+        project=project,
+        region=region,
+        api_endpoint=api_endpoint,
+        experiment=experiment,
+    )
+    runs = runner.list(pipeline=pipeline, limit=limit)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in runs], indent=2))
         return
@@ -411,6 +450,7 @@ def runs_list(
 
 runs_group.add_command(runs_show)
 runs_group.add_command(runs_wait)
+runs_group.add_command(runs_cancel)
 
 
 @click.command("lineage")

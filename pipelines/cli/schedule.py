@@ -84,38 +84,22 @@ def schedule_cmd(
     as_json: bool,
 ) -> None:
     """Create a recurring run of a spec's pipeline on Kubeflow Pipelines or a Vertex AI schedule (from schedule.cron)."""
-    from ..schedule import schedule_kubeflow, schedule_vertex
+    from .runs import build_runner
 
-    parsed = load_spec_arg(spec)
-    if target == "kubeflow":
-        if not host:
-            raise click.UsageError("--target kubeflow needs --host (or KF_PIPELINES_ENDPOINT)")
-        result = schedule_kubeflow(
-            parsed,
-            host,
-            pipeline=pipeline,
-            cron=cron,
-            name=name,
-            experiment=experiment,
-            namespace=namespace,
-            token=token,
-            service_account=service_account,
-        )
-    else:
-        from ..runners.vertex import load_settings
-
-        result = schedule_vertex(
-            parsed,
-            project,
-            region,
-            pipeline=pipeline,
-            cron=cron,
-            name=name,
-            pipeline_root=pipeline_root,
-            service_account=service_account,
-            api_endpoint=api_endpoint,
-            settings=load_settings(settings_path) if settings_path else None,
-        )
+    runner = build_runner(
+        target,
+        host=host,
+        namespace=namespace,
+        token=token,
+        settings_path=settings_path,
+        project=project,
+        region=region,
+        api_endpoint=api_endpoint,
+        experiment=experiment,
+        pipeline_root=pipeline_root,
+        service_account=service_account,
+    )
+    result = runner.schedule(load_spec_arg(spec), pipeline=pipeline, cron=cron, name=name)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

@@ -13,6 +13,7 @@ from travels as the ``spec_json`` parameter's default, as it does locally.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import io
@@ -28,9 +29,18 @@ from typing import Any
 from components.core.errors import PipelineRunError
 from components.core.spec import PipelineSpec
 
-from .remote import SubmittedRun, normalise_state, wait_until_done
+from .remote import ScheduleResult, SubmittedRun, kfp_cron, normalise_state, schedule_cron, scheduled_pipeline, wait_until_done
 
-__all__ = ["KubeflowConnection", "get_run", "list_runs", "submit_kubeflow", "wait_run"]
+__all__ = [
+    "KubeflowConnection",
+    "KubeflowRunner",
+    "cancel_run",
+    "get_run",
+    "list_runs",
+    "schedule_kubeflow",
+    "submit_kubeflow",
+    "wait_run",
+]
 
 _PREFLIGHT_NAMESPACE = "cvpipe-preflight"
 
@@ -237,6 +247,7 @@ def submit_kubeflow(
     service_account: str | None = None,
     parameters: dict[str, Any] | None = None,
     package_path: str | Path | None = None,
+    pipeline: str = "training",
 ) -> SubmittedRun:
     """Compiles a spec and starts a run of it on Kubeflow Pipelines.
 
@@ -253,6 +264,7 @@ def submit_kubeflow(
         service_account: Kubernetes service account the run's pods use.
         parameters: pipeline parameters to override (the spec travels as ``spec_json``'s default).
         package_path: an already compiled pipeline YAML to submit instead of compiling ``spec``.
+        pipeline: ``training`` or ``continuous-eval``.
 
     Returns:
         The new run (usually ``PENDING``).
@@ -260,15 +272,18 @@ def submit_kubeflow(
     Raises:
         PipelineRunError: the server refused or could not be reached (the message carries its answer).
     """
-    from ..compiler import compile_spec
+    from ..compiler import compile_spec, pipeline_display_name
 
     conn = _conn(host, namespace=namespace, token=token, credentials=credentials)
-    name = pipeline_name or spec.name
+    name = pipeline_name or pipeline_display_name(spec, pipeline)
     with tempfile.TemporaryDirectory(prefix="cvpipe-kfp-") as tmp:
-        package = Path(package_path) if package_path else compile_spec(spec, Path(tmp) / f"{spec.name}.yaml", until=until)
+        package = Path(package_path) if package_path else compile_spec(spec, Path(tmp) / f"{name}.yaml", until=until, pipeline=pipeline)
         digest = hashlib.sha256(package.read_bytes()).hexdigest()
         client = conn.client()
-        description = spec.description or f"cvpipe {spec.task} training pipeline"
+        if pipeline == "training":
+            description = spec.description or f"cvpipe {spec.task} training pipeline"
+        else:
+            description = f"cvpipe {pipeline} pipeline of {spec.name}"
         pipeline_id, version_id = _upload(client, package, name, description, conn.namespace, digest)
     exp = _call("getting or creating the experiment", client.create_experiment, experiment or spec.name, namespace=conn.namespace)
     display = run_name or f"{spec.name}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
@@ -388,3 +403,220 @@ def wait_run(
     return wait_until_done(
         lambda: _to_run(_call(f"getting run {run_id}", client.get_run, run_id), conn), timeout, poll, on_change, sleep or time.sleep
     )
+
+
+def cancel_run(
+    run_id: str, host: Connection, namespace: str | None = None, token: str | None = None, credentials: Any = None
+) -> SubmittedRun:
+    """Terminates a Kubeflow run (its pods are stopped) and returns its state after asking.
+
+    Args:
+        run_id: the run id.
+        host: the API endpoint, or a :class:`KubeflowConnection`.
+        namespace: profile namespace.
+        token: bearer token.
+        credentials: a ``kfp.client.TokenCredentialsBase``.
+
+    Returns:
+        The run (``CANCELLING`` or ``CANCELLED``; a finished run keeps its state).
+
+    Raises:
+        PipelineRunError: no such run, or the server cannot be reached.
+    """
+    conn = _conn(host, namespace=namespace, token=token, credentials=credentials)
+    client = conn.client()
+    _call(f"terminating run {run_id}", client.terminate_run, run_id)
+    return _to_run(_call(f"getting run {run_id}", client.get_run, run_id), conn)
+
+
+def schedule_kubeflow(
+    spec: PipelineSpec,
+    host: Connection,
+    *,
+    pipeline: str = "auto",
+    cron: str | None = None,
+    name: str | None = None,
+    experiment: str | None = None,
+    namespace: str | None = None,
+    token: str | None = None,
+    credentials: Any = None,
+    service_account: str | None = None,
+    enabled: bool = True,
+) -> ScheduleResult:
+    """Creates (or replaces) a recurring run of a spec's pipeline on Kubeflow Pipelines.
+
+    The compiled pipeline is uploaded as :func:`submit_kubeflow` does (a
+    version per compiled digest); the recurring run uses KFP's six-field cron
+    (``0 <cron>``), at most one run at a time and no catch-up. A recurring run
+    of the same name in the experiment is replaced.
+
+    Args:
+        spec: the spec (``schedule.cron`` is the schedule unless ``cron`` is given).
+        host: the KFP API endpoint, or a :class:`KubeflowConnection`.
+        pipeline: ``auto`` (continuous evaluation when the spec has ``monitoring``), ``training`` or ``continuous-eval``.
+        cron: a five-field cron expression overriding the spec's.
+        name: the recurring run's display name (default: the pipeline's name).
+        experiment: experiment (got or created; default: the spec's name).
+        namespace: profile namespace (multi-user Kubeflow).
+        token: bearer token.
+        credentials: a ``kfp.client.TokenCredentialsBase``.
+        service_account: Kubernetes service account of the runs' pods.
+        enabled: create it enabled.
+
+    Returns:
+        The recurring run.
+
+    Raises:
+        SpecError: the spec has no schedule (and no ``cron`` was given), or no monitoring section
+            for the continuous-evaluation pipeline.
+        PipelineRunError: the server refused or cannot be reached.
+    """
+    from ..compiler import compile_spec, pipeline_display_name
+
+    which = scheduled_pipeline(spec, pipeline)
+    expr, tz = schedule_cron(spec, cron)
+    conn = _conn(host, namespace=namespace, token=token, credentials=credentials)
+    pname = pipeline_display_name(spec, which)
+    display = name or pname
+    warnings = []
+    if tz not in ("UTC", "Etc/UTC"):
+        warnings.append(f"schedule.timezone {tz}: Kubeflow evaluates cron expressions in the API server's time zone (usually UTC)")
+    with tempfile.TemporaryDirectory(prefix="cvpipe-schedule-") as tmp:
+        package = compile_spec(spec, Path(tmp) / f"{pname}.yaml", pipeline=which)
+        digest = hashlib.sha256(package.read_bytes()).hexdigest()
+        client = conn.client()
+        description = f"cvpipe {which} pipeline of {spec.name}"
+        pipeline_id, version_id = _upload(client, package, pname, description, conn.namespace, digest)
+    exp = _call("getting or creating the experiment", client.create_experiment, experiment or spec.name, namespace=conn.namespace)
+    found = _call(
+        "listing recurring runs",
+        client.list_recurring_runs,
+        experiment_id=exp.experiment_id,
+        filter=_eq_filter("display_name", display),
+        page_size=100,
+        namespace=conn.namespace,
+    )
+    replaced = []
+    for old in found.recurring_runs or []:
+        if old.display_name == display:
+            _call(f"deleting recurring run {old.recurring_run_id}", client.delete_recurring_run, old.recurring_run_id)
+            replaced.append(str(old.recurring_run_id))
+    created = _call(
+        "creating the recurring run",
+        client.create_recurring_run,
+        experiment_id=exp.experiment_id,
+        job_name=display,
+        description=description,
+        cron_expression=kfp_cron(expr),
+        max_concurrency=1,
+        no_catchup=True,
+        pipeline_id=pipeline_id,
+        version_id=version_id,
+        enabled=enabled,
+        pipeline_root=spec.runtime.pipeline_root,
+        service_account=service_account,
+    )
+    return ScheduleResult(
+        target="kubeflow",
+        schedule_id=str(created.recurring_run_id),
+        name=display,
+        cron=kfp_cron(expr),
+        pipeline=which,
+        state=str(created.status or created.mode or ""),
+        url=f"{conn.ui}/#/recurringrun/details/{created.recurring_run_id}",
+        replaced=replaced,
+        warnings=warnings,
+        details={"pipeline_id": pipeline_id, "version_id": version_id, "experiment_id": str(exp.experiment_id)},
+    )
+
+
+class KubeflowRunner:
+    """The :class:`~components.core.runs.Runner` for Kubeflow Pipelines.
+
+    Args:
+        connection: the API endpoint, or a :class:`KubeflowConnection`.
+        experiment: experiment runs and schedules are filed under (default: the spec's name;
+            ``list`` lists every run the caller may see when unset).
+        pipeline_name: name to upload pipelines under (default: the pipeline's name).
+        service_account: Kubernetes service account of the runs' pods.
+        poll: seconds between polls in :meth:`wait`.
+        sleep: how :meth:`wait` waits (tests pass a no-op).
+    """
+
+    target = "kubeflow"
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        experiment: str | None = None,
+        pipeline_name: str | None = None,
+        service_account: str | None = None,
+        poll: float = 10.0,
+        sleep: Callable[[float], None] | None = None,
+    ):
+        self.connection = _conn(connection)
+        self.experiment = experiment
+        self.pipeline_name = pipeline_name
+        self.service_account = service_account
+        self.poll = poll
+        self.sleep = sleep
+
+    def submit(
+        self,
+        spec: PipelineSpec,
+        *,
+        pipeline: str = "training",
+        until: str | None = None,
+        run_name: str | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> SubmittedRun:
+        """Compiles the spec's pipeline, uploads it and starts a run (see :func:`submit_kubeflow`)."""
+        return submit_kubeflow(
+            spec,
+            self.connection,
+            experiment=self.experiment,
+            pipeline_name=self.pipeline_name,
+            run_name=run_name,
+            until=until,
+            service_account=self.service_account,
+            parameters=parameters,
+            pipeline=pipeline,
+        )
+
+    def get(self, run_id: str) -> SubmittedRun:
+        """The run's current state (see :func:`get_run`)."""
+        return get_run(run_id, self.connection)
+
+    def list(self, *, pipeline: str | None = None, limit: int = 20) -> builtins.list[SubmittedRun]:
+        """The newest runs of the runner's experiment (all when unset); ``pipeline`` is not a filter on Kubeflow."""
+        return list_runs(self.connection, experiment=self.experiment, limit=limit)
+
+    def wait(
+        self,
+        run_id: str,
+        *,
+        timeout: float | None = 3600.0,
+        poll: float | None = None,
+        on_change: Callable[[SubmittedRun], None] | None = None,
+    ) -> SubmittedRun:
+        """Waits until the run finishes (see :func:`wait_run`)."""
+        return wait_run(
+            run_id, self.connection, timeout=timeout, poll=self.poll if poll is None else poll, on_change=on_change, sleep=self.sleep
+        )
+
+    def cancel(self, run_id: str) -> SubmittedRun:
+        """Terminates the run (see :func:`cancel_run`)."""
+        return cancel_run(run_id, self.connection)
+
+    def schedule(self, spec: PipelineSpec, *, pipeline: str = "auto", cron: str | None = None, name: str | None = None) -> ScheduleResult:
+        """Creates (or replaces) a recurring run (see :func:`schedule_kubeflow`)."""
+        return schedule_kubeflow(
+            spec,
+            self.connection,
+            pipeline=pipeline,
+            cron=cron,
+            name=name,
+            experiment=self.experiment,
+            service_account=self.service_account,
+        )

@@ -5,24 +5,40 @@ Each task runs as a subprocess of the current Python environment
 time. A run's outputs stay under ``<runtime.root>/<pipeline>/<run id>/``,
 one folder per task, and its lineage goes to the spec's MLMD store, from which
 the run summary is built.
+
+:func:`run_local` runs a pipeline in this process and returns when it is
+done. :class:`LocalRunner` is the :class:`~components.core.runs.Runner` of
+this machine: ``submit`` starts ``python -m pipelines.runners.local RUN_DIR``
+in a session of its own (so the caller, a kfp.local task for instance, can
+finish while it runs) and returns at once; ``RUN_DIR`` (under the runner's
+``runs_dir``) holds the spec, ``run.json`` (what was started), ``run.log``
+(the process's output) and, once it ends, ``result.json``.
 """
 
 from __future__ import annotations
 
+import builtins
+import logging
 import os
+import secrets
+import signal
+import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from components.core.errors import PipelineRunError
-from components.core.io import atomic_write_json
+from components.core.errors import CvpipeError, PipelineRunError
+from components.core.io import atomic_write_json, atomic_write_text, read_json
 from components.core.lineage import ArtifactRef, LineageStore
-from components.core.spec import PipelineSpec, resolve_paths
+from components.core.runs import ScheduleResult, SubmittedRun, pid_alive, wait_until_done
+from components.core.spec import PipelineSpec, dump_spec, load_spec, resolve_paths
 
-__all__ = ["RunSummary", "run_local"]
+__all__ = ["LocalRunner", "RunSummary", "main", "run_local"]
 
 
 @dataclass
@@ -140,3 +156,249 @@ def run_local(
             f"the failing step's log is printed above; outputs so far are in {run_dir}"
         )
     return summary
+
+
+RUN_FILE = "run.json"
+RESULT_FILE = "result.json"
+LOG_FILE = "run.log"
+
+
+class LocalRunner:
+    """The :class:`~components.core.runs.Runner` of this machine: kfp.local runs in processes of their own.
+
+    Args:
+        runs_dir: where each submitted run gets its folder (``<runs_dir>/<run id>/``).
+        base_dir: directory relative paths in submitted specs are resolved against (default: the working directory).
+        in_process: run in this process instead (``submit`` returns when the run is done, its
+            output on this process's terminal): what the embedded scheduler does.
+        poll: seconds between checks in :meth:`wait` for a run this object did not start.
+        sleep: how :meth:`wait` waits between checks (tests pass a no-op).
+    """
+
+    target = "local"
+
+    def __init__(
+        self,
+        runs_dir: str | os.PathLike[str] = "runs/local-runs",
+        *,
+        base_dir: str | os.PathLike[str] | None = None,
+        in_process: bool = False,
+        poll: float = 2.0,
+        sleep: Callable[[float], None] | None = None,
+    ):
+        self.runs_dir = Path(runs_dir)
+        self.base_dir = base_dir
+        self.in_process = in_process
+        self.poll = poll
+        self.sleep = sleep or time.sleep
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _dir(self, run_id: str) -> Path:
+        return self.runs_dir / run_id
+
+    def submit(
+        self,
+        spec: PipelineSpec,
+        *,
+        pipeline: str = "training",
+        until: str | None = None,
+        run_name: str | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> SubmittedRun:
+        """Starts ``python -m pipelines.runners.local`` on the spec's pipeline and returns at once.
+
+        Args:
+            spec: the spec (relative paths are resolved against ``base_dir`` first).
+            pipeline: ``training`` or ``continuous-eval``.
+            until: last step to run.
+            run_name: the run id (default: ``<pipeline name>-<UTC time>-<4 random hex digits>``).
+            parameters: not supported locally (the spec is the parameter): must be empty.
+
+        Returns:
+            The run, ``RUNNING`` (finished when ``in_process``).
+
+        Raises:
+            PipelineRunError: parameters were given, or the run id is taken.
+        """
+        from ..compiler import pipeline_display_name
+
+        if parameters:
+            raise PipelineRunError("a local run takes no pipeline parameters: put them in the spec")
+        resolved = resolve_paths(spec, self.base_dir or os.getcwd())
+        name = pipeline_display_name(resolved, pipeline)
+        run_id = run_name or f"{name}-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(2)}"
+        run_dir = self._dir(run_id)
+        if (run_dir / RUN_FILE).exists():
+            raise PipelineRunError(f"local run {run_id} exists already ({run_dir})")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "spec.yaml", dump_spec(resolved))
+        record: dict[str, Any] = {
+            "run_id": run_id,
+            "name": name,
+            "pipeline": pipeline,
+            "until": until,
+            "created": datetime.now(UTC).isoformat(),
+            "pid": None,
+        }
+        atomic_write_json(run_dir / RUN_FILE, record)
+        if self.in_process:
+            _execute(run_dir)
+            return self.get(run_id)
+        env = dict(os.environ)
+        # Inside a kfp.local task _KFP_RUNTIME is set, which strips kfp.dsl to the executor's needs;
+        # the run compiles pipelines and needs all of it.
+        env.pop("_KFP_RUNTIME", None)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        with open(run_dir / LOG_FILE, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pipelines.runners.local", str(run_dir.resolve())],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+                env=env,
+                cwd=str(run_dir),
+            )
+        self._procs[run_id] = proc
+        record["pid"] = proc.pid
+        atomic_write_json(run_dir / RUN_FILE, record)
+        return self.get(run_id)
+
+    def get(self, run_id: str) -> SubmittedRun:
+        """The run's state: its ``result.json`` when it ended, else RUNNING while its process lives, else FAILED.
+
+        Raises:
+            PipelineRunError: no such run under ``runs_dir``.
+        """
+        run_dir = self._dir(run_id)
+        if not (run_dir / RUN_FILE).is_file():
+            raise PipelineRunError(f"no local run {run_id} in {self.runs_dir}")
+        record = read_json(run_dir / RUN_FILE)
+        run = SubmittedRun(
+            target="local",
+            run_id=run_id,
+            name=str(record["name"]),
+            state="PENDING",
+            url=str(run_dir / LOG_FILE),
+            pipeline=str(record["name"]),
+            created=str(record.get("created") or ""),
+            details={"pid": str(record.get("pid") or ""), "run_dir": str(run_dir)},
+        )
+        if (run_dir / RESULT_FILE).is_file():
+            result = read_json(run_dir / RESULT_FILE)
+            run.state, run.error = str(result["state"]), result.get("error")
+            run.details.update({k: str(v) for k, v in (result.get("details") or {}).items()})
+            return run
+        proc = self._procs.get(run_id)
+        pid = record.get("pid")
+        if (proc is not None and proc.poll() is None) or (pid and pid_alive(int(pid), str(run_dir.resolve()))):
+            run.state = "RUNNING"
+        elif pid is not None:
+            run.state = "FAILED"
+            run.error = f"the run's process ended without reporting; see {run_dir / LOG_FILE}"
+        return run
+
+    def list(self, *, pipeline: str | None = None, limit: int = 20) -> builtins.list[SubmittedRun]:
+        """The newest runs under ``runs_dir`` (of one pipeline name when given)."""
+        if not self.runs_dir.is_dir():
+            return []
+        runs = [self.get(d.name) for d in self.runs_dir.iterdir() if (d / RUN_FILE).is_file()]
+        runs = [r for r in runs if pipeline is None or r.pipeline == pipeline]
+        return sorted(runs, key=lambda r: r.created, reverse=True)[:limit]
+
+    def wait(
+        self,
+        run_id: str,
+        *,
+        timeout: float | None = 3600.0,
+        poll: float | None = None,
+        on_change: Callable[[SubmittedRun], None] | None = None,
+    ) -> SubmittedRun:
+        """Waits until the run ends: on its process when this object started it, else by polling ``get``.
+
+        Raises:
+            PipelineRunError: still running after ``timeout`` seconds.
+        """
+        proc = self._procs.get(run_id)
+        if proc is not None:
+            if on_change is not None:
+                on_change(self.get(run_id))
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise PipelineRunError(
+                    f"local run {run_id} is still RUNNING after {timeout:g}s; it keeps running (pid {proc.pid})"
+                ) from None
+            run = self.get(run_id)
+            if on_change is not None:
+                on_change(run)
+            return run
+        return wait_until_done(lambda: self.get(run_id), timeout, self.poll if poll is None else poll, on_change, self.sleep)
+
+    def cancel(self, run_id: str) -> SubmittedRun:
+        """Stops the run's process group (SIGTERM) and records it CANCELLED; a finished run keeps its state."""
+        run = self.get(run_id)
+        if run.done:
+            return run
+        pid = int(run.details.get("pid") or 0)
+        if pid:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+                os.killpg(pid, signal.SIGCONT)  # a stopped process gets the SIGTERM only once it runs
+            except ProcessLookupError:
+                pass
+            proc = self._procs.get(run_id)
+            if proc is not None:
+                proc.wait()
+        if not (self._dir(run_id) / RESULT_FILE).is_file():
+            atomic_write_json(self._dir(run_id) / RESULT_FILE, {"state": "CANCELLED", "error": "cancelled", "details": {}})
+        return self.get(run_id)
+
+    def schedule(self, spec: PipelineSpec, *, pipeline: str = "auto", cron: str | None = None, name: str | None = None) -> ScheduleResult:
+        """Local pipelines are scheduled by the embedded scheduler, a process that must keep running.
+
+        Raises:
+            PipelineRunError: always; it names the command that runs the schedule (``cvpipe scheduler SPEC``).
+        """
+        raise PipelineRunError(
+            f"this machine has no schedule service: run `cvpipe scheduler <spec of {spec.name}>`, which runs its pipeline "
+            "on schedule.cron for as long as it runs"
+        )
+
+
+def _execute(run_dir: Path, log: logging.Logger | None = None) -> bool:
+    """Runs the submitted run in ``run_dir`` and writes its ``result.json``; True when it succeeded."""
+    record = read_json(run_dir / RUN_FILE)
+    try:
+        summary = run_local(load_spec(run_dir / "spec.yaml"), until=record.get("until"), pipeline=str(record["pipeline"]))
+    except CvpipeError as e:
+        atomic_write_json(run_dir / RESULT_FILE, {"state": "FAILED", "error": str(e), "details": {}})
+        if log is not None:
+            log.error("local run %s failed: %s", record["run_id"], e)
+        return False
+    details = {"kfp_run_id": summary.run_id, "kfp_run_dir": str(summary.run_dir)}
+    atomic_write_json(run_dir / RESULT_FILE, {"state": "SUCCEEDED", "error": None, "details": details})
+    if log is not None:
+        log.info("local run %s finished: %s", record["run_id"], details)
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one submitted local run: ``python -m pipelines.runners.local RUN_DIR``.
+
+    Args:
+        argv: ``[RUN_DIR]`` (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 when the run succeeded.
+    """
+    from components.core.log import configure_logging, get_logger
+
+    configure_logging()
+    run_dir = Path((sys.argv[1:] if argv is None else argv)[0])
+    return 0 if _execute(run_dir, get_logger("local-run")) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

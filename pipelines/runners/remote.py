@@ -1,154 +1,102 @@
-"""What the cluster runners share: the submitted-run record, run states, waiting, portability checks.
+"""What the cluster runners share: portability checks and schedule expressions.
 
-Kubeflow Pipelines and Vertex AI Pipelines name run states differently
-(``CANCELED`` / ``PIPELINE_STATE_CANCELLED``...). :class:`SubmittedRun`
-carries one vocabulary, :data:`STATES`, so the CLI and callers treat both
-targets alike; the target's own name stays in ``details["raw_state"]``.
+Run records, states and waiting are :mod:`components.core.runs` (re-exported
+here): :class:`SubmittedRun` carries one vocabulary, :data:`STATES`, so the
+CLI and callers treat every target alike; the target's own name stays in
+``details["raw_state"]``.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from components.core.errors import PipelineRunError
+from components.core.errors import SpecError
+from components.core.runs import STATES, TERMINAL_STATES, ScheduleResult, SubmittedRun, Target, normalise_state, wait_until_done
 from components.core.spec import PipelineSpec, RuntimeSpec
 
 __all__ = [
     "STATES",
     "TERMINAL_STATES",
+    "ScheduleResult",
     "SubmittedRun",
     "Target",
+    "kfp_cron",
     "normalise_state",
     "portability_warnings",
+    "schedule_cron",
+    "scheduled_pipeline",
+    "vertex_cron",
     "wait_until_done",
 ]
 
-Target = Literal["kubeflow", "vertex"]
 
-STATES: tuple[str, ...] = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLING", "CANCELLED", "PAUSED", "SKIPPED", "UNKNOWN")
-"""Run states of every target, in cvpipe's words."""
-
-TERMINAL_STATES: frozenset[str] = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED"})
-"""States a run never leaves."""
-
-_ALIASES = {
-    "QUEUED": "PENDING",
-    "CANCELED": "CANCELLED",
-    "CANCELING": "CANCELLING",
-    "RUNTIME_STATE_UNSPECIFIED": "UNKNOWN",
-    "UNSPECIFIED": "UNKNOWN",
-    "ERROR": "FAILED",
-}
-
-
-def normalise_state(raw: str | None) -> str:
-    """Maps a Kubeflow or Vertex AI state name to one of :data:`STATES`.
+def scheduled_pipeline(spec: PipelineSpec, pipeline: str = "auto") -> str:
+    """Which pipeline a schedule runs.
 
     Args:
-        raw: ``SUCCEEDED``, ``PIPELINE_STATE_RUNNING``, ``CANCELED``... (None: unknown).
+        spec: the spec.
+        pipeline: ``auto`` (continuous evaluation when the spec has ``monitoring``, else
+            training), ``training`` or ``continuous-eval``.
 
     Returns:
-        The cvpipe state.
-    """
-    if not raw:
-        return "UNKNOWN"
-    name = str(raw).upper().removeprefix("PIPELINE_STATE_")
-    name = _ALIASES.get(name, name)
-    return name if name in STATES else "UNKNOWN"
-
-
-@dataclass
-class SubmittedRun:
-    """A pipeline run on a cluster, as cvpipe reports it.
-
-    Attributes:
-        target: ``kubeflow`` or ``vertex``.
-        run_id: the id to give ``get_run``/``wait_run`` (KFP run id; Vertex pipeline job id).
-        name: the run's display name.
-        state: one of :data:`STATES`.
-        url: where to look at it in a browser.
-        pipeline: the pipeline's name.
-        created: creation time as the service reports it (RFC 3339), if known.
-        error: the service's error message for a failed run.
-        details: target-specific extras (``raw_state``, ``resource_name``,
-            ``pipeline_id``, ``version_id``, ``experiment_id``...).
-    """
-
-    target: Target
-    run_id: str
-    name: str
-    state: str
-    url: str = ""
-    pipeline: str = ""
-    created: str = ""
-    error: str | None = None
-    details: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def done(self) -> bool:
-        """Whether the run reached a terminal state."""
-        return self.state in TERMINAL_STATES
-
-    @property
-    def succeeded(self) -> bool:
-        """Whether the run finished successfully."""
-        return self.state == "SUCCEEDED"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "target": self.target,
-            "run_id": self.run_id,
-            "name": self.name,
-            "state": self.state,
-            "url": self.url,
-            "pipeline": self.pipeline,
-            "created": self.created,
-            "error": self.error,
-            "details": dict(self.details),
-        }
-
-
-def wait_until_done(
-    fetch: Callable[[], SubmittedRun],
-    timeout: float | None,
-    poll: float,
-    on_change: Callable[[SubmittedRun], None] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> SubmittedRun:
-    """Polls a run until it reaches a terminal state.
-
-    Args:
-        fetch: returns the run's current state.
-        timeout: seconds to wait at most (None: no limit).
-        poll: seconds between polls.
-        on_change: called with the run whenever its state changes (and first).
-        sleep: the sleep function (tests pass a no-op).
-
-    Returns:
-        The finished run (whatever its final state: callers check ``succeeded``).
+        ``training`` or ``continuous-eval``.
 
     Raises:
-        PipelineRunError: the run is still not finished after ``timeout`` seconds.
+        SpecError: continuous evaluation of a spec without ``monitoring``.
     """
-    deadline = None if timeout is None else time.monotonic() + timeout
-    last_state: str | None = None
-    while True:
-        run = fetch()
-        if run.state != last_state:
-            last_state = run.state
-            if on_change is not None:
-                on_change(run)
-        if run.done:
-            return run
-        if deadline is not None and time.monotonic() + poll > deadline:
-            raise PipelineRunError(
-                f"{run.target} run {run.run_id} is still {run.state} after {timeout:g}s; it keeps running: check it with `cvpipe runs show {run.run_id} --target {run.target}`"
-            )
-        sleep(poll)
+    if pipeline == "auto":
+        return "continuous-eval" if spec.monitoring is not None else "training"
+    if pipeline == "continuous-eval" and spec.monitoring is None:
+        raise SpecError([("monitoring", "is required to schedule the continuous-evaluation pipeline")])
+    if pipeline not in ("training", "continuous-eval"):
+        raise SpecError([("", f"unknown pipeline {pipeline!r}: use training, continuous-eval or auto")])
+    return pipeline
+
+
+def schedule_cron(spec: PipelineSpec, cron: str | None) -> tuple[str, str]:
+    """The cron expression and time zone of a schedule: ``cron`` when given, else the spec's ``schedule``.
+
+    Args:
+        spec: the spec.
+        cron: a five-field expression overriding the spec's.
+
+    Returns:
+        ``(expression, IANA zone)``.
+
+    Raises:
+        SpecError: neither is given, or the expression is invalid.
+    """
+    if cron:
+        from components.core.spec import ScheduleSpec
+
+        s = ScheduleSpec(cron=cron, timezone=spec.schedule.timezone if spec.schedule else "UTC")
+        return s.cron, s.timezone
+    if spec.schedule is None:
+        raise SpecError([("schedule", "is required to schedule recurring runs (schedule: {cron: '0 * * * *'})")])
+    return spec.schedule.cron, spec.schedule.timezone
+
+
+def kfp_cron(cron: str) -> str:
+    """A five-field cron expression in KFP's six-field form (seconds first).
+
+    Args:
+        cron: ``minute hour day-of-month month day-of-week``.
+
+    Returns:
+        ``0 minute hour day-of-month month day-of-week``.
+    """
+    return f"0 {cron.strip()}"
+
+
+def vertex_cron(cron: str, timezone: str) -> str:
+    """A cron expression for a Vertex AI schedule, with its time zone prefix.
+
+    Args:
+        cron: the five-field expression.
+        timezone: an IANA zone (UTC needs no prefix).
+
+    Returns:
+        ``TZ=<zone> <cron>`` (or the expression as is for UTC).
+    """
+    return cron.strip() if timezone in ("UTC", "Etc/UTC") else f"TZ={timezone} {cron.strip()}"
 
 
 _LOCAL_PATH_FIELDS = (
@@ -161,7 +109,7 @@ _LOCAL_PATH_FIELDS = (
 )
 
 
-def portability_warnings(spec: PipelineSpec, target: Target) -> list[str]:
+def portability_warnings(spec: PipelineSpec, target: str) -> list[str]:
     """What in a spec a cluster run may not be able to use, as messages (nothing is changed).
 
     The same spec runs locally and on a cluster; these are the settings that

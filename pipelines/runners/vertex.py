@@ -22,6 +22,7 @@ emulator or test server) gets anonymous credentials unless others are given.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import secrets
@@ -46,16 +47,19 @@ from components.core.spec import (
     url_has_password,
 )
 
-from .remote import SubmittedRun, normalise_state, wait_until_done
+from .remote import ScheduleResult, SubmittedRun, normalise_state, schedule_cron, scheduled_pipeline, vertex_cron, wait_until_done
 
 __all__ = [
     "MACHINE_TYPES",
     "MachineSettings",
+    "VertexRunner",
     "VertexSettings",
     "apply_settings",
+    "cancel_run",
     "get_run",
     "list_runs",
     "load_settings",
+    "schedule_vertex",
     "submit_vertex",
     "wait_run",
 ]
@@ -338,6 +342,47 @@ def _need(value: str | None, what: str, flag: str) -> str:
     return value
 
 
+def _target(
+    spec: PipelineSpec, settings: VertexSettings | None, project: str | None, region: str | None, pipeline_root: str | None
+) -> tuple[VertexSettings, str, str, str]:
+    """``(settings, project, region, gs:// pipeline root)``: arguments, then the spec's gs:// root, then the settings."""
+    s = settings or VertexSettings()
+    project = _need(project or s.project, "project", "--project")
+    region = _need(region or s.region, "region", "--region")
+    spec_root = spec.runtime.pipeline_root if (spec.runtime.pipeline_root or "").startswith("gs://") else None
+    root = _need(pipeline_root or spec_root or s.default_pipeline_root(), "gs:// pipeline root", "--pipeline-root")
+    if not root.startswith("gs://"):
+        raise PipelineRunError(f"Vertex AI needs a gs:// pipeline root, not {root}")
+    return s, project, region, root
+
+
+def _job(
+    aip: Any,
+    package: Path,
+    display_name: str,
+    root: str,
+    labels: dict[str, str],
+    caching: bool | None,
+    project: str,
+    region: str,
+    **extra: Any,
+) -> Any:
+    """The ``PipelineJob`` of a compiled package: what a submission runs and what a schedule creates runs from."""
+    return _vertex(
+        "building the pipeline job",
+        lambda: aip.PipelineJob(
+            display_name=display_name,
+            template_path=str(package),
+            **extra,
+            pipeline_root=root,
+            enable_caching=caching,
+            labels=labels,
+            project=project,
+            location=region,
+        ),
+    )
+
+
 def submit_vertex(
     spec: PipelineSpec,
     project: str | None = None,
@@ -355,6 +400,7 @@ def submit_vertex(
     until: str | None = None,
     parameters: dict[str, Any] | None = None,
     package_path: str | Path | None = None,
+    pipeline: str = "training",
 ) -> SubmittedRun:
     """Compiles a spec and submits it as a Vertex AI PipelineJob.
 
@@ -377,6 +423,7 @@ def submit_vertex(
         until: last step to include; None for the whole pipeline.
         parameters: pipeline parameters to override.
         package_path: an already compiled pipeline YAML to submit instead of compiling ``spec``.
+        pipeline: ``training`` or ``continuous-eval``.
 
     Returns:
         The submitted job (usually ``PENDING``).
@@ -384,41 +431,27 @@ def submit_vertex(
     Raises:
         PipelineRunError: a required setting is missing, or Vertex AI refused the job.
     """
-    from ..compiler import compile_spec
+    from ..compiler import compile_spec, pipeline_display_name
 
-    s = settings or VertexSettings()
-    project = _need(project or s.project, "project", "--project")
-    region = _need(region or s.region, "region", "--region")
-    spec_root = spec.runtime.pipeline_root if (spec.runtime.pipeline_root or "").startswith("gs://") else None
-    root = _need(pipeline_root or spec_root or s.default_pipeline_root(), "gs:// pipeline root", "--pipeline-root")
-    if not root.startswith("gs://"):
-        raise PipelineRunError(f"Vertex AI needs a gs:// pipeline root, not {root}")
+    s, project, region, root = _target(spec, settings, project, region, pipeline_root)
     effective = apply_settings(spec, settings)
     all_labels = {**s.labels, **(labels or {}), "cvpipe-pipeline": spec.name, "cvpipe-task": spec.task}
     caching = enable_caching if enable_caching is not None else s.enable_caching
-    job_id = job_id or f"{spec.name}-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(2)}"
+    name = pipeline_display_name(spec, pipeline)
+    job_id = job_id or f"{name}-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(2)}"
     with tempfile.TemporaryDirectory(prefix="cvpipe-vertex-") as tmp:
-        package = Path(package_path) if package_path else compile_spec(effective, Path(tmp) / f"{spec.name}.yaml", until=until)
+        package = (
+            Path(package_path) if package_path else compile_spec(effective, Path(tmp) / f"{name}.yaml", until=until, pipeline=pipeline)
+        )
         with _aiplatform(project, region, api_endpoint or s.api_endpoint, credentials) as aip:
-            job = _vertex(
-                "building the pipeline job",
-                lambda: aip.PipelineJob(
-                    display_name=spec.name,
-                    template_path=str(package),
-                    job_id=job_id,
-                    pipeline_root=root,
-                    parameter_values=dict(parameters or {}),
-                    enable_caching=caching,
-                    labels=all_labels,
-                    project=project,
-                    location=region,
-                ),
+            job = _job(
+                aip, package, name, root, all_labels, caching, project, region, job_id=job_id, parameter_values=dict(parameters or {})
             )
             _vertex(
                 "submitting the pipeline job",
                 lambda: job.submit(service_account=service_account or s.service_account, network=network or s.network),
             )
-            return _to_run(job, pipeline=spec.name)
+            return _to_run(job, pipeline=name)
 
 
 def get_run(
@@ -527,3 +560,256 @@ def wait_run(
     return wait_until_done(
         lambda: get_run(run_id, project, region, api_endpoint, credentials, settings), timeout, poll, on_change, sleep or time.sleep
     )
+
+
+def cancel_run(
+    run_id: str,
+    project: str | None = None,
+    region: str | None = None,
+    api_endpoint: str | None = None,
+    credentials: Any = None,
+    settings: VertexSettings | None = None,
+) -> SubmittedRun:
+    """Cancels a Vertex AI pipeline job and returns its state after asking.
+
+    Args:
+        run_id: the job id, or its full resource name.
+        project: project (default: ``settings.project``).
+        region: region (default: ``settings.region``).
+        api_endpoint: Vertex AI endpoint.
+        credentials: ``google.auth`` credentials.
+        settings: project settings.
+
+    Returns:
+        The job (``CANCELLING`` or ``CANCELLED``; a finished job keeps its state).
+
+    Raises:
+        PipelineRunError: no such job, or Vertex AI cannot be reached or refused.
+    """
+    s = settings or VertexSettings()
+    project = _need(project or s.project, "project", "--project")
+    region = _need(region or s.region, "region", "--region")
+    with _aiplatform(project, region, api_endpoint or s.api_endpoint, credentials) as aip:
+        job = _vertex(f"getting pipeline job {run_id}", lambda: aip.PipelineJob.get(run_id, project=project, location=region))
+        _vertex(f"cancelling pipeline job {run_id}", job.cancel)
+        return _to_run(_vertex(f"getting pipeline job {run_id}", lambda: aip.PipelineJob.get(run_id, project=project, location=region)))
+
+
+def schedule_vertex(
+    spec: PipelineSpec,
+    project: str | None = None,
+    region: str | None = None,
+    *,
+    pipeline: str = "auto",
+    cron: str | None = None,
+    name: str | None = None,
+    pipeline_root: str | None = None,
+    service_account: str | None = None,
+    api_endpoint: str | None = None,
+    credentials: Any = None,
+    settings: VertexSettings | None = None,
+    network: str | None = None,
+) -> ScheduleResult:
+    """Creates (or replaces) a Vertex AI pipeline schedule of a spec's pipeline.
+
+    The schedule creates the same ``PipelineJob`` :func:`submit_vertex`
+    submits, on ``TZ=<zone> <cron>``, one run at a time. An active schedule
+    of the same display name is deleted first.
+
+    Args:
+        spec: the spec (``schedule.cron`` and ``schedule.timezone`` unless ``cron`` is given).
+        project: Google Cloud project (default: ``settings.project``).
+        region: Vertex AI region (default: ``settings.region``).
+        pipeline: ``auto`` (continuous evaluation when the spec has ``monitoring``), ``training`` or ``continuous-eval``.
+        cron: a five-field cron expression overriding the spec's.
+        name: the schedule's display name (default: the pipeline's name).
+        pipeline_root: ``gs://`` pipeline root (default: the spec's gs:// root, else the settings').
+        service_account: the service account the runs use.
+        api_endpoint: Vertex AI endpoint.
+        credentials: ``google.auth`` credentials.
+        settings: project settings (machines, labels, image...).
+        network: VPC network to peer with.
+
+    Returns:
+        The schedule.
+
+    Raises:
+        SpecError: no schedule, or no monitoring section for the continuous-evaluation pipeline.
+        PipelineRunError: a required setting is missing, or Vertex AI refused.
+    """
+    from ..compiler import compile_spec, pipeline_display_name
+
+    which = scheduled_pipeline(spec, pipeline)
+    expr, tz = schedule_cron(spec, cron)
+    s, project, region, root = _target(spec, settings, project, region, pipeline_root)
+    effective = apply_settings(spec, settings)
+    display = name or pipeline_display_name(spec, which)
+    labels = {**s.labels, "cvpipe-pipeline": spec.name, "cvpipe-task": spec.task, "cvpipe-kind": which}
+    expr_tz = vertex_cron(expr, tz)
+    with tempfile.TemporaryDirectory(prefix="cvpipe-schedule-") as tmp:
+        package = compile_spec(effective, Path(tmp) / f"{pipeline_display_name(spec, which)}.yaml", pipeline=which)
+        with _aiplatform(project, region, api_endpoint or s.api_endpoint, credentials) as aip:
+            job = _job(aip, package, display, root, labels, s.enable_caching, project, region)
+            existing = _vertex(
+                "listing schedules",
+                lambda: aip.PipelineJobSchedule.list(filter=f'display_name="{display}"', project=project, location=region),
+            )
+            replaced = []
+            for old in existing:
+                if old.display_name == display:
+                    _vertex(f"deleting schedule {old.resource_name}", old.delete)
+                    replaced.append(str(old.resource_name))
+            sched = _vertex(
+                "creating the schedule",
+                lambda: job.create_schedule(
+                    cron=expr_tz,
+                    display_name=display,
+                    max_concurrent_run_count=1,
+                    service_account=service_account or s.service_account,
+                    network=network or s.network,
+                ),
+            )
+            res = sched.gca_resource
+            state = res.state.name if hasattr(res.state, "name") else str(res.state)
+            return ScheduleResult(
+                target="vertex",
+                schedule_id=str(res.name),
+                name=display,
+                cron=expr_tz,
+                pipeline=which,
+                state=state,
+                url=f"https://console.cloud.google.com/vertex-ai/pipelines/schedules/{str(res.name).rsplit('/', 1)[-1]}?project={project}",
+                replaced=replaced,
+                details={"project": project, "region": region, "pipeline_root": root},
+            )
+
+
+class VertexRunner:
+    """The :class:`~components.core.runs.Runner` for Vertex AI Pipelines.
+
+    Arguments win over ``settings`` (:class:`VertexSettings`), which fill what they leave unset.
+
+    Args:
+        project: Google Cloud project.
+        region: Vertex AI region.
+        settings: project settings (``infra/vertex/settings.yaml``).
+        pipeline_root: ``gs://`` pipeline root.
+        service_account: the service account the runs use.
+        api_endpoint: Vertex AI endpoint (default: the region's).
+        credentials: ``google.auth`` credentials.
+        network: VPC network to peer with.
+        labels: extra job labels.
+        enable_caching: override every task's caching.
+        poll: seconds between polls in :meth:`wait`.
+        sleep: how :meth:`wait` waits (tests pass a no-op).
+    """
+
+    target = "vertex"
+
+    def __init__(
+        self,
+        project: str | None = None,
+        region: str | None = None,
+        *,
+        settings: VertexSettings | None = None,
+        pipeline_root: str | None = None,
+        service_account: str | None = None,
+        api_endpoint: str | None = None,
+        credentials: Any = None,
+        network: str | None = None,
+        labels: dict[str, str] | None = None,
+        enable_caching: bool | None = None,
+        poll: float = 30.0,
+        sleep: Callable[[float], None] | None = None,
+    ):
+        self.project = project
+        self.region = region
+        self.settings = settings
+        self.pipeline_root = pipeline_root
+        self.service_account = service_account
+        self.api_endpoint = api_endpoint
+        self.credentials = credentials
+        self.network = network
+        self.labels = dict(labels or {})
+        self.enable_caching = enable_caching
+        self.poll = poll
+        self.sleep = sleep
+
+    def submit(
+        self,
+        spec: PipelineSpec,
+        *,
+        pipeline: str = "training",
+        until: str | None = None,
+        run_name: str | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> SubmittedRun:
+        """Compiles the spec's pipeline and submits it as a PipelineJob whose id is ``run_name`` (see :func:`submit_vertex`)."""
+        return submit_vertex(
+            spec,
+            project=self.project,
+            region=self.region,
+            pipeline_root=self.pipeline_root,
+            service_account=self.service_account,
+            api_endpoint=self.api_endpoint,
+            credentials=self.credentials,
+            settings=self.settings,
+            job_id=run_name,
+            network=self.network,
+            labels=self.labels,
+            enable_caching=self.enable_caching,
+            until=until,
+            parameters=parameters,
+            pipeline=pipeline,
+        )
+
+    def get(self, run_id: str) -> SubmittedRun:
+        """The job's current state (see :func:`get_run`)."""
+        return get_run(run_id, self.project, self.region, self.api_endpoint, self.credentials, self.settings)
+
+    def list(self, *, pipeline: str | None = None, limit: int = 20) -> builtins.list[SubmittedRun]:
+        """The newest jobs of the region, of one pipeline name when given (see :func:`list_runs`)."""
+        return list_runs(self.project, self.region, pipeline, self.api_endpoint, self.credentials, self.settings, limit)
+
+    def wait(
+        self,
+        run_id: str,
+        *,
+        timeout: float | None = 3600.0,
+        poll: float | None = None,
+        on_change: Callable[[SubmittedRun], None] | None = None,
+    ) -> SubmittedRun:
+        """Waits until the job finishes (see :func:`wait_run`)."""
+        return wait_run(
+            run_id,
+            self.project,
+            self.region,
+            timeout=timeout,
+            poll=self.poll if poll is None else poll,
+            api_endpoint=self.api_endpoint,
+            credentials=self.credentials,
+            settings=self.settings,
+            on_change=on_change,
+            sleep=self.sleep,
+        )
+
+    def cancel(self, run_id: str) -> SubmittedRun:
+        """Cancels the job (see :func:`cancel_run`)."""
+        return cancel_run(run_id, self.project, self.region, self.api_endpoint, self.credentials, self.settings)
+
+    def schedule(self, spec: PipelineSpec, *, pipeline: str = "auto", cron: str | None = None, name: str | None = None) -> ScheduleResult:
+        """Creates (or replaces) a schedule (see :func:`schedule_vertex`)."""
+        return schedule_vertex(
+            spec,
+            self.project,
+            self.region,
+            pipeline=pipeline,
+            cron=cron,
+            name=name,
+            pipeline_root=self.pipeline_root,
+            service_account=self.service_account,
+            api_endpoint=self.api_endpoint,
+            credentials=self.credentials,
+            settings=self.settings,
+            network=self.network,
+        )

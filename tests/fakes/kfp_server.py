@@ -14,6 +14,7 @@ Served routes (under ``/apis/v2beta1``):
 * ``GET  /pipelines/{id}/versions`` (``filter`` on ``display_name``, ``sort_by``, ``page_size``)
 * ``GET  /experiments`` (``filter``), ``POST /experiments``
 * ``POST /runs``, ``GET /runs/{id}``, ``GET /runs`` (``experiment_id``, ``namespace``, ``sort_by``, ``page_size``)
+* ``POST /runs/{id}:terminate`` (a run not finished goes CANCELING, then CANCELED)
 
 Semantics follow the KFP API server: uploading a pipeline also creates its
 first version (named like the pipeline); a pipeline or version name already
@@ -347,6 +348,16 @@ class FakeKfpServer(LoopbackServer):
             size = int(query.get("page_size") or 0)
             page = found[:size] if size else found
             return 200, ({"runs": page, "total_size": len(found)} if page else {})
+        if method == "POST" and len(seg) == 1 and seg[0].endswith(":terminate"):
+            run_id = seg[0].removesuffix(":terminate")
+            current = self.runs.get(run_id)
+            if current is None:
+                return self._error(404, f"run {run_id} not found")
+            if current.body["state"] not in ("SUCCEEDED", "FAILED", "CANCELED"):
+                current.body["state"] = "CANCELING"
+                current.body["state_history"].append({"state": "CANCELING", "update_time": _now()})
+                current.states = ["CANCELING", "CANCELED"]
+            return 200, {}
         if method == "GET" and len(seg) == 1:
             current = self.runs.get(seg[0])
             if current is None:

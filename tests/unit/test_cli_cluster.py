@@ -75,7 +75,7 @@ def _vertex_args(server: FakeVertexPipelinesServer) -> list[str]:
 
 def test_run_commands_are_registered(cvpipe: click.Group) -> None:
     runs = cvpipe.commands["runs"]
-    assert isinstance(runs, click.Group) and set(runs.commands) == {"list", "show", "wait"}
+    assert isinstance(runs, click.Group) and set(runs.commands) == {"list", "show", "wait", "cancel"}
     assert "submit" in cvpipe.commands
     assert "target" in {p.name for p in runs.commands["list"].params}
 

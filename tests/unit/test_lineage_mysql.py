@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from fakes.mariadb import MariaDB, MariaDBUnavailable
 
 from components.core.errors import LineageError
 from components.core.lineage import MYSQL_PASSWORD_ENV, LineageStore, NewArtifact
+from components.core.runs import pid_alive
 
 pytestmark = pytest.mark.mysql
 
@@ -284,31 +287,28 @@ def test_kfp_local_tasks_get_the_password_through_their_environment(
     assert [e["component"] for e in store.executions(run_id=summary.run_id)] == ["ingest"]
 
 
-def test_retraining_process_gets_the_password_through_its_environment(
+def test_local_run_process_gets_the_password_through_its_environment(
     mariadb: MariaDB, mysql_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The local retraining process's command line lacks the password; it reports its outcome to MariaDB all the same."""
-    from components.core.spec import dump_spec, parse_spec
-    from components.trigger.launch import launch_local
+    """A LocalRunner run (how the trigger retrains locally) has no password on its command line; it reaches MariaDB all the same."""
+    from components.core.spec import parse_spec
+    from pipelines.runners.local import LocalRunner
 
     monkeypatch.delenv(MYSQL_PASSWORD_ENV)
     monkeypatch.setenv("TEAM_MLMD_PW", mariadb.password)
     spec = parse_spec(_lineage_spec(tmp_path, mysql_url, tmp_path / "missing" / "annotations.json"))
-    store = LineageStore.for_spec(spec.runtime.metadata)
-    dataset = store.put_artifact("RawDataset", str(tmp_path / "merged.json"), {"retrain_state": "RUNNING"})
-    spec_path = tmp_path / "retrain" / "spec.yaml"
-    spec_path.parent.mkdir()
-    spec_path.write_text(dump_spec(spec))
-    assert mariadb.password not in spec_path.read_text()
-    proc = launch_local(spec_path, tmp_path / "retrain" / "state.json", "t1", dataset.id, mysql_url, spec.runtime.root)
+    runner = LocalRunner(tmp_path / "local-runs")
+    run = runner.submit(spec, until="ingest", run_name="retrain-t1")
+    pid = int(run.details["pid"])
     try:
-        shown = Path(f"/proc/{proc.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        assert mariadb.password not in " ".join(str(a) for a in proc.args) and mariadb.password not in shown
-        assert proc.wait(timeout=600) == 1  # the data source is missing: the run fails, and says so in lineage
+        shown = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        assert mariadb.password not in shown
+        assert mariadb.password not in (tmp_path / "local-runs" / "retrain-t1" / "spec.yaml").read_text()
+        finished = runner.wait(run.run_id, timeout=600)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    props = store.get(dataset.id).properties
-    assert props["retrain_state"] == "FAILED" and "ingest" in str(props.get("retrain_error"))
-    log = (spec_path.parent / "retrain.log").read_text()
-    assert mariadb.password not in log
+        if pid_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    # the data source is missing: the run fails in ingest, and reports it after reading the run's steps from
+    # MariaDB with the password from the inherited environment (without it the error would be the store's)
+    assert finished.state == "FAILED" and (finished.error or "").startswith("pipeline ") and "ingest" in (finished.error or "")
+    assert mariadb.password not in Path(finished.url).read_text()
