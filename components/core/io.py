@@ -19,6 +19,7 @@ from typing import IO, Any
 __all__ = [
     "atomic_path",
     "atomic_write_bytes",
+    "atomic_write_html",
     "atomic_write_json",
     "atomic_write_text",
     "display_name",
@@ -164,6 +165,28 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None
         The final path.
     """
     return atomic_write_text(path, json.dumps(obj, indent=indent, default=_default, sort_keys=False) + "\n")
+
+
+def atomic_write_html(path: str | os.PathLike[str], text: str) -> Path:
+    """Writes an HTML page at ``path`` and, when ``path`` has no ``.html`` suffix, also as ``<path>.html``.
+
+    A KFP ``Output[HTML]`` artifact's path has no extension (``validate/report``):
+    the consoles render the page at that URI, while a browser opening the run
+    folder shows the source of a file without ``.html``. The copy beside it is
+    the one to open.
+
+    Args:
+        path: the artifact's path.
+        text: the page.
+
+    Returns:
+        The ``.html`` file.
+    """
+    p = Path(path)
+    atomic_write_text(p, text)
+    if p.suffix.lower() in (".html", ".htm"):
+        return p
+    return atomic_write_text(p.with_name(p.name + ".html"), text)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from components.core.errors import EvaluationError
-from components.core.io import atomic_write_json, atomic_write_text
+from components.core.io import atomic_write_html, atomic_write_json
 from components.core.labelmap import LabelMap
 from components.core.lineage import ArtifactRef, NewArtifact
 from components.core.manifest import Manifest, Task
@@ -490,7 +490,7 @@ def run(
     html = render_report(
         candidate, blessing, baseline=baseline, samples=preds.report_samples, title=f"{spec.name}: evaluation of {model_dir.name}"
     )
-    paths["report"] = atomic_write_text(report_file, html)
+    paths["report"] = atomic_write_html(report_file, html)
     log.info("%s = %s; %s", PRIMARY_METRIC[task], candidate.metrics.get(PRIMARY_METRIC[task]), "; ".join(blessing.reasons))
 
     inputs: dict[str, ArtifactRef | None] = {

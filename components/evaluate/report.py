@@ -17,14 +17,17 @@ import html
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from components.core.catalog import COUNT_METRICS
+
 from .blessing import Blessing
 from .evaluation import ModelEvaluation
 
-__all__ = ["ReportSample", "kfp_confusion", "kfp_scalars", "render_report"]
+__all__ = ["ReportSample", "kfp_confusion", "kfp_scalars", "pr_figure", "render_report", "sample_image"]
 
 
 @dataclass
@@ -70,11 +73,25 @@ def _img_tag(b64: str, alt: str, width: int | None = None) -> str:
 
 
 def _pr_figure(ev: ModelEvaluation, baseline: ModelEvaluation | None) -> str | None:
+    fig = pr_figure(ev, baseline)
+    return None if fig is None else _png(fig)
+
+
+def pr_figure(ev: ModelEvaluation, baseline: ModelEvaluation | None = None) -> Any:
+    """The precision-recall figure (matplotlib), its legend beside the axes so it never covers a curve.
+
+    Args:
+        ev: the candidate's evaluation.
+        baseline: the baseline's evaluation, if any.
+
+    Returns:
+        The figure, or None without PR curves.
+    """
     if not ev.pr_curves:
         return None
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6, 4.5))
+    fig = Figure(figsize=(8.5, 4.5))
     ax = fig.subplots()
     rec = ev.pr_curves["recall"]
     for name, prec in ev.pr_curves.items():
@@ -90,8 +107,8 @@ def _pr_figure(ev: ModelEvaluation, baseline: ModelEvaluation | None) -> str | N
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_title("Precision-recall at IoU 0.5 (interpolated, COCO)")
-    ax.legend(fontsize=7, loc="lower left", ncol=2)
-    return _png(fig)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, ncol=1 if len(ax.lines) <= 16 else 2)
+    return fig
 
 
 def _confusion_figure(ev: ModelEvaluation) -> str | None:
@@ -146,37 +163,70 @@ def _overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out.astype(np.uint8)
 
 
-def _sample_png(s: ReportSample, max_side: int = 320) -> str:
+def _label(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, background: tuple[int, int, int]) -> None:
+    """White text on a filled box of the outline's colour: readable on any image (green text on green shapes was not)."""
+    left, top, right, bottom = draw.textbbox(xy, text)
+    draw.rectangle([left - 2, top - 1, right + 2, bottom + 1], fill=background)
+    draw.text(xy, text, fill=(255, 255, 255))
+
+
+_TRUE = (0, 110, 0)
+_PRED = (190, 20, 20)
+
+
+def sample_image(s: ReportSample, max_side: int = 320) -> Image.Image:
+    """A test image with true boxes (dark green) and predictions (dark red), labels on filled boxes.
+
+    The image is scaled to ``max_side`` first and the boxes drawn after, so
+    labels keep a readable size whatever the image size.
+
+    Args:
+        s: the sample.
+        max_side: longest side of the result, in pixels.
+
+    Returns:
+        The drawn image.
+    """
     img = np.asarray(s.image, dtype=np.uint8)
     if s.true_mask is not None and s.pred_mask is not None:
         img = np.concatenate([_overlay(img, s.true_mask), _overlay(img, s.pred_mask)], axis=1)
     pil = Image.fromarray(img)
-    draw = ImageDraw.Draw(pil)
-    for (x, y, w, h), name in zip(np.asarray(s.true_boxes).reshape(-1, 4), s.true_labels, strict=False):
-        draw.rectangle([x, y, x + w, y + h], outline=(0, 200, 0), width=2)
-        draw.text((x + 2, y + 1), name, fill=(0, 200, 0))
-    scores = list(s.pred_scores) or [float("nan")] * len(s.pred_labels)
-    for (x, y, w, h), name, sc in zip(np.asarray(s.pred_boxes).reshape(-1, 4), s.pred_labels, scores, strict=False):
-        draw.rectangle([x, y, x + w, y + h], outline=(230, 30, 30), width=1)
-        draw.text((x + 2, y + h - 11), f"{name} {sc:.2f}", fill=(230, 30, 30))
-    scale = max_side / max(pil.size)
+    scale = min(1.0, max_side / max(pil.size))
     if scale < 1:
         pil = pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))))
+    draw = ImageDraw.Draw(pil)
+    for box, name in zip(np.asarray(s.true_boxes).reshape(-1, 4), s.true_labels, strict=False):
+        x, y, w, h = (float(v) * scale for v in box)
+        draw.rectangle([x, y, x + w, y + h], outline=_TRUE, width=2)
+        _label(draw, (x + 2, max(0.0, y - 12)), name, _TRUE)
+    scores = list(s.pred_scores) or [float("nan")] * len(s.pred_labels)
+    for box, name, sc in zip(np.asarray(s.pred_boxes).reshape(-1, 4), s.pred_labels, scores, strict=False):
+        x, y, w, h = (float(v) * scale for v in box)
+        draw.rectangle([x, y, x + w, y + h], outline=_PRED, width=1)
+        _label(draw, (x + 2, y + h + 1), f"{name} {sc:.2f}", _PRED)
+    return pil
+
+
+def _sample_png(s: ReportSample, max_side: int = 320) -> str:
+    pil = sample_image(s, max_side)
     buf = io.BytesIO()
     pil.save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _num(v: float | None) -> str:
+def _num(v: float | None, metric: str = "") -> str:
     if v is None:
         return "–"
+    if metric in COUNT_METRICS or metric == "images":
+        return f"{v:.0f}"  # a count, not 7.0000
     return f"{v:.4f}" if abs(v) < 1000 else f"{v:.0f}"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], raw: bool = False) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c if raw else html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # wide tables (many slices or metrics) scroll inside the page instead of overflowing it
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 _CSS = """
@@ -188,6 +238,8 @@ th{background:#f2f2f2}
 .pass{color:#0a7d22;font-weight:600}.fail{color:#c0161b;font-weight:600}.skip{color:#888}
 .badge{display:inline-block;padding:4px 12px;border-radius:4px;color:white;font-weight:700}
 .grid{display:flex;flex-wrap:wrap;gap:10px}.grid figure{margin:0;font-size:11px}
+.scroll{overflow-x:auto;max-width:100%}
+img{max-width:100%;height:auto}
 """
 
 
@@ -256,21 +308,21 @@ def render_report(
     parts.append("<h2>Per class</h2>")
     if candidate.per_class:
         names = list(next(iter(candidate.per_class.values())).keys())
-        rows = [[cls, *(_num(m.get(n)) for n in names)] for cls, m in candidate.per_class.items()]
+        rows = [[cls, *(_num(m.get(n), n) for n in names)] for cls, m in candidate.per_class.items()]
         parts.append(_table(["class", *names], rows))
 
     parts.append("<h2>Slices</h2>")
     other = [s for s in candidate.slices if s.feature != "class"]
     if other:
         names = list(dict.fromkeys(k for s in other for k in s.metrics))
-        rows = [[s.name, str(s.num_images), *(_num(s.metrics.get(n)) for n in names)] for s in other]
+        rows = [[s.name, str(s.num_images), *(_num(s.metrics.get(n), n) for n in names)] for s in other]
         parts.append(_table(["slice", "images", *names], rows))
     else:
         parts.append("<p>No slices.</p>")
 
     if samples:
         parts.append(
-            "<h2>Test images</h2><p>green: ground truth; red: predictions"
+            "<h2>Test images</h2><p>green: ground truth (label above the box); red: predictions (label below)"
             + (" (left: truth, right: prediction)" if samples[0].true_mask is not None else "")
             + "</p><div class='grid'>"
         )

@@ -50,7 +50,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from components.core.errors import SpecError, ValidationFailed
-from components.core.io import atomic_write_json, atomic_write_text
+from components.core.io import atomic_write_html, atomic_write_json, atomic_write_text
 from components.core.labelmap import LabelMap
 from components.core.lineage import ArtifactRef, NewArtifact
 from components.core.manifest import ImageRecord, Manifest
@@ -462,7 +462,7 @@ def run(
     )
     atomic_write_text(anomalies_dir / "summary.md", render_markdown(report_inputs))
     report_file = Path(outputs.report.path)
-    atomic_write_text(report_file, render_html(report_inputs))
+    atomic_write_html(report_file, render_html(report_inputs))
 
     # -- lineage, once ------------------------------------------------------------------------
     pipeline = ctx.spec.name

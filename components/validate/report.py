@@ -2,10 +2,12 @@
 
 The page holds the verdict, the count of findings by kind with its policy,
 the problems by file, the dataset-level findings, TFDV's anomalies and drift
-tables, and per table the TFDV statistics view (Facets, from
-``tfdv.utils.display_util.get_statistics_html``; it loads its viewer from a
-CDN, so a static summary table of the same statistics follows it for
-readers without network access).
+tables, and per table a statistics view drawn from TFDV's statistics: one
+inline SVG chart per feature (the histogram of a numeric feature, the top
+values of a categorical one, the previous dataset version beside the current
+one) and a summary table. Nothing is loaded from the network (TFDV's own
+Facets view fetches its scripts from a CDN and is blank offline), so the page
+opens anywhere: KFP's HTML viewer, a browser without network, a mail.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ th{background:#f4f4f4} .fail{color:#b00020;font-weight:600} .warn{color:#8a6d00}
 .verdict{font-size:1.2em;padding:.5em 1em;display:inline-block;border-radius:4px}
 .verdict.failed{background:#fde7ea} .verdict.passed{background:#e6f4ea} .verdict.warnings{background:#fff6d6}
 code{background:#f4f4f4;padding:0 .2em}
+.stat-grid{display:flex;flex-wrap:wrap;gap:12px}.stat-plot{margin:0;font-size:.8em}
+.swatch{display:inline-block;width:.9em;height:.9em;vertical-align:middle}
+.scroll{overflow-x:auto;max-width:100%}
 """
 
 
@@ -149,15 +154,75 @@ def _stats_summary(stats: Any) -> str:
     return f"<p>{ds.num_examples} rows.</p>" + _table(headers, rows)
 
 
-def _statistics_view(current: Any, previous: Any | None) -> str:
-    try:
-        from tensorflow_data_validation.utils.display_util import get_statistics_html
+_W, _H = 320, 140
 
-        if previous is not None and previous.datasets and previous.datasets[0].num_examples > 0:
-            return str(get_statistics_html(current, previous, lhs_name="current", rhs_name="previous"))
-        return str(get_statistics_html(current, lhs_name="current"))
-    except Exception as e:  # the view is a convenience; the static table below carries the numbers
-        return f"<p>Statistics view unavailable: {_e(e)}</p>"
+
+def _bars(feature: Any) -> list[tuple[str, float]]:
+    """``(label, count)`` bars of one feature: the standard histogram, or the top categorical values."""
+    which = feature.WhichOneof("stats")
+    if which == "num_stats":
+        hists = [h for h in feature.num_stats.histograms if h.type == h.STANDARD] or list(feature.num_stats.histograms)
+        if not hists:
+            return []
+        return [(f"{b.low_value:.3g}..{b.high_value:.3g}", float(b.sample_count)) for b in hists[0].buckets]
+    if which == "string_stats":
+        return [(str(t.value), float(t.frequency)) for t in list(feature.string_stats.top_values)[:12]]
+    return []
+
+
+def _features(stats: Any) -> dict[str, Any]:
+    if stats is None or not stats.datasets:
+        return {}
+    return {".".join(f.path.step) or f.name: f for f in stats.datasets[0].features}
+
+
+def _svg(name: str, current: list[tuple[str, float]], previous: list[tuple[str, float]]) -> str:
+    """One feature's chart: current bars (blue), the previous version's (grey) beside them, as shares."""
+    labels = list(dict.fromkeys([lbl for lbl, _ in current] + [lbl for lbl, _ in previous]))
+    cur, prev = dict(current), dict(previous)
+    tc, tp = sum(cur.values()) or 1.0, sum(prev.values()) or 1.0
+    shares = [(cur.get(lbl, 0.0) / tc, prev.get(lbl, 0.0) / tp if previous else 0.0) for lbl in labels]
+    top = max([max(a, b) for a, b in shares] + [1e-9])
+    n = max(1, len(labels))
+    slot = (_W - 10) / n
+    bars = []
+    for i, (lbl, (a, b)) in enumerate(zip(labels, shares, strict=True)):
+        x = 5 + i * slot
+        w = slot * (0.45 if previous else 0.9)
+        ha = (_H - 30) * a / top
+        bars.append(
+            f'<rect class="bar current" x="{x:.1f}" y="{_H - 20 - ha:.1f}" width="{max(w, 0.5):.1f}" height="{ha:.1f}" fill="#1f6fb4">'
+            f"<title>{_e(lbl)}: {a:.1%} (current)</title></rect>"
+        )
+        if previous:
+            hb = (_H - 30) * b / top
+            bars.append(
+                f'<rect class="bar previous" x="{x + w:.1f}" y="{_H - 20 - hb:.1f}" width="{max(w, 0.5):.1f}" height="{hb:.1f}" '
+                f'fill="#9a9a9a"><title>{_e(lbl)}: {b:.1%} (previous)</title></rect>'
+            )
+    first, last = (labels[0], labels[-1]) if labels else ("", "")
+    axis = (
+        f'<line x1="5" y1="{_H - 20}" x2="{_W - 5}" y2="{_H - 20}" stroke="#444"/>'
+        f'<text x="5" y="{_H - 6}" font-size="10">{_e(first.split("..")[0])}</text>'
+        f'<text x="{_W - 5}" y="{_H - 6}" font-size="10" text-anchor="end">{_e(last.split("..")[-1])}</text>'
+    )
+    return (
+        f'<figure class="stat-plot"><svg xmlns="http://www.w3.org/2000/svg" role="img" width="{_W}" height="{_H}" '
+        f'viewBox="0 0 {_W} {_H}" aria-label="{_e(name)}">{"".join(bars)}{axis}</svg>'
+        f"<figcaption>{_e(name)}</figcaption></figure>"
+    )
+
+
+def _statistics_view(current: Any, previous: Any | None) -> str:
+    """Inline SVG charts of every feature; self-contained (no script, nothing fetched)."""
+    now, before = _features(current), _features(previous)
+    charts = [_svg(name, _bars(f), _bars(before[name]) if name in before else []) for name, f in now.items() if _bars(f)]
+    if not charts:
+        return "<p>No feature to chart.</p>"
+    legend = '<p class="legend"><span class="swatch" style="background:#1f6fb4"></span> current'
+    if before:
+        legend += ' <span class="swatch" style="background:#9a9a9a"></span> previous dataset version'
+    return legend + " (share of rows per bucket or value)</p>" + '<div class="stat-grid">' + "".join(charts) + "</div>"
 
 
 def _anomalies_html(anomalies: Any) -> str:
