@@ -128,6 +128,7 @@ def describe_http_error(error: BaseException) -> str:
         The exception's type and a fixed explanation of what that type means.
     """
     import requests
+    import urllib3.exceptions as u3
 
     name = type(error).__name__
     if isinstance(error, requests.exceptions.MissingSchema):
@@ -140,10 +141,12 @@ def describe_http_error(error: BaseException) -> str:
         why = "a header value is malformed (a token with a line break or leading whitespace?)"
     elif isinstance(error, UnicodeError):
         why = "a URL or header holds characters HTTP cannot carry"
-    elif isinstance(error, requests.Timeout):
+    elif isinstance(error, requests.Timeout | u3.TimeoutError):
         why = "no answer in time"
-    elif isinstance(error, requests.ConnectionError):
+    elif isinstance(error, requests.ConnectionError | u3.MaxRetryError | u3.NewConnectionError | u3.ProtocolError | ConnectionError):
         why = "the connection failed"
+    elif isinstance(error, u3.LocationParseError):
+        why = "the URL is malformed"
     elif isinstance(error, requests.TooManyRedirects):
         why = "too many redirects"
     else:

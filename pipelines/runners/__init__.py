@@ -14,12 +14,12 @@ the runner a spec's ``monitoring.retrain`` section names; they are the
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from components.core.errors import PipelineRunError
 from components.core.runs import Runner, SubmittedRun
+from components.core.secrets import read_secret
 from components.core.spec import PipelineSpec, RetrainSpec
 
 if TYPE_CHECKING:
@@ -94,7 +94,10 @@ def kubeflow_runner(spec: PipelineSpec) -> KubeflowRunner:
     retrain = _retrain(spec)
     if not retrain.host:
         raise PipelineRunError("monitoring.retrain.target kubeflow needs monitoring.retrain.host")
-    token = os.environ.get(retrain.token_env) if retrain.token_env else None
+    try:  # stripped; a value with a line break inside is refused by the variable's name, never shown
+        token = read_secret(retrain.token_env) if retrain.token_env else None
+    except ValueError as e:
+        raise PipelineRunError(f"Kubeflow token: {e}") from None
     conn = KubeflowConnection(host=retrain.host, namespace=retrain.namespace, token=token)
     return KubeflowRunner(conn, service_account=retrain.service_account)
 

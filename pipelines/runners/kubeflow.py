@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from components.core.errors import PipelineRunError
+from components.core.secrets import describe_http_error
 from components.core.spec import PipelineSpec
 
 from .remote import ScheduleResult, SubmittedRun, kfp_cron, normalise_state, schedule_cron, scheduled_pipeline, wait_until_done
@@ -98,7 +99,10 @@ class KubeflowConnection:
                     ui_host=self.ui_host,
                 )
             except Exception as e:
-                raise PipelineRunError(f"cannot set up a Kubeflow Pipelines client for {self.host}: {_api_message(e)}") from None
+                failure = _api_message(e)
+                client = None
+        if client is None:  # raised outside the except block (see _call)
+            raise PipelineRunError(f"cannot set up a Kubeflow Pipelines client for {self.host}: {failure}")
         client._context_setting["namespace"] = self.namespace or ""
         health = _call(f"reaching {self.host}", client._healthz_api.healthz_service_get_healthz)
         if getattr(health, "multi_user", False) and not self.namespace:
@@ -130,7 +134,7 @@ def _quiet() -> Iterator[None]:
 
 
 def _api_message(e: Exception) -> str:
-    """The server's message out of a kfp_server_api ApiException (or the exception's text)."""
+    """The server's message out of a kfp_server_api ApiException (or what kind of failure it was)."""
     body = getattr(e, "body", None)
     status = getattr(e, "status", None)
     if body:
@@ -140,7 +144,8 @@ def _api_message(e: Exception) -> str:
         except (ValueError, AttributeError):
             msg = body
         return f"HTTP {status}: {msg}" if status else str(msg)
-    return f"{type(e).__name__}: {e}"
+    # not the library's text: it quotes the request's headers (the bearer token) and URL
+    return describe_http_error(e)
 
 
 def _call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -150,7 +155,9 @@ def _call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         except PipelineRunError:
             raise
         except Exception as e:
-            raise PipelineRunError(f"Kubeflow Pipelines: {what} failed: {_api_message(e)}") from None
+            failure = _api_message(e)
+    # raised outside the except block: the client's exception (which may quote the token) is not kept as context
+    raise PipelineRunError(f"Kubeflow Pipelines: {what} failed: {failure}")
 
 
 def _eq_filter(key: str, value: str) -> str:

@@ -254,6 +254,45 @@ def test_label_studio_malformed_secrets_never_shown(monkeypatch, logs, token, ur
     _assert_hidden(SECRET, _chain(e.value), *logs.lines)
 
 
+# --------------------------------------------------------------------------- the retraining trigger's Kubeflow token
+
+
+def test_kubeflow_retraining_token_is_stripped_and_a_broken_one_refused_by_name(tmp_path, monkeypatch, logs):
+    from fakes.kfp_server import FakeKfpServer
+
+    from components.core.errors import PipelineRunError
+    from components.core.spec import parse_spec
+    from pipelines.runners import kubeflow_runner
+
+    with FakeKfpServer(token=SECRET) as server:
+        data = {"name": "shapes", "task": "detection", "data": {"source": str(tmp_path / "a.json")}}
+        data["monitoring"] = {"retrain": {"target": "kubeflow", "host": server.url, "token_env": "CVPIPE_T_KFP"}}
+        spec = parse_spec(data)
+        monkeypatch.setenv("CVPIPE_T_KFP", f"{SECRET}\n")  # as read from a mounted file
+        run = kubeflow_runner(spec).submit(spec, until="ingest", run_name="shapes-retrain-1")
+        assert run.run_id
+        monkeypatch.setenv("CVPIPE_T_KFP", f"{SECRET}\nX-Injected: 1")
+        with pytest.raises(PipelineRunError) as e:
+            kubeflow_runner(spec)
+    assert "Kubeflow token: environment variable CVPIPE_T_KFP holds control characters" in str(e.value)
+    _assert_hidden(SECRET, _chain(e.value), *logs.lines)
+
+
+def test_kubeflow_runner_never_quotes_its_token(tmp_path, logs):
+    """`cvpipe submit/runs/schedule --token` (or $CVPIPE_KFP_TOKEN) with a line break: the client's error is reported by kind."""
+    from fakes.kfp_server import FakeKfpServer
+
+    from components.core.errors import PipelineRunError
+    from components.core.spec import parse_spec
+    from pipelines.runners.kubeflow import submit_kubeflow
+
+    spec = parse_spec({"name": "shapes", "task": "detection", "data": {"source": str(tmp_path / "a.json")}})
+    with FakeKfpServer(token=SECRET) as server, pytest.raises(PipelineRunError) as e:
+        submit_kubeflow(spec, server.url, token=f"{SECRET}\n", until="ingest")
+    assert "ValueError: the request could not be sent" in str(e.value)
+    _assert_hidden(SECRET, _chain(e.value), *logs.lines)
+
+
 # --------------------------------------------------------------------------- the helpers
 
 
