@@ -30,7 +30,17 @@ from .errors import LineageError
 from .secrets import read_secret, redact_url, scrub
 from .spec import METADATA_PASSWORD_ENV, MetadataSpec, url_has_password
 
-__all__ = ["ARTIFACT_KINDS", "MYSQL_PASSWORD_ENV", "ArtifactRef", "LineageGraph", "LineageStore", "NewArtifact", "connection_config"]
+__all__ = [
+    "ARTIFACT_KINDS",
+    "MYSQL_PASSWORD_ENV",
+    "ArtifactRef",
+    "LineageGraph",
+    "LineageStore",
+    "MissingStoreError",
+    "NewArtifact",
+    "connection_config",
+    "sqlite_path",
+]
 
 ARTIFACT_KINDS: dict[str, str] = {
     "LabelMap": "a versioned label map",
@@ -176,6 +186,27 @@ class LineageGraph:
         return "\n".join(lines)
 
 
+def sqlite_path(url: str, base_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The file a ``sqlite://`` metadata URL names (a relative path against ``base_dir``); None for other stores.
+
+    Args:
+        url: the metadata URL.
+        base_dir: directory a relative path is resolved against (the run root).
+
+    Returns:
+        The absolute file, or None (MySQL, in-memory SQLite).
+    """
+    if not url.startswith("sqlite://"):
+        return None
+    raw = url[len("sqlite://") :]
+    raw = raw[1:] if raw.startswith("/") and not raw.startswith("//") else raw
+    if raw in (":memory:", ""):
+        return None
+    if url.startswith("sqlite:////"):
+        return Path(os.path.abspath(url[len("sqlite:///") :]))
+    return Path(os.path.abspath(raw if os.path.isabs(raw) else Path(base_dir or ".") / raw))
+
+
 def connection_config(url: str, base_dir: str | os.PathLike[str] | None = None, password: str | None = None) -> Any:
     """Builds an MLMD ConnectionConfig from a URL.
 
@@ -208,9 +239,8 @@ def connection_config(url: str, base_dir: str | os.PathLike[str] | None = None, 
         if raw in (":memory:", ""):
             cfg.fake_database.SetInParent()
             return cfg
-        path = Path(raw) if os.path.isabs(raw) else Path(base_dir or ".") / raw
-        if url.startswith("sqlite:////"):
-            path = Path(url[len("sqlite:///") :])
+        path = sqlite_path(url, base_dir)
+        assert path is not None
         path.parent.mkdir(parents=True, exist_ok=True)
         cfg.sqlite.filename_uri = str(path)
         cfg.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
@@ -265,6 +295,21 @@ def _is_schema_race(error: Exception) -> bool:
     return "concurrent connection" in text or ("schema_version" in text and "retry" in text)
 
 
+class MissingStoreError(LineageError):
+    """A read-only use found no SQLite store file (it is never created by reading).
+
+    Attributes:
+        path: where the store was looked for.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        super().__init__(
+            f"no ML Metadata store at {path} (nothing has run with it; a read-only command never creates one). "
+            "Point at the right store with --spec SPEC, --metadata URL or the CVPIPE_METADATA environment variable"
+        )
+
+
 class LineageStore:
     """cvpipe's view of an MLMD store.
 
@@ -283,6 +328,8 @@ class LineageStore:
         base_dir: directory a relative SQLite path is resolved against.
         retries: attempts to open the store (MySQL may still be starting).
         password: the MySQL password (default: ``$CVPIPE_MLMD_PASSWORD``).
+        create: create a SQLite store that does not exist yet; False (read-only
+            uses) raises :class:`MissingStoreError` naming where it looked.
     """
 
     _lock = threading.Lock()
@@ -296,10 +343,14 @@ class LineageStore:
         retries: int = 3,
         *,
         password: str | None = None,
+        create: bool = True,
     ):
         from ml_metadata.metadata_store import metadata_store
 
         self.url = redact_url(url)
+        existing = sqlite_path(url, base_dir)
+        if not create and existing is not None and not existing.is_file():
+            raise MissingStoreError(existing)
         cfg = connection_config(url, base_dir, password)
         secret = cfg.mysql.password if cfg.WhichOneof("config") == "mysql" else None
         started = time.monotonic()
@@ -329,13 +380,16 @@ class LineageStore:
         self._ctx_type_ids: dict[str, int] = {}
 
     @classmethod
-    def for_spec(cls, metadata: MetadataSpec, base_dir: str | os.PathLike[str] | None = None, retries: int = 3) -> LineageStore:
+    def for_spec(
+        cls, metadata: MetadataSpec, base_dir: str | os.PathLike[str] | None = None, retries: int = 3, *, create: bool = True
+    ) -> LineageStore:
         """Opens the store a spec's ``runtime.metadata`` names, with the password from its file or variable.
 
         Args:
             metadata: the spec's metadata section.
             base_dir: directory a relative SQLite path is resolved against (the run root).
             retries: attempts to open the store.
+            create: create a SQLite store that does not exist (False: read-only use).
 
         Returns:
             The store.
@@ -349,7 +403,7 @@ class LineageStore:
         except ValueError as e:
             raise LineageError(f"ML Metadata password: {e}") from None
         # "" rather than None: a spec naming its own variable does not fall back to the default one
-        return cls(metadata.url, base_dir=base_dir, retries=retries, password=password or "")
+        return cls(metadata.url, base_dir=base_dir, retries=retries, password=password or "", create=create)
 
     @property
     def mlmd(self) -> Any:

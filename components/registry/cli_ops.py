@@ -25,19 +25,21 @@ __all__ = ["archive_text", "list_text", "open_registry", "promote_text", "rollba
 DEFAULT_WIDTH = 120
 
 
-def open_registry(spec: PipelineSpec, vertex: Any = None) -> Registry:
+def open_registry(spec: PipelineSpec, vertex: Any = None, *, create: bool = True) -> Registry:
     """The registry and lineage store a pipeline spec names.
 
     Args:
         spec: the pipeline spec (``registry`` and ``runtime.metadata``).
         vertex: :class:`~components.registry.vertex.VertexOptions` for the Vertex AI backend.
+        create: create a SQLite store that does not exist (False for read-only commands:
+            :class:`~components.core.lineage.MissingStoreError` instead).
 
     Returns:
         The registry.
     """
     from . import get_registry
 
-    store = LineageStore.for_spec(spec.runtime.metadata, base_dir=spec.runtime.root)
+    store = LineageStore.for_spec(spec.runtime.metadata, base_dir=spec.runtime.root, create=create)
     return get_registry(spec.registry, store, vertex)
 
 

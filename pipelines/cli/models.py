@@ -31,7 +31,7 @@ def models_list(name: str | None, archived: bool, spec: str) -> None:
     """List models, or the versions of one model."""
     from components.registry.cli_ops import list_text, open_registry
 
-    click.echo(list_text(open_registry(load_spec_arg(spec)), name, include_archived=archived))
+    click.echo(list_text(open_registry(load_spec_arg(spec), create=False), name, include_archived=archived))
 
 
 @models_group.command("show")
@@ -42,7 +42,7 @@ def models_show(ref: str, spec: str) -> None:
     """Show one version (NAME:VERSION, NAME@ALIAS or NAME for the newest)."""
     from components.registry.cli_ops import open_registry, show_text
 
-    click.echo(show_text(open_registry(load_spec_arg(spec)), ref))
+    click.echo(show_text(open_registry(load_spec_arg(spec), create=False), ref))
 
 
 @models_group.command("promote")
@@ -54,7 +54,7 @@ def models_promote(ref: str, alias: str, spec: str) -> None:
     """Point an alias at a version (each consuming application can pin its own alias)."""
     from components.registry.cli_ops import open_registry, promote_text
 
-    click.echo(promote_text(open_registry(load_spec_arg(spec)), ref, alias=alias))
+    click.echo(promote_text(open_registry(load_spec_arg(spec), create=False), ref, alias=alias))
 
 
 @models_group.command("rollback")
@@ -66,7 +66,7 @@ def models_rollback(ref: str, alias: str, spec: str) -> None:
     """Move an alias back to the version it pointed to before."""
     from components.registry.cli_ops import open_registry, rollback_text
 
-    click.echo(rollback_text(open_registry(load_spec_arg(spec)), ref, alias=alias))
+    click.echo(rollback_text(open_registry(load_spec_arg(spec), create=False), ref, alias=alias))
 
 
 @models_group.command("archive")
@@ -78,7 +78,7 @@ def models_archive(ref: str, restore: bool, spec: str) -> None:
     """Archive a version (it keeps its files and lineage but no alias can point at it)."""
     from components.registry.cli_ops import archive_text, open_registry
 
-    click.echo(archive_text(open_registry(load_spec_arg(spec)), ref, restore=restore))
+    click.echo(archive_text(open_registry(load_spec_arg(spec), create=False), ref, restore=restore))
 
 
 @models_group.command("tree")
@@ -89,4 +89,4 @@ def models_tree(name: str | None, spec: str) -> None:
     """Draw the fork hierarchy of models warm-started from parents, with their datasets."""
     from components.registry.cli_ops import open_registry, tree_text
 
-    click.echo(tree_text(open_registry(load_spec_arg(spec)), name))
+    click.echo(tree_text(open_registry(load_spec_arg(spec), create=False), name))

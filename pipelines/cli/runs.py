@@ -393,7 +393,12 @@ def runs_group() -> None:
 
 _store_options = [
     click.option("--spec", "spec", default=None, type=click.Path(dir_okay=False), help="Use this spec's metadata store."),
-    click.option("--metadata", default=None, help="Metadata URL (sqlite:///path or mysql://user@host:port/db)."),
+    click.option(
+        "--metadata",
+        default=None,
+        envvar="CVPIPE_METADATA",
+        help="Metadata URL (sqlite:///path or mysql://user@host:port/db; env CVPIPE_METADATA).",
+    ),
     click.option("--root", default="runs", show_default=True, help="Run root a relative SQLite path is resolved against."),
 ]
 
@@ -401,10 +406,11 @@ _store_options = [
 def _store(spec: str | None, metadata: str | None, root: str) -> LineageStore:
     from components.core.lineage import LineageStore
 
+    # read-only: a store that does not exist is an error naming where it looked, never created
     if spec:
         s = load_spec_arg(spec)
-        return LineageStore.for_spec(s.runtime.metadata, base_dir=s.runtime.root)
-    return LineageStore(metadata or "sqlite:///mlmd.sqlite", base_dir=root)
+        return LineageStore.for_spec(s.runtime.metadata, base_dir=s.runtime.root, create=False)
+    return LineageStore(metadata or "sqlite:///mlmd.sqlite", base_dir=root, create=False)
 
 
 @runs_group.command("list")
