@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from components.core.errors import PipelineRunError
-from components.core.secrets import describe_http_error
+from components.core.secrets import describe_http_error, redact_url
 from components.core.spec import PipelineSpec
 
 from .remote import ScheduleResult, SubmittedRun, kfp_cron, normalise_state, schedule_cron, scheduled_pipeline, wait_until_done
@@ -102,11 +102,11 @@ class KubeflowConnection:
                 failure = _api_message(e)
                 client = None
         if client is None:  # raised outside the except block (see _call)
-            raise PipelineRunError(f"cannot set up a Kubeflow Pipelines client for {self.host}: {failure}")
+            raise PipelineRunError(f"cannot set up a Kubeflow Pipelines client for {redact_url(self.host)}: {failure}")
         client._context_setting["namespace"] = self.namespace or ""
-        health = _call(f"reaching {self.host}", client._healthz_api.healthz_service_get_healthz)
+        health = _call(f"reaching {redact_url(self.host)}", client._healthz_api.healthz_service_get_healthz)
         if getattr(health, "multi_user", False) and not self.namespace:
-            raise PipelineRunError(f"Kubeflow Pipelines at {self.host} is multi-user: give the profile namespace (--namespace)")
+            raise PipelineRunError(f"Kubeflow Pipelines at {redact_url(self.host)} is multi-user: give the profile namespace (--namespace)")
         return client
 
     @property

@@ -291,6 +291,12 @@ def test_kubeflow_runner_never_quotes_its_token(tmp_path, logs):
         submit_kubeflow(spec, server.url, token=f"{SECRET}\n", until="ingest")
     assert "ValueError: the request could not be sent" in str(e.value)
     _assert_hidden(SECRET, _chain(e.value), *logs.lines)
+    with FakeKfpServer(token="t") as server:  # credentials in the host URL are not shown
+        shown = server.url.replace("http://", "http://admin@")
+        with pytest.raises(PipelineRunError) as e:
+            submit_kubeflow(spec, server.url.replace("http://", f"http://admin:{SECRET}@"), token="wrong", until="ingest")
+    assert shown in str(e.value)
+    _assert_hidden(SECRET, _chain(e.value), *logs.lines)
 
 
 # --------------------------------------------------------------------------- the helpers
