@@ -324,3 +324,53 @@ def test_a_failed_model_call_answers_500_without_the_exception_text(world):
     r = asyncio.run(run())
     assert r.status_code == 500 and "secret" not in r.text and "RuntimeError" not in r.text
     assert r.json() == {"error": "internal error; see the server log", "request_id": r.headers["X-Request-Id"]}
+
+
+class _Gated:
+    """A predictor that holds its batch until the test opens the gate (a protocol edge case: pixels in flight)."""
+
+    task = "detection"
+    label_map = LABELS
+    image_size = (32, 32)
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+
+    def predict_pixels(self, pixels):
+        from components.core.predictor import ImagePrediction
+
+        self.gate.wait(120)
+        return [ImagePrediction(width=p.shape[1], height=p.shape[0]) for p in pixels]
+
+
+def test_decoded_pixels_in_flight_are_bounded(world):
+    import asyncio
+
+    import httpx
+
+    from components.core.spec import ServingSpec
+    from components.predict.core import ServedModel
+    from components.predict.server import PredictionService, build_app
+
+    predictor = _Gated()
+    # each test image is 48x40 = 1,920 pixels: one fits in flight, two do not
+    config = ServingSpec(max_batch_wait_ms=0, max_request_megapixels=0.002, max_inflight_megapixels=0.003)
+
+    async def run() -> tuple[int, str | None, int]:
+        service = PredictionService(ServedModel(predictor, "shapes", 1), config)  # type: ignore[arg-type]
+        await service.startup()
+        try:
+            transport = httpx.ASGITransport(app=build_app(service))
+            async with httpx.AsyncClient(transport=transport, base_url="http://serve", timeout=120) as client:
+                headers = {"Content-Type": "image/png"}
+                first = asyncio.create_task(client.post("/v1/predict", content=world["images"][0], headers=headers))
+                while service._pixels == 0:
+                    await asyncio.sleep(0.01)
+                second = await client.post("/v1/predict", content=world["images"][1], headers=headers)
+                predictor.gate.set()
+                return second.status_code, second.headers.get("Retry-After"), (await first).status_code
+        finally:
+            predictor.gate.set()
+            await service.shutdown()
+
+    assert asyncio.run(run()) == (503, "1", 200)
