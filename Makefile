@@ -32,6 +32,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+# Run the benchmarks at their documented sizes and rewrite the README's table from their output (tens of minutes).
+bench: $(STAMP)
+	$(BIN)/python bench/readme_table.py
+
 golden: $(STAMP)
 	$(BIN)/pytest tests/compile --update-golden
 

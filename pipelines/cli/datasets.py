@@ -43,7 +43,8 @@ def datasets_synth(out_dir: str, **options: str | None) -> None:
     try:
         config = SynthConfig.model_validate(given)
     except ValidationError as e:
-        problems = "; ".join(f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors())
-        raise click.UsageError(problems) from None
+        # one line per option (a WIDTHxHEIGHT that fails fails for both parts: say it once)
+        problems = dict.fromkeys(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}" for err in e.errors() if err["loc"])
+        raise click.UsageError("; ".join(problems) or str(e)) from None
     result = generate(config, Path(out_dir))
     click.echo(f"wrote {result.num_images} images, {result.num_objects} objects ({result.class_counts}) to {result.out_dir}")

@@ -64,7 +64,7 @@ def test_datasets_synth_writes_the_set_it_reports(cvpipe: click.Group, tmp_path:
     [
         (["--num-images", "lots"], "--num-images: Input should be a valid integer"),
         (["--num-images", "0"], "--num-images: Input should be greater than or equal to 1"),
-        (["--image-size", "wide"], "--image-size"),
+        (["--image-size", "wide"], "Error: --image-size: Input should be a valid integer, unable to parse string as an integer\n"),
         (["--classes", "circle,unicorn"], "unicorn"),
         (["--objects-per-image", "3-1"], "--objects-per-image:"),
         (["--brightness", "-1"], "--brightness: Input should be greater than 0"),
