@@ -178,7 +178,7 @@ def _export_metrics(
     """The evaluation's figures as Prometheus metrics: ``metrics.prom`` always, the Pushgateway when configured."""
     from components.drift.report import REPORT_JSON as DRIFT_JSON
     from components.drift.report import load_drift_report
-    from components.live_metrics.core import REPORT_JSON as LIVE_JSON
+    from components.live_metrics.measure import REPORT_JSON as LIVE_JSON
     from components.live_metrics.measure import LiveMetricsReport
     from components.monitor.metrics import evaluation_metrics, push_metrics, write_metrics
 

@@ -33,12 +33,10 @@ from components.core.step import StepContext
 from components.monitor.production import blessed_model
 from components.monitor.window import load_window
 
-from .measure import LiveMetricsReport, degradation_alerts, measure
+from .measure import REPORT_JSON, LiveMetricsReport, degradation_alerts, measure
 
 __all__ = ["REPORT_HTML", "REPORT_JSON", "LiveMetricsResult", "render_html", "run"]
 
-REPORT_JSON = "live_metrics.json"
-"""The report, inside the step's output directory."""
 REPORT_HTML = "live_metrics.html"
 """The report as a page, inside the step's output directory."""
 

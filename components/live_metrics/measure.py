@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_METRICS",
     "RANDOM_STRATUM",
+    "REPORT_JSON",
     "LabelledImages",
     "LiveMetricResult",
     "LiveMetricsReport",
@@ -61,6 +62,9 @@ __all__ = [
     "degradation_alerts",
     "measure",
 ]
+
+REPORT_JSON = "live_metrics.json"
+"""The report, inside the live-metrics step's output directory (here beside its model, so readers need not import the step)."""
 
 MetricStatus = Literal["ok", "degraded", "inconclusive", "not_enough_data", "no_baseline", "unsupported"]
 

@@ -115,7 +115,7 @@ def test_labels_then_one_local_retraining_linked_to_alerts_and_batch(scheduled) 
             if ingest is not None or not pid_alive(pid, retrain.trigger_id):
                 break
             time.sleep(2)
-        assert ingest is not None, (Path(retrain.spec_path).parent / "retrain.log").read_text()[-3000:]
+        assert ingest is not None, Path(retrain.details["url"]).read_text()[-3000:]  # the LocalRunner run's log
         manifest = world.store.get(ingest)
         graph = world.store.upstream(manifest.id)
         assert graph.root.execution is not None and graph.root.execution[1] == "ingest"
