@@ -644,7 +644,8 @@ class LineageStore:
         """Executions, optionally of one run and/or component, oldest first.
 
         Returns:
-            Dicts with ``id``, ``component``, ``state`` and ``properties``.
+            Dicts with ``id``, ``component``, ``state``, ``properties`` and
+            ``recorded_ms`` (when the execution was recorded, ms since the epoch).
         """
         from ml_metadata.proto import metadata_store_pb2
 
@@ -665,6 +666,7 @@ class LineageStore:
                     "component": name,
                     "state": metadata_store_pb2.Execution.State.Name(e.last_known_state),
                     "properties": {k: _from_value(v) for k, v in e.custom_properties.items()},
+                    "recorded_ms": int(e.create_time_since_epoch),
                 }
             )
         return out

@@ -437,7 +437,7 @@ def runs_list(
     limit: int,
     as_json: bool,
 ) -> None:
-    """List local runs with their steps.
+    """List local runs: status, start, duration, steps and outcome (pushed version or why not).
 
     With --target kubeflow or vertex, list the newest runs there instead.
     """
@@ -447,11 +447,65 @@ def runs_list(
     from ..render import render_table
 
     store = _store(spec, metadata, root)
-    rows = []
-    for run_id in store.run_ids():
-        execs = store.executions(run_id=run_id)
-        rows.append([run_id, len(execs), " -> ".join(e["component"] for e in execs)])
-    click.echo(render_table("runs", ["run", "steps", "components"], rows))
+    runs = [run_overview(store, run_id) for run_id in store.run_ids()][-limit:]
+    if as_json:
+        click.echo(json.dumps(runs, indent=2))
+        return
+    rows = [
+        [r["run_id"], r["status"], r["started"].replace("T", " ").removesuffix("Z"), f"{r['duration_s']:.0f}s", r["steps"], r["outcome"]]
+        for r in runs
+    ]
+    click.echo(render_table("runs", ["run", "status", "started (UTC)", "duration", "steps", "outcome"], rows))
+
+
+def run_overview(store: LineageStore, run_id: str) -> dict[str, Any]:
+    """One local run as ``runs list`` shows it: status, start, duration, steps and outcome.
+
+    Status is ``failed`` when a step failed, ``succeeded`` when the run reached
+    its last step (push, or the continuous-evaluation trigger), else
+    ``incomplete`` (running now, stopped by ``--until``, or killed). The start
+    is the first step's record time less its duration; the outcome is the
+    pushed version, or why the model was not pushed.
+
+    Args:
+        store: the metadata store.
+        run_id: the run.
+
+    Returns:
+        ``run_id``, ``status``, ``started`` (ISO, UTC), ``duration_s``, ``steps``, ``outcome``.
+    """
+    from datetime import UTC, datetime
+
+    execs = store.executions(run_id=run_id)
+    comps = [e["component"] for e in execs]
+    failed = [e["component"] for e in execs if e["state"] == "FAILED"]
+    starts = [e["recorded_ms"] / 1000 - float(e["properties"].get("duration_s") or 0) for e in execs]
+    begin = min(starts) if starts else 0.0
+    end = max((e["recorded_ms"] / 1000 for e in execs), default=begin)
+    status = "failed" if failed else ("succeeded" if comps and comps[-1] in ("push", "trigger") else "incomplete")
+    outcome = f"failed at {failed[0]}" if failed else ""
+    pushed = [a for a in store.artifacts_of_run(run_id) if a.kind == "PushedModel"]
+    if pushed:
+        p = pushed[-1].properties
+        if p.get("pushed"):
+            outcome = f"pushed {p.get('ref') or p.get('version')}"
+        else:
+            try:
+                reasons = [str(x) for x in json.loads(str(p.get("reasons") or "[]"))]
+            except ValueError:
+                reasons = [str(p.get("reasons"))]
+            why = next((x for x in reasons if not x.startswith("default blessing")), reasons[0] if reasons else "not blessed")
+            outcome = f"not pushed: {why}"
+    elif status == "incomplete":
+        outcome = f"last step {comps[-1]}" if comps else ""
+    return {
+        "run_id": run_id,
+        "status": status,
+        "started": datetime.fromtimestamp(begin, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration_s": round(max(0.0, end - begin), 1),
+        "steps": f"{len(execs)} steps" if len(execs) != 1 else "1 step",
+        "outcome": outcome,
+    }
 
 
 runs_group.add_command(runs_show)
