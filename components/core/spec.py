@@ -667,7 +667,7 @@ class MetadataSpec(_Section):
             ``mysql://user@host:port/database`` (no password: one is refused).
         password_env: environment variable holding the MySQL password.
         password_file: file holding the MySQL password (wins over ``password_env``;
-            surrounding whitespace is stripped).
+            surrounding whitespace is stripped; a relative path is resolved against the spec's folder).
     """
 
     url: str = "sqlite:///mlmd.sqlite"
@@ -1047,6 +1047,8 @@ def resolve_paths(spec: PipelineSpec, base: str | os.PathLike[str]) -> PipelineS
     data["evaluate"]["tfma_config"] = fix(spec.evaluate.tfma_config)
     data["train"]["pretrained_weights"] = fix(spec.train.pretrained_weights)
     data["runtime"]["root"] = fix(spec.runtime.root)
+    if spec.runtime.metadata.password_file:  # tasks and the local run process read it from another working directory
+        data["runtime"]["metadata"]["password_file"] = fix(spec.runtime.metadata.password_file)
     data["registry"]["root"] = fix(spec.registry.root) if spec.registry.backend == "local" else spec.registry.root
     if spec.monitoring is not None:
         data["monitoring"]["prediction_log"] = fix(spec.monitoring.prediction_log)

@@ -121,3 +121,12 @@ def test_spec_and_infra_files_in_the_repository_hold_no_password():
                 url = line.split("mysql://", 1)[1].split()[0]
                 userinfo = url.split("@", 1)[0] if "@" in url else ""
                 assert ":" not in userinfo, f"{path}: a metadata URL with a password: {line.strip()}"
+
+
+def test_relative_password_file_is_resolved_against_the_spec_folder(tmp_path):
+    from components.core.spec import load_spec
+
+    (tmp_path / "secrets").mkdir()
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(_spec({"url": "mysql://cvpipe@db/mlmd", "password_file": "secrets/mlmd"})))
+    assert load_spec(spec_file).runtime.metadata.password_file == str(tmp_path / "secrets" / "mlmd")
