@@ -24,3 +24,24 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 def mlmd_url(tmp_path):
     """A fresh SQLite MLMD store URL in the test's temporary directory."""
     return f"sqlite:///{tmp_path / 'mlmd.sqlite'}"
+
+
+@pytest.fixture(scope="session")
+def label_studio_server(tmp_path_factory):
+    """A real Label Studio (PyPI ``label-studio``, its own environment) on 127.0.0.1, once per session: ``(url, token)``.
+
+    It takes about 30 s to start on an idle machine (tests/services/label_studio.py); skipped with the reason
+    when it cannot be installed here.
+    """
+    import contextlib
+
+    from services.label_studio import label_studio
+    from services.processes import ServiceUnavailable
+
+    token = "cvpipe-test-token-4f2a9c"
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(label_studio(tmp_path_factory.mktemp("label-studio"), token))
+        except ServiceUnavailable as e:
+            pytest.skip(str(e))
+        yield url, token

@@ -219,7 +219,7 @@ def _finished_details(store: LineageStore, details: dict[str, str]) -> dict[str,
     return out
 
 
-def _action(result: TriggerResult, retrain: RetrainSpec, spec: PipelineSpec) -> str:
+def _action(result: TriggerResult) -> str:
     if result.triggered and result.run is not None:
         if result.run.state == "FAILED":
             return f"retraining {result.trigger_id} could not be started: {result.run.error}"
@@ -246,7 +246,7 @@ def _notify(
     actions: dict[str, str] = {}
     for a, _ in evaluated:
         if a.dedup_key in keys:
-            actions[a.dedup_key] = _action(result, retrain, ctx.spec)
+            actions[a.dedup_key] = _action(result)
         elif not retrain.enabled:
             actions[a.dedup_key] = "no retraining: retraining is disabled (monitoring.retrain.enabled: false)"
         else:
@@ -272,6 +272,45 @@ def run(
     labelled_dir: Path | None = None,
     now: datetime | None = None,
     runner: Runner | None = None,
+) -> TriggerResult:
+    """The trigger step: decide, merge the data, record lineage, start the retraining, notify the incidents.
+
+    The incidents are notified even when deciding fails: on-call hears of the
+    drift with ``the retraining trigger failed`` as what cvpipe did, and the
+    step still fails with the error.
+
+    Args:
+        ctx: the step context (``spec.monitoring.retrain`` holds the settings).
+        alerts_path: the alert step's ``alerts.json`` (or its directory).
+        out_dir: output directory for ``trigger.json``.
+        labelled_dir: the import-labels step's output (every labelled image and the
+            Manifest / LabellingBatch artifacts they came from).
+        now: the current time (default: now).
+
+    Returns:
+        The decision; ``run`` is the started run (or the one in flight that blocked it).
+    """
+    try:
+        return _run(ctx, alerts_path, out_dir, labelled_dir=labelled_dir, now=now)
+    except Exception as e:
+        from components.alert.step import notify_incidents
+
+        evaluated = load_alerts(alerts_path)
+        text = f"no retraining started: the retraining trigger failed ({type(e).__name__}: {e})"
+        try:
+            notify_incidents(ctx, alerts_path, {a.dedup_key: text for a, _ in evaluated})
+        except Exception as again:  # never hide the first error behind a second one
+            ctx.log.error("the incidents could not be notified after the trigger failed: %s", again)
+        raise
+
+
+def _run(
+    ctx: StepContext,
+    alerts_path: Path,
+    out_dir: Path,
+    *,
+    labelled_dir: Path | None = None,
+    now: datetime | None = None,
 ) -> TriggerResult:
     """The trigger step: decide, merge the data, record lineage, start the retraining.
 

@@ -6,12 +6,16 @@ makes, with Label Studio's shapes, and checks ``Authorization: Token <token>``
 
 * ``POST /api/projects`` ``{"title", "label_config"}`` -> ``201 {"id", "title", ...}``;
 * ``POST /api/projects/{id}/import`` (a JSON list of tasks) -> ``201 {"task_count",
-  "annotation_count", "prediction_count", "task_ids"}``; tasks get ids;
-* ``GET /api/projects/{id}/export?exportType=JSON`` -> the project's tasks with
-  ``annotations`` (as set by :meth:`FakeLabelStudio.annotate`) and ``predictions``.
+  "annotation_count", "prediction_count"}``; tasks get ids;
+* ``GET /api/projects/{id}/export?exportType=JSON`` -> the project's *annotated* tasks
+  (every task with ``download_all_tasks=true``), with ``annotations`` (as set by
+  :meth:`FakeLabelStudio.annotate`) and ``predictions``.
 
-``fail_next(n, status)`` makes the next ``n`` requests answer ``status`` (503 by
-default) to exercise retries. Every request is recorded (method, path, headers, JSON body)
+These answers were checked against the real Label Studio 1.23.2
+(tests/unit/test_label_studio_real.py makes the same calls against it and
+compares the answers' shapes with this fake's). The fake stays for what a real
+server will not do on demand: ``fail_next(n, status)`` makes the next ``n``
+requests answer ``status`` (503 by default) to exercise retries. Every request is recorded (method, path, headers, JSON body)
 before it is answered.
 
 Usage::
@@ -161,8 +165,14 @@ class FakeLabelStudio:
                         if parse_qs(url.query).get("exportType") != ["JSON"]:
                             self._reply(400, {"detail": "exportType=JSON expected"}, parsed)
                             return
+                        # as Label Studio 1.23.2 does: only annotated tasks unless download_all_tasks=true
+                        everything = parse_qs(url.query).get("download_all_tasks") == ["true"]
                         with fake._lock:
-                            body = [{**t, "annotations": t.get("annotations", [])} for t in fake.tasks[pid]]
+                            body = [
+                                {**t, "annotations": t.get("annotations", [])}
+                                for t in fake.tasks[pid]
+                                if everything or t.get("annotations")
+                            ]
                         self._reply(200, body, parsed)
                     else:
                         self._reply(404, {"detail": "Not found."}, parsed)
@@ -173,18 +183,16 @@ class FakeLabelStudio:
                 if not isinstance(parsed, list) or not all(isinstance(t, dict) and isinstance(t.get("data"), dict) for t in parsed):
                     self._reply(400, {"detail": "a list of tasks with 'data' is expected"}, parsed)
                     return
-                ids = []
                 with fake._lock:
                     for t in parsed:
                         task = {"id": fake._next_task, "project": pid, **t}
                         fake._next_task += 1
                         fake.tasks[pid].append(task)
-                        ids.append(task["id"])
                 predictions = sum(len(t.get("predictions") or []) for t in parsed)
                 annotations = sum(len(t.get("annotations") or []) for t in parsed)
                 self._reply(
                     201,
-                    {"task_count": len(parsed), "annotation_count": annotations, "prediction_count": predictions, "task_ids": ids},
+                    {"task_count": len(parsed), "annotation_count": annotations, "prediction_count": predictions},
                     parsed,
                 )
 

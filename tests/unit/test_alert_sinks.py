@@ -1,4 +1,11 @@
-"""Alert sinks against a real HTTP server on 127.0.0.1: exact payloads, retries, refusals, secrets."""
+"""Alert sinks against a real HTTP server on 127.0.0.1: exact payloads, retries, refusals, secrets.
+
+The recording server stands in for protocol edge cases (429, 5xx, dropped
+connections, refusals) a real receiver will not produce on demand. The
+Alertmanager payloads were checked against the real Alertmanager 0.25
+(Debian ``prometheus-alertmanager``): tests/unit/test_oncall_real_services.py
+posts them to it, reads them back grouped, and silences them there.
+"""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from components.alert.silence import parse_matcher
 from components.core.errors import AlertError
 from components.drift import DriftInputs, check_drift, drift_alerts
 from components.trigger.followup import outcome_text
-from components.trigger.state import RetrainRun
+from components.trigger.state import RetrainRun, TriggerState
 
 T0 = datetime(2026, 12, 5, 3, 0, 0, tzinfo=UTC)
 WINDOW = TimeWindow(start=T0 - timedelta(hours=24), end=T0)
@@ -224,3 +224,61 @@ def test_incident_text_is_what_on_call_reads(slack) -> None:
     assert "What cvpipe did: retraining t1 started (local process 42)" in lines
     assert f"Console: https://cvpipe.example/console/incidents/{sent.incident_id}" in lines
     assert "Report: /runs/r1/drift_report.html" in lines
+
+
+def _ce_spec(tmp_path):
+    from components.core.spec import parse_spec
+
+    return parse_spec(
+        {
+            "name": "shelf",
+            "task": "detection",
+            "data": {"source": "data/annotations.json"},
+            "runtime": {"root": str(tmp_path / "runs"), "metadata": {"url": f"sqlite:///{tmp_path / 'mlmd.sqlite'}"}},
+            "monitoring": {"alerts": {"log": "alerts/alerts.jsonl"}},
+        }
+    )
+
+
+def test_a_failing_trigger_still_notifies_the_incidents_and_fails(tmp_path) -> None:
+    from components.alert.dispatcher import AlertLog
+    from components.core.errors import LineageError
+    from components.core.io import atomic_write_json
+    from components.core.step import StepContext
+    from components.trigger.core import run as trigger
+
+    spec = _ce_spec(tmp_path)
+    _, _, report = _shifted_report()
+    incidents = group_incidents(_findings(report))
+    # an Alert artifact id the metadata store does not have: deciding fails on it
+    path = atomic_write_json(
+        tmp_path / "alerts" / "alerts.json", {"alerts": [{"alert": a.model_dump(mode="json"), "artifact_id": 999999} for a in incidents]}
+    )
+    with pytest.raises(LineageError):
+        trigger(StepContext(spec=spec, run_id="r1", component="trigger"), path, tmp_path / "trigger")
+    logged = AlertLog(spec.monitoring.alert_config(spec.runtime.root).log_path).alerts()
+    assert {a.cause for _, a in logged} == {"input_drift", "prediction_drift"}
+    assert all(a.action.startswith("no retraining started: the retraining trigger failed (LineageError") for _, a in logged)
+
+
+def test_the_end_of_a_retraining_is_announced_once(tmp_path) -> None:
+    from components.trigger.followup import announce_end
+
+    spec = _ce_spec(tmp_path)
+    cfg = spec.monitoring.alert_config(spec.runtime.root)
+    _, _, report = _shifted_report()
+    AlertDispatcher(cfg).dispatch(group_incidents(_findings(report)))
+    state_path = tmp_path / "state.json"
+    keys = ["cvpipe/detector/input_drift", "cvpipe/detector/prediction_drift"]
+    with TriggerState(state_path).locked() as st:
+        st.runs.append(RetrainRun(trigger_id="t1", target="local", started_at=T0.isoformat(), alert_keys=keys))
+    assert announce_end(spec, state_path, "t1") is None  # still running: nothing to say
+    with TriggerState(state_path).locked() as st:
+        st.runs[0].state, st.runs[0].run_id = "SUCCEEDED", "r9"
+    pushed = {"pushed": True, "version": 4, "moves": [{"alias": "champion", "from": 3, "to": 4, "action": "set"}]}
+    text = announce_end(spec, state_path, "t1", push=pushed)
+    assert text is not None and text.endswith("pushed as version 4; alias champion moved from version 3 to 4")
+    d = AlertDispatcher(cfg)
+    assert {k: d.find(k).alert.update for k in keys} == {k: text for k in keys}
+    assert announce_end(spec, state_path, "t1", push=pushed) is None  # said once
+    assert TriggerState(state_path).load().runs[0].details["announced"] is True

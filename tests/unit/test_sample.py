@@ -3,7 +3,10 @@
 Selection is checked on hand-made windows (no TensorFlow); the round trip
 (tasks -> simulated people -> export -> validated ground truth -> ingest)
 runs on real files; the API client talks to a Label Studio stand-in over real
-HTTP on 127.0.0.1 (tests/fakes/label_studio_server.py).
+HTTP on 127.0.0.1 (tests/fakes/label_studio_server.py) for what a real server
+will not do on demand (503s to retry). The stand-in's answers were checked
+against the real Label Studio 1.23.2: tests/unit/test_label_studio_real.py
+runs the round trip against it and compares both servers' answers.
 """
 
 from __future__ import annotations
