@@ -286,12 +286,14 @@ def run(
         labelled_dir: the import-labels step's output (every labelled image and the
             Manifest / LabellingBatch artifacts they came from).
         now: the current time (default: now).
+        runner: where retraining runs start and are asked after (default: the one
+            ``monitoring.retrain.target`` names, :func:`~components.core.runs.runner_for`).
 
     Returns:
         The decision; ``run`` is the started run (or the one in flight that blocked it).
     """
     try:
-        return _run(ctx, alerts_path, out_dir, labelled_dir=labelled_dir, now=now)
+        return _run(ctx, alerts_path, out_dir, labelled_dir=labelled_dir, now=now, runner=runner)
     except Exception as e:
         from components.alert.step import notify_incidents
 
@@ -311,6 +313,7 @@ def _run(
     *,
     labelled_dir: Path | None = None,
     now: datetime | None = None,
+    runner: Runner | None = None,
 ) -> TriggerResult:
     """The trigger step: decide, merge the data, record lineage, start the retraining.
 
