@@ -151,7 +151,7 @@ def test_prometheus_rules_are_labelled_for_the_cvpipe_route() -> None:
     assert len(rules) >= 4
     for r in rules:
         assert r["alert"].startswith("Cvpipe") and r["expr"].strip()
-        assert r["labels"]["app"] == "cvpipe" and r["labels"]["severity"] in ("critical", "warning", "info")
+        assert r["labels"]["app"] == "cvpipe" and r["labels"]["severity"] in ("critical", "error", "warning", "info")
         assert r["annotations"]["summary"]
         assert r["expr"].count("(") == r["expr"].count(")") and r["expr"].count("{") == r["expr"].count("}")
 

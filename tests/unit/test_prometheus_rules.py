@@ -22,7 +22,7 @@ def promtool() -> str:
 def test_rules_are_valid(promtool) -> None:
     done = subprocess.run([promtool, "check", "rules", str(RULES / "cvpipe-rules.yml")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 6 rules found" in done.stdout
+    assert "SUCCESS: 8 rules found" in done.stdout
 
 
 def test_rule_unit_tests_pass(promtool) -> None:
@@ -37,3 +37,12 @@ def test_a_broken_expectation_fails(promtool, tmp_path) -> None:
     (tmp_path / "t.yml").write_text(broken.replace("  - cvpipe-rules.yml", f"  - {RULES / 'cvpipe-rules.yml'}"), encoding="utf-8")
     done = subprocess.run([promtool, "test", "rules", "t.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "CvpipeLiveMetricDegraded" in done.stdout + done.stderr
+
+
+def test_the_kubernetes_prometheus_rule_ships_the_same_groups() -> None:
+    import yaml
+
+    shipped = yaml.safe_load((RULES / "cvpipe-rules.yml").read_text(encoding="utf-8"))["groups"]
+    k8s = yaml.safe_load((RULES.parent / "k8s" / "monitoring" / "prometheusrule.yaml").read_text(encoding="utf-8"))
+    by_name = {g["name"]: g for g in k8s["spec"]["groups"]}
+    assert [by_name.get(g["name"]) for g in shipped] == shipped
