@@ -45,3 +45,23 @@ def label_studio_server(tmp_path_factory):
         except ServiceUnavailable as e:
             pytest.skip(str(e))
         yield url, token
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server for the whole session (started on first use; about 30 s to minutes)."""
+    from fakes.mlflow_server import MLflowServer, MLflowUnavailable
+
+    try:
+        server = MLflowServer(tmp_path_factory.mktemp("mlflow")).start()
+    except MLflowUnavailable as e:
+        pytest.skip(f"no MLflow server: {e}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mlflow_uri(mlflow_server):
+    """The session's MLflow server, emptied of registered models and runs for this test."""
+    mlflow_server.wipe()
+    return mlflow_server.uri

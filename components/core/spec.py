@@ -46,6 +46,7 @@ __all__ = [
     "DriftThresholds",
     "EvaluateSpec",
     "LiveMetricSpec",
+    "MLflowTrackingSpec",
     "MetadataSpec",
     "MetricThreshold",
     "MonitoringSpec",
@@ -57,6 +58,7 @@ __all__ = [
     "SamplingSpec",
     "ScheduleSpec",
     "ServingSpec",
+    "TrackingSpec",
     "TrainSpec",
     "TransformSpec",
     "ValidationSpec",
@@ -353,20 +355,44 @@ class RegistrySpec(_Section):
     """Where blessed models are pushed.
 
     Attributes:
-        backend: ``local`` (embedded) or ``vertex``.
+        backend: ``local`` (embedded), ``vertex`` or ``mlflow``.
         model_name: registry model name (default: the pipeline name).
         root: local registry directory.
         project: Vertex AI project.
         region: Vertex AI region.
+        tracking_uri: MLflow tracking server (``http://host:5000``) holding the model registry.
         alias: alias moved to the new version on push.
     """
 
-    backend: Literal["local", "vertex"] = "local"
+    backend: Literal["local", "vertex", "mlflow"] = "local"
     model_name: str | None = None
     root: str = "registry"
     project: str | None = None
     region: str | None = None
+    tracking_uri: str | None = None
     alias: str = "champion"
+
+
+class MLflowTrackingSpec(_Section):
+    """An MLflow tracking server that training runs are logged to.
+
+    Attributes:
+        tracking_uri: the tracking server (``http://host:5000``).
+        experiment: the MLflow experiment (default: the pipeline name).
+    """
+
+    tracking_uri: str
+    experiment: str | None = None
+
+
+class TrackingSpec(_Section):
+    """Experiment tracking besides cvpipe's own reports (optional; a server that is down never fails a run).
+
+    Attributes:
+        mlflow: log training runs to MLflow.
+    """
+
+    mlflow: MLflowTrackingSpec | None = None
 
 
 class ScheduleSpec(_Section):
@@ -826,6 +852,7 @@ class PipelineSpec(_Section):
         train: training options.
         evaluate: thresholds and slices.
         registry: push target.
+        tracking: experiment tracking (MLflow).
         schedule: recurring runs.
         runtime: run root, image, metadata store, resources.
         monitoring: continuous evaluation of the model in production (None: not monitored).
@@ -841,6 +868,7 @@ class PipelineSpec(_Section):
     train: TrainSpec = Field(default_factory=TrainSpec)
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     registry: RegistrySpec = Field(default_factory=RegistrySpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     schedule: ScheduleSpec | None = None
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
     monitoring: MonitoringSpec | None = None

@@ -414,3 +414,16 @@ class VertexRegistry(Registry):
         updates, _ = self._event_updates(model_name, alias, target, previous, action)
         self.store.update_properties_many(updates)
         return AliasMove(model_name, alias, previous, target, action)
+
+    # -- archive ------------------------------------------------------------------------
+    def archive(self, model_name: str, version: int, archived: bool = True) -> ModelVersion:
+        """Archives a version (see :meth:`Registry.archive`); Vertex AI's own ``default`` alias does not prevent it."""
+        if not archived:
+            return super().archive(model_name, version, archived)
+        with self._lock(model_name):
+            v = self.get(model_name, version)
+            held = [a for a in v.aliases if a != "default"]
+            if held:
+                raise RegistryError(f"{v.ref} holds aliases {', '.join(held)}; move them before archiving it")
+            self.store.update_properties(v.pushed_id, {"archived": True})
+            return self.get(model_name, version)

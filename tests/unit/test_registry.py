@@ -1,21 +1,33 @@
-"""The local registry: register, list, show, aliases, rollback, archive, fork tree, CLI text; real MLMD on SQLite."""
+"""The registry's shared behaviour on every backend: register, list, show, aliases, rollback, archive, fork tree, CLI text.
+
+Each test runs against the local registry (real MLMD on SQLite), the Vertex
+AI backend (the real aiplatform client over REST against the local server in
+``fakes.vertex_server``) and the MLflow backend (the real MLflow client
+against a real MLflow tracking server). Assertions about the local backend's
+files are marked as such; everything else holds for all three.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fakes.models import make_model, record_training
+from fakes.vertex_server import FakeVertexServer
 
 from components.core.errors import RegistryError
 from components.core.lineage import LineageStore
 from components.core.spec import RegistrySpec
 from components.registry import (
     LocalRegistry,
+    MLflowRegistry,
     ModelVersion,
     RegisterRequest,
+    Registry,
+    VertexOptions,
     VertexRegistry,
     get_registry,
     parse_ref,
@@ -23,9 +35,21 @@ from components.registry import (
 from components.registry._files import copy_order, model_digest
 from components.registry.cli_ops import archive_text, list_text, promote_text, rollback_text, show_text, tree_text
 
+BACKENDS = ["local", "vertex", "mlflow"]
+
 
 def _num(v: ModelVersion | None) -> int | None:
     return v.version if v is not None else None
+
+
+def _aliases(v: ModelVersion) -> tuple[str, ...]:
+    """The aliases cvpipe manages (Vertex AI adds its own ``default`` to the first version)."""
+    return tuple(a for a in v.aliases if a != "default")
+
+
+def _uri(registry: Registry, model_dir: Path) -> str | None:
+    """Where the model's files are for the backend (Vertex AI serves from Cloud Storage)."""
+    return f"gs://bucket{model_dir}" if isinstance(registry, VertexRegistry) else None
 
 
 @pytest.fixture
@@ -33,13 +57,20 @@ def store(mlmd_url: str) -> LineageStore:
     return LineageStore(mlmd_url)
 
 
-@pytest.fixture
-def registry(tmp_path: Path, store: LineageStore) -> LocalRegistry:
-    return LocalRegistry(tmp_path / "registry", store)
+@pytest.fixture(params=BACKENDS)
+def registry(request: pytest.FixtureRequest, tmp_path: Path, store: LineageStore) -> Iterator[Registry]:
+    if request.param == "local":
+        yield LocalRegistry(tmp_path / "registry", store)
+    elif request.param == "vertex":
+        with FakeVertexServer() as server:
+            options = VertexOptions(api_endpoint=server.endpoint, credentials=server.credentials(), backoff_s=0.01, max_backoff_s=0.05)
+            yield VertexRegistry("proj", "us-central1", store, options)
+    else:
+        yield MLflowRegistry(request.getfixturevalue("mlflow_uri"), store)
 
 
 def _push(
-    registry: LocalRegistry,
+    registry: Registry,
     tmp_path: Path,
     seed: str,
     run: str,
@@ -55,6 +86,7 @@ def _push(
     req = RegisterRequest(
         model_dir=model_dir,
         model_name=name,
+        uri=_uri(registry, model_dir),
         metrics=metrics or {"map": 0.5},
         blessed=True,
         source_model_id=lin["model"].id,
@@ -64,34 +96,36 @@ def _push(
     return registry.register(req), lin
 
 
-def test_register_copies_files_and_records_lineage(registry: LocalRegistry, tmp_path: Path, store: LineageStore) -> None:
+def test_register_records_version_and_lineage(registry: Registry, tmp_path: Path, store: LineageStore) -> None:
     result, lin = _push(registry, tmp_path, "a", "r1", metrics={"map": 0.61, "map_50": 0.8})
     v = result.version
-    assert result.created and v.version == 1 and v.ref == "demo:1"
-    assert v.model_dir == registry.root / "demo" / "1"
+    assert result.created and v.version == 1 and v.ref == "demo:1" and v.backend == registry.backend
     src = tmp_path / "models" / "r1"
-    for rel in copy_order(src):
-        assert (v.model_dir / rel).read_bytes() == (src / rel).read_bytes()
-    assert v.digest == model_digest(src) and registry.verify("demo", 1)
-    assert json.loads((v.model_dir / "registry_version.json").read_text())["version"] == 1
+    assert v.digest == model_digest(src)
     assert v.artifact_id == lin["model"].id and v.blessing_id == lin["blessing"].id
-    assert v.aliases == ("champion",) and v.blessed and v.metrics == {"map": 0.61, "map_50": 0.8}
+    assert _aliases(v) == ("champion",) and v.blessed and v.metrics == {"map": 0.61, "map_50": 0.8}
     # the PushedModel's upstream is the Model, its blessing, and the data the model was trained on
     kinds = {a.kind for a in store.upstream(v.pushed_id).artifacts()}
     assert {"PushedModel", "Model", "ModelBlessing", "Examples", "Manifest"} <= kinds
     pushed = store.get(v.pushed_id)
-    assert pushed.kind == "PushedModel" and pushed.uri == str(v.model_dir)
+    assert pushed.kind == "PushedModel" and pushed.uri == v.uri
     assert pushed.properties["pushed"] is True and json.loads(pushed.properties["aliases"]) == ["champion"]
     # the serving graph is copied last
     order = [r.as_posix() for r in copy_order(src)]
     assert order[-1] == "saved_model/saved_model.pb" and order[0] == "label_map.json"
+    if isinstance(registry, LocalRegistry):  # the local registry holds its own copy
+        assert v.model_dir == registry.root / "demo" / "1" and v.uri == str(v.model_dir)
+        for rel in copy_order(src):
+            assert (v.model_dir / rel).read_bytes() == (src / rel).read_bytes()
+        assert registry.verify("demo", 1)
+        assert json.loads((v.model_dir / "registry_version.json").read_text())["version"] == 1
 
 
-def test_versions_resolve_latest(registry: LocalRegistry, tmp_path: Path) -> None:
+def test_versions_resolve_latest(registry: Registry, tmp_path: Path) -> None:
     _push(registry, tmp_path, "a", "r1", aliases=())
     _push(registry, tmp_path, "b", "r2", aliases=("champion",))
     model_dir = make_model(tmp_path / "models" / "unblessed", "c")
-    r3 = registry.register(RegisterRequest(model_dir=model_dir, model_name="demo", blessed=False))
+    r3 = registry.register(RegisterRequest(model_dir=model_dir, model_name="demo", uri=_uri(registry, model_dir), blessed=False))
     assert r3.version.version == 3 and not r3.version.blessed
     assert [v.version for v in registry.versions("demo")] == [1, 2, 3]
     assert registry.resolve("demo:1").version == 1
@@ -102,7 +136,7 @@ def test_versions_resolve_latest(registry: LocalRegistry, tmp_path: Path) -> Non
     assert registry.latest("other") is None and registry.models() == ["demo"]
     # a model registered without lineage gets an external Model artifact, so artifact_id is always usable
     ext = registry.store.get(r3.version.artifact_id)
-    assert ext.kind == "Model" and ext.uri == str(model_dir)
+    assert ext.kind == "Model" and ext.uri == (_uri(registry, model_dir) or str(model_dir))
     with pytest.raises(RegistryError, match="no version 9"):
         registry.resolve("demo:9")
     with pytest.raises(RegistryError, match="alias 'staging'"):
@@ -111,36 +145,43 @@ def test_versions_resolve_latest(registry: LocalRegistry, tmp_path: Path) -> Non
         registry.resolve("nothing")
 
 
-def test_same_model_twice_is_one_version(registry: LocalRegistry, tmp_path: Path) -> None:
+def test_same_model_twice_is_one_version(registry: Registry, tmp_path: Path) -> None:
     _first, lin = _push(registry, tmp_path, "a", "r1")
+    first_dir = tmp_path / "models" / "r1"
     again = registry.register(
         RegisterRequest(
-            model_dir=tmp_path / "models" / "r1", model_name="demo", source_model_id=lin["model"].id, blessed=True, aliases=["champion"]
+            model_dir=first_dir,
+            model_name="demo",
+            uri=_uri(registry, first_dir),
+            source_model_id=lin["model"].id,
+            blessed=True,
+            aliases=["champion"],
         )
     )
     assert not again.created and again.version.version == 1
     # same files under another path and without a source id: same digest, same version
-    copy = shutil.copytree(tmp_path / "models" / "r1", tmp_path / "elsewhere")
-    same = registry.register(RegisterRequest(model_dir=copy, model_name="demo"))
+    copy = Path(shutil.copytree(first_dir, tmp_path / "elsewhere"))
+    same = registry.register(RegisterRequest(model_dir=copy, model_name="demo", uri=_uri(registry, copy)))
     assert not same.created and same.version.version == 1
     other, _ = _push(registry, tmp_path, "b", "r2")
     assert other.created and other.version.version == 2
     assert [v.version for v in registry.versions("demo")] == [1, 2]
-    assert sorted(p.name for p in (registry.root / "demo").iterdir() if not p.name.startswith(".")) == ["1", "2"]
+    if isinstance(registry, LocalRegistry):
+        assert sorted(p.name for p in (registry.root / "demo").iterdir() if not p.name.startswith(".")) == ["1", "2"]
 
 
-def test_aliases_per_application_and_lookup_compat(registry: LocalRegistry, tmp_path: Path, store: LineageStore) -> None:
+def test_aliases_per_application_and_lookup_compat(registry: Registry, tmp_path: Path, store: LineageStore) -> None:
     _push(registry, tmp_path, "a", "r1", aliases=("champion", "mobile"))
     r2, _ = _push(registry, tmp_path, "b", "r2", aliases=("champion",))
     assert [m.action for m in r2.moves] == ["set"] and r2.moves[0].previous == 1
     assert registry.resolve("demo@champion").version == 2
     assert registry.resolve("demo@mobile").version == 1  # the mobile app still pins version 1
-    assert registry.get("demo", 1).aliases == ("mobile",)
+    assert _aliases(registry.get("demo", 1)) == ("mobile",)
     same = registry.set_alias("demo", "champion", 2)
     assert same.action == "unchanged"
     move = registry.set_alias("demo", "mobile", 2)
     assert (move.previous, move.version) == (1, 2)
-    assert registry.get("demo", 1).aliases == () and registry.get("demo", 2).aliases == ("champion", "mobile")
+    assert _aliases(registry.get("demo", 1)) == () and _aliases(registry.get("demo", 2)) == ("champion", "mobile")
     # the lead's reference resolver reads the same records
     from pipelines.lookup import resolve_artifact
 
@@ -152,7 +193,7 @@ def test_aliases_per_application_and_lookup_compat(registry: LocalRegistry, tmp_
         registry.set_alias("demo", "champion", 7)
 
 
-def test_rollback_walks_back_through_alias_history(registry: LocalRegistry, tmp_path: Path) -> None:
+def test_rollback_walks_back_through_alias_history(registry: Registry, tmp_path: Path) -> None:
     for seed, run in (("a", "r1"), ("b", "r2"), ("c", "r3")):
         _push(registry, tmp_path, seed, run)
     assert registry.resolve("demo@champion").version == 3
@@ -182,7 +223,7 @@ def test_rollback_walks_back_through_alias_history(registry: LocalRegistry, tmp_
         registry.rollback("demo", "staging")
 
 
-def test_archive(registry: LocalRegistry, tmp_path: Path) -> None:
+def test_archive(registry: Registry, tmp_path: Path) -> None:
     _push(registry, tmp_path, "a", "r1")
     _push(registry, tmp_path, "b", "r2")
     with pytest.raises(RegistryError, match="holds aliases champion"):
@@ -190,13 +231,16 @@ def test_archive(registry: LocalRegistry, tmp_path: Path) -> None:
     registry.archive("demo", 1)
     assert [v.version for v in registry.versions("demo")] == [2]
     assert [v.version for v in registry.versions("demo", include_archived=True)] == [1, 2]
-    assert registry.get("demo", 1).archived and (registry.root / "demo" / "1" / "saved_model" / "saved_model.pb").is_file()
+    assert registry.get("demo", 1).archived
+    if isinstance(registry, LocalRegistry):
+        assert (registry.root / "demo" / "1" / "saved_model" / "saved_model.pb").is_file()
     with pytest.raises(RegistryError, match="archived"):
         registry.set_alias("demo", "mobile", 1)
     with pytest.raises(RegistryError, match="archived"):
         registry.rollback("demo", "champion")
     with pytest.raises(RegistryError, match="archived"):
-        registry.register(RegisterRequest(model_dir=tmp_path / "models" / "r1", model_name="demo"))
+        first_dir = tmp_path / "models" / "r1"
+        registry.register(RegisterRequest(model_dir=first_dir, model_name="demo", uri=_uri(registry, first_dir)))
     registry.set_alias("demo", "champion", 2)
     registry.archive("demo", 1, archived=False)
     assert registry.rollback("demo", "champion").version == 1
@@ -204,7 +248,7 @@ def test_archive(registry: LocalRegistry, tmp_path: Path) -> None:
     assert _num(registry.latest("demo")) == 1
 
 
-def test_fork_tree_follows_parent_models_and_datasets(registry: LocalRegistry, tmp_path: Path, store: LineageStore) -> None:
+def test_fork_tree_follows_parent_models_and_datasets(registry: Registry, tmp_path: Path, store: LineageStore) -> None:
     a, lin_a = _push(registry, tmp_path, "a", "r1", images=100)
     b, lin_b = _push(registry, tmp_path, "b", "r2", parent=lin_a["model"], images=150)
     # a fork into another model name, warm-started from demo:1
@@ -230,13 +274,13 @@ def test_fork_tree_follows_parent_models_and_datasets(registry: LocalRegistry, t
     i1 = next(i for i, line in enumerate(lines) if "demo:1 " in line)
     assert "data: Manifest #" in lines[i1] and "(100 images)" in lines[i1]
     child = next(line for line in lines if "demo:2" in line)
-    fork = next(line for line in lines if "demo-night:1 [champion]" in line)
+    fork = next(line for line in lines if "demo-night:1 [champion" in line)
     assert child.index("demo:2") > lines[i1].index("demo:1") and fork.index("demo-night") > lines[i1].index("demo:1")
     assert any("not registered" in line for line in lines)
     assert a.version.version == b.version.version - 1 and c.version.version == 1 and d.version.version == 1
 
 
-def test_cli_text(registry: LocalRegistry, tmp_path: Path) -> None:
+def test_cli_text(registry: Registry, tmp_path: Path) -> None:
     assert list_text(registry).startswith("no versions of any model")
     _push(registry, tmp_path, "a", "r1", metrics={"map": 0.5})
     _, lin = _push(registry, tmp_path, "b", "r2", metrics={"map": 0.7123, "f1": 0.6})
@@ -259,7 +303,7 @@ def test_cli_text(registry: LocalRegistry, tmp_path: Path) -> None:
     assert archive_text(registry, "demo:1", restore=True) == "demo:1 restored"
 
 
-def test_rejects_bad_input(registry: LocalRegistry, tmp_path: Path) -> None:
+def test_rejects_bad_input(registry: Registry, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(RegistryError, match=r"saved_model\.pb is missing"):
@@ -274,7 +318,9 @@ def test_rejects_bad_input(registry: LocalRegistry, tmp_path: Path) -> None:
     for bad in ("demo:x", "Demo:1", "demo@", ""):
         with pytest.raises(RegistryError, match="cannot read model reference"):
             parse_ref(bad)
-    assert not (registry.root / "demo").exists() or not any(p.name.isdigit() for p in (registry.root / "demo").iterdir())
+    assert registry.versions("demo") == []
+    if isinstance(registry, LocalRegistry):
+        assert not (registry.root / "demo").exists() or not any(p.name.isdigit() for p in (registry.root / "demo").iterdir())
 
 
 def test_get_registry(tmp_path: Path, store: LineageStore) -> None:
@@ -284,6 +330,10 @@ def test_get_registry(tmp_path: Path, store: LineageStore) -> None:
     assert isinstance(vertex, VertexRegistry) and vertex.location == "projects/p/locations/europe-west4"
     with pytest.raises(RegistryError, match=r"project and registry\.region"):
         get_registry(RegistrySpec(backend="vertex"), store)
+    mlflow = get_registry(RegistrySpec(backend="mlflow", tracking_uri="http://user:secret@127.0.0.1:5000"), store)
+    assert isinstance(mlflow, MLflowRegistry) and mlflow.location == "http://user:***@127.0.0.1:5000"
+    with pytest.raises(RegistryError, match=r"registry\.tracking_uri"):
+        get_registry(RegistrySpec(backend="mlflow"), store)
     # two registries sharing one store do not see each other's versions
     other = LocalRegistry(tmp_path / "other", store)
     make_model(tmp_path / "x", "x")

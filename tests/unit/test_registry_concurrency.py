@@ -1,9 +1,11 @@
-"""The local registry across processes: concurrent pushes, and pushes killed with SIGKILL at precise points.
+"""Registries across processes: concurrent pushes, and pushes killed with SIGKILL at precise points.
 
 Each push runs in its own Python process (its own MLMD connection to one
-SQLite file). A hook in the copy loop lets the test hold a push at a known
-point: workers wait for each other there (so copies really overlap), or
-signal the test and sleep until it kills them.
+SQLite file). A hook in the copy (local) or upload (MLflow) loop lets the
+test hold a push at a known point: workers wait for each other there (so
+copies really overlap), or signal the test and sleep until it kills them.
+The local registry and the MLflow backend (a real MLflow server) run the
+same tests; what each leaves behind after a kill is checked per backend.
 """
 
 from __future__ import annotations
@@ -21,65 +23,115 @@ import pytest
 from fakes.models import make_model
 
 from components.core.lineage import LineageStore
-from components.registry import LocalRegistry, RegisterRequest
+from components.registry import LocalRegistry, MLflowRegistry, RegisterRequest, Registry
 from components.registry._files import STAGING_PREFIX, model_digest
+
+# the hook stage after each copied (uploaded) file, and the one after the version exists but before it is recorded
+STAGES = {"local": ("copied", "renamed"), "mlflow": ("uploaded", "created")}
 
 WORKER = r"""
 import json, sys, time
 from pathlib import Path
 from components.core.lineage import LineageStore
-from components.registry import LocalRegistry, RegisterRequest
+from components.registry import LocalRegistry, MLflowRegistry, RegisterRequest
 
 args = json.loads(sys.argv[1])
 sync = Path(args["sync"])
 
 def wait_for(paths):
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 300
     while not all(Path(p).exists() for p in paths):
         if time.monotonic() > deadline:
             raise SystemExit("timed out waiting for " + ", ".join(paths))
         time.sleep(0.01)
 
 def hook(stage, path):
-    if stage == "copied" and args.get("meet"):
+    if stage in ("copied", "uploaded") and args.get("meet"):
         (sync / (args["id"] + ".copying")).touch()
         wait_for([str(sync / (other + ".copying")) for other in args["meet"]])
     if stage == args.get("stall_at"):
         (sync / (args["id"] + ".stalled")).touch()
-        time.sleep(120)
+        time.sleep(600)
 
 store = LineageStore(args["url"])
-registry = LocalRegistry(args["root"], store, hook=hook)
+if args["backend"] == "mlflow":
+    registry = MLflowRegistry(args["tracking_uri"], store, hook=hook)
+else:
+    registry = LocalRegistry(args["root"], store, hook=hook)
 result = registry.register(RegisterRequest(model_dir=Path(args["model"]), model_name="demo", aliases=["champion"]))
 print(json.dumps({"version": result.version.version, "created": result.created}))
 """
 
 
-@pytest.fixture
-def setup(tmp_path: Path, mlmd_url: str) -> dict[str, object]:
+@pytest.fixture(params=["local", "mlflow"])
+def setup(request: pytest.FixtureRequest, tmp_path: Path, mlmd_url: str) -> dict[str, object]:
     LineageStore(mlmd_url)  # create the schema before workers race to open it
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     sync = tmp_path / "sync"
     sync.mkdir()
-    return {"url": mlmd_url, "root": str(tmp_path / "registry"), "script": script, "sync": sync}
+    tracking_uri = request.getfixturevalue("mlflow_uri") if request.param == "mlflow" else None
+    return {
+        "backend": request.param,
+        "url": mlmd_url,
+        "root": str(tmp_path / "registry"),
+        "tracking_uri": tracking_uri,
+        "script": script,
+        "sync": sync,
+    }
+
+
+def _registry(setup: dict[str, object]) -> Registry:
+    store = LineageStore(str(setup["url"]))
+    if setup["backend"] == "mlflow":
+        return MLflowRegistry(str(setup["tracking_uri"]), store)
+    return LocalRegistry(str(setup["root"]), store)
+
+
+def _mlflow_versions(setup: dict[str, object]) -> list[int]:
+    """Versions MLflow itself lists (recorded by cvpipe or not)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=str(setup["tracking_uri"]), registry_uri=str(setup["tracking_uri"]))
+    return sorted(int(mv.version) for mv in client.search_model_versions("name='demo'"))
+
+
+def _upload_runs(setup: dict[str, object], status: str) -> list[object]:
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+
+    client = MlflowClient(tracking_uri=str(setup["tracking_uri"]))
+    exp = client.get_experiment_by_name("cvpipe-registry")
+    if exp is None:
+        return []
+    runs = client.search_runs([exp.experiment_id], run_view_type=ViewType.ALL)
+    return [r for r in runs if r.info.status == status]
 
 
 def _start(setup: dict[str, object], model: Path, wid: str, **extra: object) -> subprocess.Popen[str]:
-    args = {"url": setup["url"], "root": setup["root"], "sync": str(setup["sync"]), "model": str(model), "id": wid, **extra}
+    args = {
+        "backend": setup["backend"],
+        "url": setup["url"],
+        "root": setup["root"],
+        "tracking_uri": setup["tracking_uri"],
+        "sync": str(setup["sync"]),
+        "model": str(model),
+        "id": wid,
+        **extra,
+    }
     return subprocess.Popen(
         [sys.executable, str(setup["script"]), json.dumps(args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=os.getcwd()
     )
 
 
 def _result(p: subprocess.Popen[str]) -> dict[str, Any]:
-    out, err = p.communicate(timeout=60)
+    out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     return json.loads(out.strip().splitlines()[-1])
 
 
 def _wait_file(path: Path, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 300
     while not path.exists():
         if proc.poll() is not None:
             raise AssertionError(f"worker exited early: {proc.stderr.read() if proc.stderr else ''}")
@@ -99,13 +151,16 @@ def test_two_processes_pushing_at_once_get_two_intact_versions(setup: dict[str, 
     procs = [_start(setup, a, "a", meet=["b"]), _start(setup, b, "b", meet=["a"])]
     results = [_result(p) for p in procs]
     assert sorted(r["version"] for r in results) == [1, 2] and all(r["created"] for r in results)
-    registry = LocalRegistry(str(setup["root"]), LineageStore(str(setup["url"])))
+    registry = _registry(setup)
     versions = registry.versions("demo")
     assert [v.version for v in versions] == [1, 2]
     assert {v.digest for v in versions} == {model_digest(a), model_digest(b)}
-    assert all(registry.verify("demo", v.version) for v in versions)
     assert registry.holder("demo", "champion") is not None
-    assert not list((Path(str(setup["root"])) / "demo").glob(f"{STAGING_PREFIX}*"))
+    if isinstance(registry, LocalRegistry):
+        assert all(registry.verify("demo", v.version) for v in versions)
+        assert not list((Path(str(setup["root"])) / "demo").glob(f"{STAGING_PREFIX}*"))
+    else:
+        assert _mlflow_versions(setup) == [1, 2] and not _upload_runs(setup, "RUNNING")
 
 
 def test_two_processes_pushing_the_same_model_get_one_version(setup: dict[str, object], tmp_path: Path) -> None:
@@ -114,39 +169,59 @@ def test_two_processes_pushing_the_same_model_get_one_version(setup: dict[str, o
     results = [_result(p) for p in procs]
     assert [r["version"] for r in results] == [1, 1]
     assert sorted(bool(r["created"]) for r in results) == [False, True]
-    registry = LocalRegistry(str(setup["root"]), LineageStore(str(setup["url"])))
+    registry = _registry(setup)
     assert [v.version for v in registry.versions("demo")] == [1]
-    assert sorted(p.name for p in (registry.root / "demo").iterdir() if not p.name.startswith(".")) == ["1"]
+    if isinstance(registry, LocalRegistry):
+        assert sorted(p.name for p in (registry.root / "demo").iterdir() if not p.name.startswith(".")) == ["1"]
+    else:  # both made a version; the later one was deleted
+        assert _mlflow_versions(setup) == [1]
 
 
 def test_push_killed_mid_copy_leaves_no_version_and_can_be_retried(setup: dict[str, object], tmp_path: Path) -> None:
     model = make_model(tmp_path / "m", "m")
-    proc = _start(setup, model, "k", stall_at="copied")
+    copied, _ = STAGES[str(setup["backend"])]
+    proc = _start(setup, model, "k", stall_at=copied)
     _wait_file(Path(str(setup["sync"])) / "k.stalled", proc)
     _kill(proc)
     root = Path(str(setup["root"])) / "demo"
-    staging = list(root.glob(f"{STAGING_PREFIX}*"))
-    assert len(staging) == 1 and not (staging[0] / "saved_model" / "saved_model.pb").exists()  # half a copy, serving graph not yet there
-    assert not [p for p in root.iterdir() if p.name.isdigit()]
-    registry = LocalRegistry(str(setup["root"]), LineageStore(str(setup["url"])))
+    registry = _registry(setup)
+    if isinstance(registry, LocalRegistry):
+        staging = list(root.glob(f"{STAGING_PREFIX}*"))
+        assert len(staging) == 1 and not (staging[0] / "saved_model" / "saved_model.pb").exists()  # half a copy, no serving graph
+        assert not [p for p in root.iterdir() if p.name.isdigit()]
+    else:  # an unfinished upload run, no version
+        assert _mlflow_versions(setup) == [] and len(_upload_runs(setup, "RUNNING")) == 1
     assert registry.versions("demo") == [] and registry.latest("demo") is None
     retry = registry.register(RegisterRequest(model_dir=model, model_name="demo", aliases=["champion"]))
-    assert retry.created and retry.version.version == 1 and registry.verify("demo", 1)
-    assert not list(root.glob(f"{STAGING_PREFIX}*"))  # the dead push's staging directory is gone
+    assert retry.created and retry.version.version == 1
+    if isinstance(registry, LocalRegistry):
+        assert registry.verify("demo", 1)
+        assert not list(root.glob(f"{STAGING_PREFIX}*"))  # the dead push's staging directory is gone
+    else:  # the dead push's run is marked failed (and deleted)
+        assert not _upload_runs(setup, "RUNNING") and len(_upload_runs(setup, "FAILED")) == 1
+        assert _mlflow_versions(setup) == [1]
     assert registry.resolve("demo@champion").version == 1
 
 
 def test_push_killed_after_rename_is_adopted_by_the_retry(setup: dict[str, object], tmp_path: Path) -> None:
     model = make_model(tmp_path / "m", "m")
-    proc = _start(setup, model, "k", stall_at="renamed")
+    _, renamed = STAGES[str(setup["backend"])]
+    proc = _start(setup, model, "k", stall_at=renamed)
     _wait_file(Path(str(setup["sync"])) / "k.stalled", proc)
     _kill(proc)
     root = Path(str(setup["root"])) / "demo"
-    assert (root / "1" / "saved_model" / "saved_model.pb").is_file()
-    registry = LocalRegistry(str(setup["root"]), LineageStore(str(setup["url"])))
+    registry = _registry(setup)
+    if isinstance(registry, LocalRegistry):
+        assert (root / "1" / "saved_model" / "saved_model.pb").is_file()
+    else:
+        assert _mlflow_versions(setup) == [1]  # MLflow holds it
     assert registry.versions("demo") == []  # not recorded, so not visible
     retry = registry.register(RegisterRequest(model_dir=model, model_name="demo"))
-    assert retry.created and retry.version.version == 1 and registry.verify("demo", 1)
-    assert sorted(p.name for p in root.iterdir() if p.name.isdigit()) == ["1"]
+    assert retry.created and retry.version.version == 1
+    if isinstance(registry, LocalRegistry):
+        assert registry.verify("demo", 1)
+        assert sorted(p.name for p in root.iterdir() if p.name.isdigit()) == ["1"]
+    else:
+        assert _mlflow_versions(setup) == [1]
     other = registry.register(RegisterRequest(model_dir=make_model(tmp_path / "n", "n"), model_name="demo"))
     assert other.version.version == 2
