@@ -486,6 +486,9 @@ def run(
         },
     )
     paths["blessing"] = atomic_write_json(blessing_dir / BLESSING_FILE, blessing.model_dump(mode="json"))
+    from components.core.tracking import log_evaluation
+
+    log_evaluation(ctx.spec, ctx.run_id, candidate.metrics, blessing.blessed)
     report_file = report_path / REPORT_FILE if report_path.is_dir() else report_path
     html = render_report(
         candidate, blessing, baseline=baseline, samples=preds.report_samples, title=f"{spec.name}: evaluation of {model_dir.name}"

@@ -375,8 +375,25 @@ def run(
         "tflite": {k: str(p.relative_to(model_dir)) for k, p in tflite.items()},
         "seconds": round(time.monotonic() - t_start, 1),
     }
-    write_report(report, report_dir, model_dir)
+    written = write_report(report, report_dir, model_dir)
     shutil.rmtree(work, ignore_errors=True)
+    from components.core.tracking import log_training
+
+    log_training(
+        ctx.spec,
+        ctx.run_id,
+        params={
+            "train": spec.model_dump(mode="json"),
+            "task": task,
+            "architecture": architecture,
+            "strategy": plan.description,
+            "precision": plan.precision,
+            "hyperparameters": hp,
+        },
+        history=fit.history,
+        artifacts=[written["png"], written["json"]],
+        summary={"best_val_loss": fit.best_val_loss, "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run},
+    )
 
     inputs: dict[str, ArtifactRef | None] = {
         "examples": ctx.input_artifact(uris.examples, "Examples"),
