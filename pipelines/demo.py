@@ -171,6 +171,6 @@ def run_demo(
     if continuous_eval:
         from .demo_ce import run_ce_demo
 
-        echo("== 3. continuous evaluation: shifted production images -> labelling -> drift -> alert -> one retraining run")
+        echo("== 3. continuous evaluation: shifted production images -> labelling -> drift -> one incident per cause -> one retraining run")
         run_ce_demo(directory, echo=echo)
     return summary

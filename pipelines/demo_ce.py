@@ -268,7 +268,7 @@ def run_ce_demo(directory: Path, echo: Callable[[str], Any] = print) -> CeDemoRe
     result.export.write_text(json.dumps(export), encoding="utf-8")
     echo(f"people (simulated) labelled batch {batch.batch_id}: {len(export)} tasks -> {result.export}")
 
-    echo("== continuous evaluation, run 2: labels imported; the alert starts a retraining (waiting for it)")
+    echo("== continuous evaluation, run 2: labels imported; the incidents start one retraining (waiting for it)")
     second = run_local(spec, pipeline="continuous-eval")
     result.runs.append(second)
     echo(render_summary(second))
