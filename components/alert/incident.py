@@ -138,6 +138,8 @@ def _brief(f: dict[str, Any]) -> str:
     head = change.split(";", 1)[0].replace(", down", "").replace(", up", "")
     if f.get("check") == "embedding_mmd":
         return f"embeddings moved ({f.get('statistic', '')})"
+    if f.get("check") == "live_metric" and f.get("value") is not None and f.get("blessed") is not None:
+        return f"{f.get('feature')} {float(f['value']):.3g} vs {float(f['blessed']):.3g} when blessed"
     return f"{f.get('feature')} {head}" if f.get("check") not in ("prediction_mix", "live_metric") else head
 
 

@@ -282,3 +282,29 @@ def test_the_end_of_a_retraining_is_announced_once(tmp_path) -> None:
     assert {k: d.find(k).alert.update for k in keys} == {k: text for k in keys}
     assert announce_end(spec, state_path, "t1", push=pushed) is None  # said once
     assert TriggerState(state_path).load().runs[0].details["announced"] is True
+
+
+def test_live_metric_degradation_is_one_incident_in_words() -> None:
+    from components.live_metrics.measure import LiveMetricResult, LiveMetricsReport, degradation_alerts
+
+    def metric(name: str, est: float, lo: float, hi: float, blessed: float) -> LiveMetricResult:
+        return LiveMetricResult(
+            metric=name, status="degraded", estimate=est, lower=lo, upper=hi, images=36, blessed=blessed, max_drop=0.1, bound=blessed - 0.1
+        )
+
+    report = LiveMetricsReport(
+        model="detector",
+        version=3,
+        window=WINDOW,
+        confidence=0.95,
+        metrics=[metric("map_50", 0.448, 0.254, 0.512, 0.938), metric("recall", 0.0548, 0.0214, 0.133, 0.852)],
+    )
+    [incident] = group_incidents(degradation_alerts(report, alias="champion"))
+    assert incident.name == "LiveMetricDegraded" and incident.dedup_key == "cvpipe/detector/degradation"
+    # worst first: recall's interval ends furthest below its line
+    assert (
+        incident.summary
+        == "detector v3 (champion): live-metric degradation: recall 0.0548 vs 0.852 when blessed; map_50 0.448 vs 0.938 when blessed"
+    )
+    assert "- recall 0.0548 (95% interval 0.0214-0.133) on 36 labelled images vs 0.852 when blessed" in incident.description
+    assert incident.runbook_url.endswith("#live-metric-degradation")
