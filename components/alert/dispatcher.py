@@ -134,7 +134,7 @@ class Incident:
     Attributes:
         key: the dedup key.
         incident_id: its id.
-        status: firing or resolved.
+        status: firing, resolved, or announced (news of no incident, such as an alias move).
         alert: the latest notification logged for it.
         state: the dispatcher's state entry (times, severity, acknowledgement, suppressed count).
         history: ``(reason, logged_at, alert)`` of every notification of this incident, oldest first.
@@ -457,7 +457,8 @@ class AlertDispatcher:
     def _entry(alert: Alert, previous: dict[str, Any] | None, alert_id: str, now: datetime, reason: str, ident: str) -> dict[str, Any]:
         prev = previous or {}
         if reason == "update":
-            base = prev or {"status": alert.status, "severity": alert.severity, "severity_rank": alert.severity_rank}
+            # news that belongs to no incident (an alias moved) is an announcement, not a firing condition
+            base = prev or {"status": "announced", "severity": alert.severity, "severity_rank": alert.severity_rank}
             return {**base, "incident_id": ident, "last_update": alert.update, "last_alert_id": alert_id, "last_notified_at": _ts(now)}
         if alert.status == "resolved":
             return {**prev, "status": "resolved", "resolved_at": _ts(now), "last_alert_id": alert_id, "incident_id": ident}
@@ -501,8 +502,8 @@ class AlertDispatcher:
             inc.history.append((reason, logged_at, alert))
             if not alert.update:
                 inc.alert, inc.status = alert, alert.status
-            else:
-                inc.alert = inc.alert.model_copy(update={"update": alert.update})
+            else:  # a follow-up: the news, and what cvpipe did as of then
+                inc.alert = inc.alert.model_copy(update={"update": alert.update, "action": alert.action or inc.alert.action})
         for inc in by_key.values():
             entry = state.get(inc.key, {})
             if entry.get("incident_id") == inc.incident_id:

@@ -101,7 +101,7 @@ def alerts_list(spec: str | None, log: str | None, alertmanager: str | None, sho
             )
         else:
             click.echo(
-                f"{i.incident_id}  {i.status:<8} {i.alert.severity:<8} {i.history[-1][1][:16]}  {i.alert.summary}"
+                f"{i.incident_id}  {i.status:<9} {i.alert.severity:<8} {i.history[-1][1][:16]}  {i.alert.summary}"
                 + (f"  [{flags}]" if flags else "")
             )
     if not as_json:

@@ -141,6 +141,10 @@ def test_follow_up_is_sent_once_on_the_same_incident_and_alias_moves_are_announc
     _, _, report = _shifted_report()
     d = AlertDispatcher(cfg)
     first = d.dispatch(group_incidents(_findings(report)), now=T0)
+    started = "retraining t1 started (local run r2); a follow-up says how it ends"
+    news = next(a for a in first.notified if a.cause == "input_drift").model_copy(update={"action": started, "update": started})
+    assert [a.update for a in d.dispatch([news], now=T0 + timedelta(minutes=1)).notified] == [started]  # news breaks the cooldown
+    assert d.find("cvpipe/detector/input_drift").alert.action == started
     text = "retraining t1 (local run r2) succeeded: detector pushed as version 4; alias champion moved from version 3 to 4"
     r = follow_up(cfg, ["cvpipe/detector/input_drift"], text)
     [update] = r.notified
@@ -152,7 +156,10 @@ def test_follow_up_is_sent_once_on_the_same_incident_and_alias_moves_are_announc
         moved.notified[0].name == "ModelAliasMoved" and "took the alias champion automatically (was version 3)" in moved.notified[0].update
     )
     show = d.find("cvpipe/detector/input_drift")
-    assert show.alert.update == text and [h[0] for h in show.history] == ["new", "update"]
+    assert show.alert.update == text and [h[0] for h in show.history] == ["new", "update", "update"]
+    assert show.alert.action == started
+    assert d.find("cvpipe/detector/alias/champion").status == "announced"  # news, not a condition that fires
+    assert "cvpipe/detector/alias/champion" not in {i.key for i in d.incidents() if i.status == "firing"}
 
 
 def test_silence_holds_matching_incidents_back_from_sinks_but_logs_them(slack) -> None:
