@@ -53,20 +53,45 @@ def compile_cmd(spec: str, output: str, until: str | None) -> None:
 @click.command("run")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @until_option(STEPS, help=f"Last step to run ({', '.join(STEPS)}).")
+@click.option("-v", "--verbose", is_flag=True, help="Show everything: each task's executor input, full log and outputs, TensorFlow's logs.")
 @friendly
-def run_cmd(spec: str, until: str | None) -> None:
-    """Run a spec's pipeline locally with kfp.local (no cluster)."""
+def run_cmd(spec: str, until: str | None, verbose: bool) -> None:
+    """Run a spec's pipeline locally with kfp.local (no cluster).
+
+    Prints one line per step as it starts and ends (status, time, the step's
+    one-line result), a live line for the running step on a terminal, then
+    whether the model was pushed and why; ``-v`` prints everything.
+    """
+    import contextlib
+
+    from rich.console import Console
+
     from components.core.spec import check_local_paths
 
     from ..render import render_summary
     from ..runners.local import run_local
+    from .progress import StepFeed
+    from .runs import push_outcome
 
     parsed = load_spec_arg(spec)
     missing = check_local_paths(parsed)
     if missing:
         raise SpecError(missing, spec)
-    summary = run_local(parsed, until=until)
-    click.echo(render_summary(summary))
+    if verbose:
+        summary = run_local(parsed, until=until)
+        click.echo(render_summary(summary))
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up logs, in every task process
+    console = Console(file=sys.stdout, highlight=False)
+    feed = StepFeed(console)
+    try:
+        with contextlib.redirect_stdout(feed):
+            summary = run_local(parsed, until=until)
+    finally:
+        feed.close()
+    outcome = push_outcome(summary.artifacts) or (f"stopped after {until}" if until else "no push step")
+    console.print(f"run {summary.run_id} succeeded in {summary.seconds:.0f}s: {outcome}")
+    console.print(f"run folder: {summary.run_dir}  (cvpipe run -v prints every task's full log)")
 
 
 @click.command("demo")

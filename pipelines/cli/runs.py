@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -26,7 +26,18 @@ if TYPE_CHECKING:
     from components.core.lineage import LineageStore
     from components.core.runs import Runner, SubmittedRun
 
-__all__ = ["build_runner", "lineage_cmd", "runs_cancel", "runs_group", "runs_list", "runs_show", "runs_wait", "submit_cmd"]
+__all__ = [
+    "build_runner",
+    "lineage_cmd",
+    "push_outcome",
+    "run_overview",
+    "runs_cancel",
+    "runs_group",
+    "runs_list",
+    "runs_show",
+    "runs_wait",
+    "submit_cmd",
+]
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 TARGETS = ("kubeflow", "vertex")
@@ -458,6 +469,29 @@ def runs_list(
     click.echo(render_table("runs", ["run", "status", "started (UTC)", "duration", "steps", "outcome"], rows))
 
 
+def push_outcome(artifacts: Sequence[Any]) -> str:
+    """Whether a run pushed its model, in a few words: ``pushed demo:3`` or ``not pushed: <the failed threshold>``.
+
+    Args:
+        artifacts: the run's artifacts (:class:`~components.core.lineage.ArtifactRef`).
+
+    Returns:
+        The outcome, or "" when the run has no push step (yet).
+    """
+    pushed = [a for a in artifacts if a.kind == "PushedModel"]
+    if not pushed:
+        return ""
+    p = pushed[-1].properties
+    if p.get("pushed"):
+        return f"pushed {p.get('ref') or p.get('version')}"
+    try:
+        reasons = [str(x) for x in json.loads(str(p.get("reasons") or "[]"))]
+    except ValueError:
+        reasons = [str(p.get("reasons"))]
+    why = next((x for x in reasons if not x.startswith("default blessing")), reasons[0] if reasons else "not blessed")
+    return f"not pushed: {why}"
+
+
 def run_overview(store: LineageStore, run_id: str) -> dict[str, Any]:
     """One local run as ``runs list`` shows it: status, start, duration, steps and outcome.
 
@@ -484,18 +518,9 @@ def run_overview(store: LineageStore, run_id: str) -> dict[str, Any]:
     end = max((e["recorded_ms"] / 1000 for e in execs), default=begin)
     status = "failed" if failed else ("succeeded" if comps and comps[-1] in ("push", "trigger") else "incomplete")
     outcome = f"failed at {failed[0]}" if failed else ""
-    pushed = [a for a in store.artifacts_of_run(run_id) if a.kind == "PushedModel"]
+    pushed = push_outcome(store.artifacts_of_run(run_id))
     if pushed:
-        p = pushed[-1].properties
-        if p.get("pushed"):
-            outcome = f"pushed {p.get('ref') or p.get('version')}"
-        else:
-            try:
-                reasons = [str(x) for x in json.loads(str(p.get("reasons") or "[]"))]
-            except ValueError:
-                reasons = [str(p.get("reasons"))]
-            why = next((x for x in reasons if not x.startswith("default blessing")), reasons[0] if reasons else "not blessed")
-            outcome = f"not pushed: {why}"
+        outcome = pushed
     elif status == "incomplete":
         outcome = f"last step {comps[-1]}" if comps else ""
     return {
