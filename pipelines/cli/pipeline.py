@@ -80,6 +80,7 @@ def run_cmd(spec: str, until: str | None, verbose: bool) -> None:
     if verbose:
         summary = run_local(parsed, until=until)
         click.echo(render_summary(summary))
+        click.echo(f"outcome: {push_outcome(summary.artifacts) or (f'stopped after {until}' if until else 'no push step')}")
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up logs, in every task process
     console = Console(file=sys.stdout, highlight=False)
@@ -90,8 +91,8 @@ def run_cmd(spec: str, until: str | None, verbose: bool) -> None:
     finally:
         feed.close()
     outcome = push_outcome(summary.artifacts) or (f"stopped after {until}" if until else "no push step")
-    console.print(f"run {summary.run_id} succeeded in {summary.seconds:.0f}s: {outcome}")
-    console.print(f"run folder: {summary.run_dir}  (cvpipe run -v prints every task's full log)")
+    console.print(f"run {summary.run_id} succeeded in {summary.seconds:.0f}s: {outcome}", soft_wrap=True)
+    console.print(f"run folder: {summary.run_dir}  (cvpipe run -v prints every task's full log)", soft_wrap=True)
 
 
 @click.command("demo")

@@ -32,6 +32,13 @@ _END = re.compile(r"Task '([^']+)' finished with status (\w+)")
 _STEP_LOG = re.compile(r"^\s*\d\d:\d\d:\d\d(?:[.,]\d+)? (?:- \w+ - )?cvpipe\.[\w.]+: (.*)$")
 
 
+_MAX_RESULT = 140
+
+
+def _one_line(text: str) -> str:
+    return text if len(text) <= _MAX_RESULT else text[: _MAX_RESULT - 1] + "…"
+
+
 class StepFeed(io.TextIOBase):
     """A text stream that turns kfp.local's output into one line per step start and end.
 
@@ -92,7 +99,7 @@ class StepFeed(io.TextIOBase):
 
     def _begin(self, step: str) -> None:
         self._step, self._started, self._log, self._result = step, time.monotonic(), [], ""
-        self.console.print(f"[bold]{step:<12}[/bold] started   {time.strftime('%H:%M:%S')}", highlight=False)
+        self.console.print(f"[bold]{step:<12}[/bold] started   {time.strftime('%H:%M:%S')}", highlight=False, soft_wrap=True)
         if self.console.is_terminal:
             self._live = self.console.status(self._status_text())
             self._live.start()
@@ -104,11 +111,12 @@ class StepFeed(io.TextIOBase):
         took = time.monotonic() - self._started
         ok = status == "SUCCESS"
         colour = "green" if ok else "red"
-        result = self._result if ok else "the step's log follows"
-        self.console.print(f"[bold]{step:<12}[/bold] [{colour}]{status:<9}[/{colour}] {took:.1f}s  {result}", highlight=False)
+        result = _one_line(self._result) if ok else "the step's log follows"
+        ended = Text.assemble((f"{step:<12} ", "bold"), (f"{status:<9}", colour), f" {took:.1f}s  {result}")
+        self.console.print(ended, highlight=False, soft_wrap=True)
         if not ok:
-            for line in self._log:
-                self.console.print(Text("    " + line))
+            for logged in self._log:
+                self.console.print(Text("    " + logged), soft_wrap=True)
         self.steps.append((step, status, took, self._result))
         self._step = None
 
@@ -119,5 +127,5 @@ class StepFeed(io.TextIOBase):
             self._live = None
         if self._step is not None and self._log:  # interrupted inside a step: show what it said
             for line in self._log[-40:]:
-                self.console.print(Text("    " + line))
+                self.console.print(Text("    " + line), soft_wrap=True)
         super().close()

@@ -483,7 +483,8 @@ def push_outcome(artifacts: Sequence[Any]) -> str:
         return ""
     p = pushed[-1].properties
     if p.get("pushed"):
-        return f"pushed {p.get('ref') or p.get('version')}"
+        ref = p.get("ref") or (f"{p['model_name']}:{p.get('version')}" if p.get("model_name") else p.get("version"))
+        return f"pushed {ref}"
     try:
         reasons = [str(x) for x in json.loads(str(p.get("reasons") or "[]"))]
     except ValueError:

@@ -43,6 +43,16 @@ def test_one_line_per_step_start_and_end_with_its_result_and_the_log_of_a_failur
     assert [(s, st) for s, st, _, _ in feed.steps] == [("ingest", "SUCCESS"), ("validate", "FAILURE")]
 
 
+def test_a_long_result_stays_on_one_line() -> None:
+    out = io.StringIO()
+    feed = StepFeed(Console(file=out, width=80))
+    feed.write("10:00:00.001 - INFO - Executing task 'evaluate'\n")
+    feed.write("    10:00:01 cvpipe.evaluate: " + "map = 0.5; " * 40 + "\n")
+    feed.write("10:00:02.000 - INFO - Task 'evaluate' finished with status SUCCESS\n")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and lines[1].endswith("…") and len(lines[1]) < 200
+
+
 def test_colour_only_on_a_terminal() -> None:
     out = io.StringIO()
     feed = StepFeed(Console(file=out, width=200, force_terminal=True))
