@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.cvpipe-installed
 
-.PHONY: demo test lint typecheck pytest lock venv clean golden bench audit
+.PHONY: demo test lint typecheck pytest lock venv clean golden bench audit image image-gpu
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,10 +44,22 @@ golden: $(STAMP)
 audit: $(STAMP)
 	$(BIN)/python .ci/audit.py $(AUDIT_ARGS)
 
-# Re-resolve the lock after changing dependencies in pyproject.toml.
+# Re-resolve the lock after changing dependencies in pyproject.toml; requirements-runtime.lock is the
+# same pins without the development tools (what the component image installs).
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_36 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml -c requirements.lock --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_36 -o requirements-runtime.lock
+
+# The component image (infra/docker/Dockerfile) built with Podman from the runtime lock, with no image
+# registry: a Debian 12 base from debootstrap and a wheelhouse made on the host (docs/cluster.md).
+# PYTHON_IMAGE=python:3.11-slim-bookworm make image builds on that image instead. Prints the size.
+image: $(STAMP)
+	$(BIN)/python .ci/image.py --target cpu
+
+image-gpu: $(STAMP)
+	$(BIN)/python .ci/image.py --target gpu
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs

