@@ -11,11 +11,13 @@ API) and :mod:`.announce` (follow-ups and alias announcements). Importing this
 package does not import kfp.
 """
 
+from components.core.clock import utc_now
+
 from .announce import announce_alias, follow_up
 from .config import AlertConfig, AlertmanagerSinkConfig, PagerDutySinkConfig, RetryConfig, SinkConfig, SlackSinkConfig
 from .dispatcher import AlertDispatcher, AlertLog, DispatchResult, Incident, PendingDelivery
 from .incident import group_incidents, incident_text
-from .model import Alert, AlertStatus, Severity, TimeWindow, utc_now
+from .model import Alert, AlertStatus, Severity, TimeWindow
 from .silence import Matcher, Silence, parse_matcher
 from .sinks import (
     AlertmanagerSink,

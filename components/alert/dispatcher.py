@@ -67,13 +67,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from components.core.clock import utc_now
 from components.core.errors import AlertError
 from components.core.io import atomic_write_json, read_json
 from components.core.log import get_logger
 
 from .config import AlertConfig, AlertmanagerSinkConfig
 from .incident import console_link, incident_id
-from .model import Alert, utc_now
+from .model import Alert
 from .silence import Matcher, Silence, expire_in_alertmanager, silence_in_alertmanager
 from .sinks import AlertmanagerSink, AlertSink, alertmanager_labels, build_sinks
 

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from components.core.clock import utc_now
+
 __all__ = ["SEVERITIES", "Alert", "AlertStatus", "Severity", "TimeWindow", "utc_now"]
 
 Severity = Literal["critical", "error", "warning", "info"]
@@ -24,16 +26,6 @@ AlertStatus = Literal["firing", "resolved"]
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "error", "critical")
 """Severities from least to most severe."""
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC, whole milliseconds.
-
-    Returns:
-        The time.
-    """
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _aware(v: datetime) -> datetime:

@@ -26,12 +26,13 @@ from typing import Any
 import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from components.core.clock import utc_now
 from components.core.errors import AlertError
 from components.core.secrets import describe_http_error, redact_url, scrub
 
 from .config import AlertmanagerSinkConfig
 from .http import post_json
-from .model import _aware, utc_now
+from .model import _aware
 
 __all__ = ["Matcher", "Silence", "expire_in_alertmanager", "parse_matcher", "silence_in_alertmanager"]
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+from components.core.clock import utc_now
 from components.core.errors import AlertError
 from components.core.io import atomic_write_json, read_json
 from components.core.lineage import ArtifactRef, NewArtifact
@@ -31,7 +32,7 @@ from components.core.step import StepContext
 from .config import AlertConfig
 from .dispatcher import AlertDispatcher, DispatchResult
 from .incident import group_incidents
-from .model import Alert, utc_now
+from .model import Alert
 
 __all__ = ["ALERTS_FILE", "AlertStepResult", "notify_incidents", "read_alert_file", "run", "write_alert_file"]
 

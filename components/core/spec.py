@@ -14,6 +14,7 @@ complete, runnable spec::
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 import re
@@ -26,15 +27,20 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_serializer,
     field_validator,
     model_serializer,
     model_validator,
 )
 
+from .alert_config import AlertConfig
 from .catalog import COUNT_METRICS, METRICS, PER_CLASS_METRICS, VALIDATION_KINDS
+from .drift_config import DriftConfig
 from .errors import SpecError
 from .manifest import Task
 
@@ -558,14 +564,14 @@ class MonitoringSpec(_Section):
         labels: a directory of labelled exports (Label Studio JSON) to import, if any.
         reference_samples: training images the drift reference is built from (statistics,
             class mix and embeddings of the production model on them).
-        drift: drift thresholds (the fields of ``components.drift.DriftConfig``).
+        drift: drift thresholds (:class:`~components.core.drift_config.DriftConfig`).
         live_metrics: metrics compared with the blessed evaluation (default per task:
             detection ``precision``, ``recall`` and ``map_50``; classification ``accuracy``).
         confidence: confidence level of the intervals.
         min_labelled: fewer labelled random-share images than this is ``not_enough_data``.
         bootstrap: bootstrap replicates for metrics that are not proportions (mAP, F1).
         sampling: the labelling batch.
-        alerts: where alerts go (the fields of ``components.alert.AlertConfig``; secrets only by
+        alerts: where alerts go (:class:`~components.core.alert_config.AlertConfig`; secrets only by
             environment variable name); a relative log path is under ``runtime.root``.
         runbook_url: the runbook's base URL (a team's own copy of docs/runbook.md); each incident
             links its cause's section (default: docs/runbook.md of the checkout).
@@ -579,13 +585,13 @@ class MonitoringSpec(_Section):
     prediction_log: str | None = None
     labels: str | None = None
     reference_samples: int = Field(200, ge=10)
-    drift: dict[str, Any] = Field(default_factory=dict)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
     live_metrics: list[LiveMetricSpec] = Field(default_factory=list)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     min_labelled: int = Field(30, ge=0)
     bootstrap: int = Field(200, ge=0)
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
-    alerts: dict[str, Any] = Field(default_factory=dict)
+    alerts: AlertConfig = Field(default_factory=AlertConfig)
     runbook_url: str | None = None
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
     pushgateway: str | None = None
@@ -595,41 +601,45 @@ class MonitoringSpec(_Section):
     def _window(cls, v: str) -> str:
         return _check_duration(v)
 
-    @field_validator("drift")
-    @classmethod
-    def _drift(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from components.drift.config import DriftConfig  # imported only when a spec monitors
+    # the drift and alerts sections as the spec file wrote them: serialised back unchanged
+    # (compiled pipelines and their golden files keep the user's keys, not every default)
+    _written: dict[str, Any] = PrivateAttr(default_factory=dict)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_written(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        spec = handler(data)
+        if isinstance(data, dict) and isinstance(spec, MonitoringSpec):
+            spec._written = {k: copy.deepcopy(data[k]) for k in ("drift", "alerts") if isinstance(data.get(k), dict)}
+        return spec
+
+    @field_validator("drift", "alerts", mode="wrap")
+    @classmethod
+    def _one_problem(cls, v: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # one problem per section, listing its fields' problems (as before these sections were typed)
         try:
-            DriftConfig.model_validate(v)
+            return handler(v)
         except ValidationError as e:
             raise ValueError(_nested_problems(e)) from None
-        return v
 
-    @field_validator("alerts")
-    @classmethod
-    def _alerts(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from components.alert.config import AlertConfig
-
-        try:
-            AlertConfig.model_validate(v)
-        except ValidationError as e:
-            raise ValueError(_nested_problems(e)) from None
-        return v
+    @field_serializer("drift", "alerts")
+    def _as_written(self, value: DriftConfig | AlertConfig, info: Any) -> Any:
+        written = self._written.get(info.field_name)
+        if written is not None and type(value).model_validate(written) == value:
+            return copy.deepcopy(written)
+        return value.model_dump(mode="json", exclude_unset=True)
 
     @property
     def window_delta(self) -> timedelta:
         """``window`` as a duration."""
         return parse_duration(self.window)
 
-    def drift_config(self) -> Any:
-        """The drift thresholds as a ``components.drift.DriftConfig``."""
-        from components.drift.config import DriftConfig
+    def drift_config(self) -> DriftConfig:
+        """The drift thresholds (the ``drift`` section)."""
+        return self.drift
 
-        return DriftConfig.model_validate(self.drift)
-
-    def alert_config(self, root: str | os.PathLike[str]) -> Any:
-        """The alerting configuration as a ``components.alert.AlertConfig``, relative paths under ``root``.
+    def alert_config(self, root: str | os.PathLike[str]) -> AlertConfig:
+        """The alerting configuration, relative paths under ``root``.
 
         Args:
             root: the run root (``runtime.root``).
@@ -637,9 +647,7 @@ class MonitoringSpec(_Section):
         Returns:
             The configuration.
         """
-        from components.alert.config import AlertConfig
-
-        cfg = AlertConfig.model_validate(self.alerts)
+        cfg = self.alerts
         updates: dict[str, Any] = {}
         if not os.path.isabs(cfg.log):
             updates["log"] = str(Path(root) / cfg.log)

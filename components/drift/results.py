@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.alert.model import TimeWindow, utc_now
+from components.alert.model import TimeWindow
+from components.core.clock import utc_now
 
 from .config import CheckStatus, DriftConfig
 

@@ -1,7 +1,7 @@
 """The live-metrics step: the production model on labelled production images, against its blessed evaluation.
 
 :func:`run` reads the window's predictions joined with the human labels
-known now (``PredictionLog.joined``, point-in-time correct, with each label's
+known now (``PredictionLogReader.joined``, point-in-time correct, with each label's
 labelling stratum), keeps the production version's rows, and measures the
 spec's live metrics on the uniformly sampled share
 (:func:`~.measure.measure`), comparing each with the evaluation the version
@@ -138,7 +138,7 @@ def run(
     Returns:
         The result, with the recorded artifact.
     """
-    from components.predict.logs import PredictionLog
+    from components.core.prediction_log import PredictionLogReader
 
     spec = ctx.spec
     mon = spec.monitoring
@@ -146,7 +146,7 @@ def run(
     u = dict(uris or {})
     window = load_window(window_dir)
     prod = blessed_model(spec, ctx.store)
-    log = PredictionLog(mon.log_dir(spec.runtime.root))
+    log = PredictionLogReader(mon.log_dir(spec.runtime.root))
     joined = log.joined(window.window.start, window.window.end, model_name=spec.model_name, as_of=as_of)
     if len(joined):
         joined = joined[joined["model_version"] == window.model_version]

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.alert.model import Alert, TimeWindow, utc_now
+from components.alert.model import Alert, TimeWindow
+from components.core.clock import utc_now
 from components.core.errors import EvaluationError
 from components.core.labelmap import LabelMap
 from components.core.spec import LiveMetricSpec

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.alert.model import utc_now
+from components.core.clock import utc_now
 from components.core.errors import CvpipeError
 from components.core.io import atomic_write_json, read_json, sha256_file
 from components.core.labelmap import LabelMap

@@ -22,7 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components.alert.model import TimeWindow, utc_now
+from components.alert.model import TimeWindow
+from components.core.clock import utc_now
 from components.core.errors import SpecError
 from components.core.io import atomic_path, atomic_write_json, read_json
 from components.core.lineage import ArtifactRef, NewArtifact
@@ -106,7 +107,7 @@ def run(ctx: StepContext, out_dir: Path, *, uri: str | None = None, now: datetim
         SpecError: the spec has no ``monitoring`` section.
         RegistryError: no version of the model holds the production alias.
     """
-    from components.predict.logs import PredictionLog
+    from components.core.prediction_log import PredictionLogReader
 
     spec = ctx.spec
     mon = spec.monitoring
@@ -116,7 +117,7 @@ def run(ctx: StepContext, out_dir: Path, *, uri: str | None = None, now: datetim
     end = now or utc_now()
     window = TimeWindow(start=end - mon.window_delta, end=end)
     log_dir = mon.log_dir(spec.runtime.root)
-    log = PredictionLog(log_dir)
+    log = PredictionLogReader(log_dir)
     frame = log.read_window(window.start, window.end, model_name=spec.model_name)
     per_version = {str(k): int(v) for k, v in frame["model_version"].value_counts().items()} if len(frame) else {}
     rows = frame[frame["model_version"] == prod.version.version].reset_index(drop=True) if len(frame) else frame

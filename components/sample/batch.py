@@ -15,11 +15,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from components.core.clock import utc
 from components.core.errors import DataError
 from components.core.io import atomic_write_json, read_json
 from components.core.labelmap import LabelMap
 from components.core.manifest import Task
-from components.predict.logs import utc
 
 __all__ = [
     "BATCH_FILE",
@@ -79,7 +79,7 @@ class SampledItem(BaseModel):
         predicted_class: top label-map id (0: nothing).
         predicted_class_name: its name.
         top_score: top score.
-        predictions: the prediction JSON (see :mod:`components.predict.logs`).
+        predictions: the prediction JSON (see :mod:`components.core.prediction_log`).
     """
 
     stratum: Stratum

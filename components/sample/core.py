@@ -40,14 +40,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from components.core.clock import utc
 from components.core.io import atomic_write_json, atomic_write_text, read_json
 from components.core.labelmap import LabelMap
 from components.core.lineage import ArtifactRef, NewArtifact
 from components.core.log import get_logger
 from components.core.logged_image import logged_image_problem
 from components.core.manifest import Task
+from components.core.prediction_log import PredictionLogReader
 from components.core.step import StepContext
-from components.predict.logs import PredictionLog, utc
 
 from .batch import (
     BATCH_FILE,
@@ -97,7 +98,7 @@ def select_items(df: pd.DataFrame, config: SamplingConfig, exclude: Iterable[str
     """Picks the rows of a labelling batch from a window of predictions.
 
     Args:
-        df: the window (:meth:`PredictionLog.read_window` columns).
+        df: the window (:meth:`~components.core.prediction_log.PredictionLogReader.read_window` columns).
         config: sampling configuration.
         exclude: ``image_sha256`` of images already labelled (skipped by the class
             and uncertain strata, not by the random draw).
@@ -168,7 +169,7 @@ def dedupe_window(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def sample_window(
-    log: PredictionLog,
+    log: PredictionLogReader,
     start: datetime,
     end: datetime,
     model_name: str,
@@ -365,7 +366,7 @@ def sampling_config(spec: Any) -> SamplingConfig:
     return SamplingConfig.model_validate(sampling) if sampling is not None else SamplingConfig()
 
 
-def _log_inputs(ctx: StepContext, log: PredictionLog, batch: LabellingBatch, uri: str | None) -> list[ArtifactRef]:
+def _log_inputs(ctx: StepContext, log: PredictionLogReader, batch: LabellingBatch, uri: str | None) -> list[ArtifactRef]:
     """The prediction-log artifacts a batch read.
 
     An explicit URI names it. Otherwise: the ``PredictionLog`` outputs of batch
@@ -429,7 +430,7 @@ def run(
     task: Task = read_json(version.model_dir / MODEL_INFO_FILE)["task"]
     end = utc(window_end or datetime.now(UTC))
     cfg = config or sampling_config(ctx.spec)
-    log = PredictionLog(log_repo)
+    log = PredictionLogReader(log_repo)
     batch = sample_window(log, end - window, end, version.model_name, task, label_map, cfg)
     files = write_batch(batch, batch_dir)
     counts = batch.counts()
@@ -491,6 +492,8 @@ def run_import(
     Returns:
         The result.
     """
+    from components.predict.logs import PredictionLog  # the label writer
+
     from .labelstudio import import_export, read_export
 
     u = uris or {}

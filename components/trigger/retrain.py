@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.alert.model import utc_now
+from components.core.clock import utc_now
 from components.core.lineage import LineageStore
 
 from .state import RetrainRun, TriggerState

@@ -115,7 +115,7 @@ def alerts_list(spec: str | None, log: str | None, alertmanager: str | None, sho
 
 
 def _now() -> Any:
-    from components.alert.model import utc_now
+    from components.core.clock import utc_now
 
     return utc_now()
 

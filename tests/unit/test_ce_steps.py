@@ -19,7 +19,7 @@ from fakes.ce_world import build_world
 from fakes.kfp_server import FakeKfpServer
 
 from components.alert.dispatcher import AlertLog
-from components.alert.model import utc_now
+from components.core.clock import utc_now
 from components.core.spec import PipelineSpec
 from components.core.step import StepContext
 from components.trigger.state import TriggerState

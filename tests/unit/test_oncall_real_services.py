@@ -25,8 +25,9 @@ from click.testing import CliRunner
 from fakes.webhook_server import WebhookServer
 from services.processes import ServiceUnavailable, alertmanager, ensure_binary, prometheus, pushgateway
 
-from components.alert import AlertConfig, AlertDispatcher, utc_now
+from components.alert import AlertConfig, AlertDispatcher
 from components.alert.incident import group_incidents
+from components.core.clock import utc_now
 from components.drift import DriftInputs, check_drift, drift_alerts
 from components.monitor.metrics import evaluation_metrics, push_metrics
 

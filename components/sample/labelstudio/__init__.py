@@ -20,7 +20,7 @@ degenerate or rotated boxes, well-formed polygons and masks, image size as
 sampled. A task with any bad region is quarantined whole (each bad region with
 its reason, plus the image) so a partial label never counts as complete
 ground truth; tasks without a completed annotation are reported as unlabelled.
-Accepted labels become :class:`~components.predict.logs.LabelRow` rows and a
+Accepted labels become :class:`~components.core.prediction_log.LabelRow` rows and a
 :class:`~components.core.manifest.Manifest` of the labelled images (and a COCO
 file ingest reads), ready to join the training data.
 

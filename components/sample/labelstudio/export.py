@@ -7,7 +7,7 @@ see :mod:`.brush`), image size as sampled. A task with any bad region is
 quarantined whole (each bad region with its reason, plus the image) so a
 partial label never counts as complete ground truth; tasks without a
 completed annotation are reported as unlabelled. Accepted labels become
-:class:`~components.predict.logs.LabelRow` rows and a
+:class:`~components.core.prediction_log.LabelRow` rows and a
 :class:`~components.core.manifest.Manifest` of the labelled images (and a COCO
 file ingest reads), ready to join the training data.
 """
@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from components.core.clock import utc
 from components.core.errors import AnnotationError
 from components.core.io import atomic_write_json, read_json
 from components.core.labelmap import LabelMap
@@ -29,8 +30,8 @@ from components.core.log import get_logger
 from components.core.logged_image import logged_image_problem
 from components.core.manifest import ImageRecord, Manifest, ObjectAnnotation, Task
 from components.core.masks import mask_area, mask_to_bbox, rle_encode
+from components.core.prediction_log import LabelRow, ground_truth_json
 from components.core.quarantine import QuarantineReport
-from components.predict.logs import LabelRow, ground_truth_json, utc
 
 from ..batch import LabellingBatch, SampledItem
 from .brush import brush_decode
