@@ -17,7 +17,6 @@ acknowledgements and silences, and redelivers what a sink missed.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +30,11 @@ from components.core.step import StepContext
 
 from .config import AlertConfig
 from .dispatcher import AlertDispatcher, DispatchResult
+from .files import ALERTS_FILE, read_alert_file, write_alert_file
 from .incident import group_incidents
 from .model import Alert
 
 __all__ = ["ALERTS_FILE", "AlertStepResult", "notify_incidents", "read_alert_file", "run", "write_alert_file"]
-
-ALERTS_FILE = "alerts.json"
-"""File name of an alert list inside a step's output directory."""
 
 
 @dataclass
@@ -57,39 +54,6 @@ class AlertStepResult:
     recorded: dict[str, ArtifactRef] = field(default_factory=dict)
     path: Path | None = None
     findings: list[Alert] = field(default_factory=list)
-
-
-def write_alert_file(out_dir: str | os.PathLike[str], alerts: Sequence[Alert], source: str) -> Path:
-    """Writes the alerts a step raises or resolves (for the alert step to dispatch).
-
-    Args:
-        out_dir: the step's output directory.
-        alerts: the alerts.
-        source: the step that raised them (``drift``, ``live_metrics``).
-
-    Returns:
-        The file written.
-    """
-    return atomic_write_json(
-        Path(out_dir) / ALERTS_FILE, {"source": source, "alerts": [{"alert": a.model_dump(mode="json")} for a in alerts]}
-    )
-
-
-def read_alert_file(path: str | os.PathLike[str]) -> list[Alert]:
-    """Reads :func:`write_alert_file`'s output (a missing file is no alert).
-
-    Args:
-        path: the file, or the directory holding it.
-
-    Returns:
-        The alerts.
-    """
-    p = Path(path)
-    if p.is_dir():
-        p = p / ALERTS_FILE
-    if not p.is_file():
-        return []
-    return [Alert.model_validate(e["alert"]) for e in read_json(p).get("alerts", [])]
 
 
 def _config(ctx: StepContext) -> AlertConfig:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,63 @@ from .lineage import ArtifactRef, LineageStore, NewArtifact
 from .log import configure_logging, get_logger
 from .spec import PipelineSpec
 
-__all__ = ["StepContext", "output_dir"]
+__all__ = ["ArtifactUris", "StepContext", "output_dir"]
+
+
+class ArtifactUris(Mapping[str, str]):
+    """Where a step's artifacts live, for lineage: artifact name -> URI.
+
+    The one type every step's ``uris`` argument takes: in a KFP task the
+    artifacts' ``.uri`` values (``gs://...`` on a cluster), outside KFP nothing
+    (each step falls back to its local paths). A plain mapping works as well;
+    names given None or an empty URI are left out.
+
+    Args:
+        uris: URIs by artifact name.
+        **named: more URIs by artifact name (``manifest=..., examples=...``).
+    """
+
+    __slots__ = ("_uris",)
+
+    def __init__(self, uris: Mapping[str, str | None] | None = None, /, **named: str | None):
+        merged = {**(uris or {}), **named}
+        self._uris: dict[str, str] = {k: str(v) for k, v in merged.items() if v}
+
+    @classmethod
+    def of(cls, uris: Mapping[str, str | None] | None) -> ArtifactUris:
+        """The URIs of a step's ``uris`` argument (an ``ArtifactUris``, a mapping or None).
+
+        Args:
+            uris: the argument.
+
+        Returns:
+            The URIs.
+        """
+        return uris if isinstance(uris, ArtifactUris) else cls(uris)
+
+    def uri(self, name: str, default: str | os.PathLike[str]) -> str:
+        """An artifact's URI, or the local path lineage records when none was given.
+
+        Args:
+            name: the artifact name.
+            default: its local path.
+
+        Returns:
+            The URI.
+        """
+        return self._uris.get(name) or os.fspath(default)
+
+    def __getitem__(self, name: str) -> str:
+        return self._uris[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._uris)
+
+    def __len__(self) -> int:
+        return len(self._uris)
+
+    def __repr__(self) -> str:
+        return f"ArtifactUris({self._uris!r})"
 
 
 def output_dir(path: str | os.PathLike[str]) -> Path:

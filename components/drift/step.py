@@ -18,8 +18,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from components.alert.files import write_alert_file
 from components.alert.model import Alert
-from components.alert.step import write_alert_file
 from components.core.lineage import ArtifactRef, NewArtifact
 from components.core.step import StepContext
 from components.monitor.production import blessed_model

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from components.alert.files import write_alert_file
 from components.alert.model import Alert
-from components.alert.step import write_alert_file
 from components.core.io import atomic_write_text
 from components.core.labelmap import LabelMap
 from components.core.lineage import ArtifactRef, NewArtifact

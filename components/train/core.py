@@ -27,6 +27,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +40,7 @@ from components.core.labelmap import LabelMap
 from components.core.lineage import ArtifactRef, NewArtifact
 from components.core.manifest import Task
 from components.core.predictor import LABEL_MAP_FILE, MODEL_INFO_FILE, SERVING_BYTES, SERVING_IMAGES
-from components.core.step import StepContext
+from components.core.step import ArtifactUris, StepContext
 
 from .data import InputPipeline
 from .export import WEIGHTS_FILE, export_saved_model, export_tflite
@@ -56,23 +57,9 @@ CHECKPOINT_DIR = "checkpoints"
 _REPRESENTATIVE_IMAGES = 64
 
 
-@dataclass(frozen=True)
-class TrainUris:
-    """URIs of the artifacts, for lineage (KFP gives ``.uri`` next to ``.path``).
-
-    Attributes:
-        examples: the Examples artifact.
-        label_map: the LabelMap artifact.
-        model: the Model artifact.
-        report: the Report artifact.
-        hyperparameters: the HyperParameters artifact.
-    """
-
-    examples: str
-    label_map: str
-    model: str
-    report: str
-    hyperparameters: str
+TrainUris = ArtifactUris
+"""The train step's URIs (``examples``, ``label_map``, ``model``, ``report``, ``hyperparameters``); the name
+stays because compiled pipelines' component source calls it."""
 
 
 @dataclass
@@ -214,7 +201,7 @@ def run(
     model_dir: str | os.PathLike[str],
     report_dir: str | os.PathLike[str],
     hparams_dir: str | os.PathLike[str],
-    uris: TrainUris | None = None,
+    uris: ArtifactUris | Mapping[str, str] | None = None,
 ) -> TrainResult:
     """Trains, exports and reports one model.
 
@@ -235,7 +222,7 @@ def run(
     """
     t_start = time.monotonic()
     examples_dir, model_dir, report_dir, hparams_dir = Path(examples_dir), Path(model_dir), Path(report_dir), Path(hparams_dir)
-    uris = uris or TrainUris(str(examples_dir), str(label_map_path), str(model_dir), str(report_dir), str(hparams_dir))
+    u = ArtifactUris.of(uris)
     spec = ctx.spec.train
     log = ctx.log
     label_map = LabelMap.load(label_map_path)
@@ -396,8 +383,10 @@ def run(
     )
 
     inputs: dict[str, ArtifactRef | None] = {
-        "examples": ctx.input_artifact(uris.examples, "Examples"),
-        "label_map": ctx.input_artifact(uris.label_map, "LabelMap", {"version": label_map.version, "num_classes": label_map.num_classes}),
+        "examples": ctx.input_artifact(u.uri("examples", examples_dir), "Examples"),
+        "label_map": ctx.input_artifact(
+            u.uri("label_map", label_map_path), "LabelMap", {"version": label_map.version, "num_classes": label_map.num_classes}
+        ),
         "parent_model": ctx.store.get(parent_id) if parent_id is not None else None,
     }
     props: dict[str, Any] = {
@@ -414,9 +403,11 @@ def run(
         "label_map_version": label_map.version,
     }
     outputs: dict[str, NewArtifact | None] = {
-        "model": NewArtifact("Model", uris.model, props),
-        "report": NewArtifact("Report", uris.report, {"kind": "training", "overfitting": bool(overfit["overfitting"])}),
-        "hyperparameters": NewArtifact("HyperParameters", uris.hyperparameters, {**outcome.best, "val_loss": outcome.best_val_loss})
+        "model": NewArtifact("Model", u.uri("model", model_dir), props),
+        "report": NewArtifact("Report", u.uri("report", report_dir), {"kind": "training", "overfitting": bool(overfit["overfitting"])}),
+        "hyperparameters": NewArtifact(
+            "HyperParameters", u.uri("hyperparameters", hparams_dir), {**outcome.best, "val_loss": outcome.best_val_loss}
+        )
         if outcome is not None
         else None,
     }

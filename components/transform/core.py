@@ -56,7 +56,7 @@ from components.core.log import get_logger
 from components.core.manifest import ImageRecord, Manifest
 from components.core.quarantine import QuarantineReport
 from components.core.spec import TransformSpec
-from components.core.step import StepContext
+from components.core.step import ArtifactUris, StepContext
 
 from .jpeg import jpeg_copy_size
 from .pool import run_in_pool, worker_count
@@ -83,25 +83,9 @@ ShardRunner = Callable[[list[ShardTask], WorkerState, int], Iterable[ShardResult
 """Writes planned shards: ``(shards, worker state, local worker count) -> shard results``."""
 
 
-@dataclass(frozen=True)
-class TransformUris:
-    """Artifact URIs for lineage (KFP artifact ``.uri`` values).
-
-    Attributes:
-        manifest: the validated manifest artifact.
-        label_map: the label map artifact.
-        examples: the examples output artifact.
-        quarantine: the quarantine report output artifact.
-        statistics: TFDV statistics the manifest was validated with, if any.
-        schema: the schema it was validated against, if any.
-    """
-
-    manifest: str
-    label_map: str
-    examples: str
-    quarantine: str
-    statistics: str | None = None
-    schema: str | None = None
+TransformUris = ArtifactUris
+"""The transform step's URIs (``manifest``, ``label_map``, ``examples``, ``quarantine``, ``statistics``,
+``schema``); the name stays because compiled pipelines' component source calls it."""
 
 
 @dataclass
@@ -309,7 +293,7 @@ def run(
     label_map_path: str | os.PathLike[str],
     examples_dir: str | os.PathLike[str],
     quarantine_dir: str | os.PathLike[str],
-    uris: TransformUris | Mapping[str, str] | None = None,
+    uris: ArtifactUris | Mapping[str, str] | None = None,
 ) -> TransformResult:
     """Runs the transform step: TFRecords, quarantine report, lineage.
 
@@ -319,8 +303,8 @@ def run(
         label_map_path: ``label_map.json`` (or its directory).
         examples_dir: where shards and ``examples.json`` go.
         quarantine_dir: where ``quarantine.json``/``.csv`` go.
-        uris: artifact URIs for lineage (keys as :class:`TransformUris`); by
-            default the local paths.
+        uris: artifact URIs for lineage (``manifest``, ``label_map``, ``examples``, ``quarantine``,
+            ``statistics``, ``schema``); by default the local paths.
 
     Returns:
         What was written.
@@ -332,7 +316,7 @@ def run(
     """
     manifest = Manifest.load(_file_in(manifest_path, "manifest.json"))
     label_map = LabelMap.load(_file_in(label_map_path, "label_map.json"))
-    u = _uris(uris, manifest_path, label_map_path, examples_dir, quarantine_dir)
+    u = ArtifactUris.of(uris)
     spec = ctx.spec
     runner = None
     if spec.runtime.beam is not None:
@@ -346,42 +330,28 @@ def run(
     result.quarantine.check_limit(spec.data.max_quarantine_fraction, spec.data.max_quarantine_count, str(report_path))
 
     inputs: dict[str, ArtifactRef | None] = {
-        "manifest": ctx.input_artifact(u.manifest, "Manifest"),
-        "label_map": ctx.input_artifact(u.label_map, "LabelMap", {"version": label_map.version, "num_classes": label_map.num_classes}),
-        "statistics": ctx.input_artifact(u.statistics, "ExampleStatistics") if u.statistics else None,
-        "schema": ctx.input_artifact(u.schema, "Schema") if u.schema else None,
+        "manifest": ctx.input_artifact(u.uri("manifest", manifest_path), "Manifest"),
+        "label_map": ctx.input_artifact(
+            u.uri("label_map", label_map_path), "LabelMap", {"version": label_map.version, "num_classes": label_map.num_classes}
+        ),
+        "statistics": ctx.input_artifact(u["statistics"], "ExampleStatistics") if "statistics" in u else None,
+        "schema": ctx.input_artifact(u["schema"], "Schema") if "schema" in u else None,
     }
     meta = result.metadata()
     ctx.record(
         inputs=inputs,
         outputs={
             "examples": NewArtifact(
-                "Examples", u.examples, {**meta, "pipeline": spec.name, "images": sum(s.images for s in result.index.splits.values())}
+                "Examples",
+                u.uri("examples", examples_dir),
+                {**meta, "pipeline": spec.name, "images": sum(s.images for s in result.index.splits.values())},
             ),
             "quarantine": NewArtifact(
-                "QuarantineReport", u.quarantine, {"stage": STAGE, "items": len(result.quarantine), "total": result.quarantine.total}
+                "QuarantineReport",
+                u.uri("quarantine", quarantine_dir),
+                {"stage": STAGE, "items": len(result.quarantine), "total": result.quarantine.total},
             ),
         },
         properties={"copied": result.copied, "reencoded": result.reencoded, "seconds": round(result.seconds, 3)},
     )
     return result
-
-
-def _uris(
-    uris: TransformUris | Mapping[str, str] | None,
-    manifest_path: str | os.PathLike[str],
-    label_map_path: str | os.PathLike[str],
-    examples_dir: str | os.PathLike[str],
-    quarantine_dir: str | os.PathLike[str],
-) -> TransformUris:
-    if isinstance(uris, TransformUris):
-        return uris
-    given: dict[str, str] = dict(uris or {})
-    return TransformUris(
-        manifest=given.get("manifest", os.fspath(manifest_path)),
-        label_map=given.get("label_map", os.fspath(label_map_path)),
-        examples=given.get("examples", os.fspath(examples_dir)),
-        quarantine=given.get("quarantine", os.fspath(quarantine_dir)),
-        statistics=given.get("statistics"),
-        schema=given.get("schema"),
-    )

@@ -36,8 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from components.alert.files import ALERTS_FILE
 from components.alert.model import Alert
-from components.alert.step import ALERTS_FILE
 from components.core.clock import utc_now
 from components.core.errors import LineageError, PipelineRunError
 from components.core.io import atomic_write_json, atomic_write_text, read_json

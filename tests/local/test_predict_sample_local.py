@@ -1,4 +1,4 @@
-"""predict_batch -> sample_batch, then label_import, as KFP runs them (kfp.local subprocesses, no container)."""
+"""predict_batch -> read_window -> sample, then import_labels, as KFP runs them (kfp.local subprocesses, no container)."""
 
 import json
 import os
@@ -25,12 +25,13 @@ LABELS = LabelMap.from_names(["circle", "square", "star"])
 
 def test_components_predict_sample_and_import_in_kfp_local(tmp_path: Path, mlmd_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from kfp import dsl, local
-    from kfp.dsl import Artifact
 
+    from components.monitor.component import import_labels, read_window, sample
     from components.predict.component import predict_batch
-    from components.sample.component import label_import, sample_batch
 
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    repo = str(tmp_path / "feast")
+    exports = tmp_path / "exports"
     spec = parse_spec(
         {
             "name": "shapes",
@@ -38,6 +39,7 @@ def test_components_predict_sample_and_import_in_kfp_local(tmp_path: Path, mlmd_
             "data": {"source": str(tmp_path / "annotations.json")},
             "registry": {"root": str(tmp_path / "registry")},
             "runtime": {"root": str(tmp_path / "runs"), "metadata": {"url": mlmd_url}},
+            "monitoring": {"window": "1h", "prediction_log": repo, "labels": str(exports)},
         }
     )
     store = LineageStore(mlmd_url)
@@ -48,7 +50,6 @@ def test_components_predict_sample_and_import_in_kfp_local(tmp_path: Path, mlmd_
         )
     )
     truth = make_images(tmp_path / "prod", 10, LABELS, "detection", seed=11)
-    repo = str(tmp_path / "feast")
     spec_json = spec.model_dump_json()
 
     @dsl.pipeline(name="predict-and-sample")
@@ -56,7 +57,8 @@ def test_components_predict_sample_and_import_in_kfp_local(tmp_path: Path, mlmd_
         p = predict_batch(
             spec_json=spec_json, run_id="local-ce", model_ref="shapes@champion", images=images, feature_repo=repo, batch_size=4
         )
-        sample_batch(spec_json=spec_json, run_id="local-ce", model_ref="shapes@champion", feature_repo=repo, window_hours=1.0).after(p)
+        win = read_window(spec_json=spec_json, run_id="local-ce").after(p)
+        sample(spec_json=spec_json, run_id="local-ce", window=win.outputs["window"])
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"), raise_on_error=True)
     predict_and_sample(images=str(tmp_path / "prod"))
@@ -70,15 +72,15 @@ def test_components_predict_sample_and_import_in_kfp_local(tmp_path: Path, mlmd_
     batch = LabellingBatch.load(batch_file)
     assert batch.batch_id == batch_ref.properties["batch_id"] and len(batch.items) == batch_ref.properties["items"] > 0
 
-    export = tmp_path / "export.json"
-    export.write_text(json.dumps(simulate_labels(batch, truth)))
+    exports.mkdir()
+    (exports / "export.json").write_text(json.dumps(simulate_labels(batch, truth)))
 
     @dsl.pipeline(name="import-labels")
-    def import_only(batch_uri: str, export_path: str) -> None:
-        b = dsl.importer(artifact_uri=batch_uri, artifact_class=Artifact, reimport=False)
-        label_import(spec_json=spec_json, run_id="local-ce", export=export_path, feature_repo=repo, batch=b.output)
+    def import_only() -> None:
+        win = read_window(spec_json=spec_json, run_id="local-ce")
+        import_labels(spec_json=spec_json, run_id="local-ce", window=win.outputs["window"])
 
-    import_only(batch_uri=str(batch_file.parent), export_path=str(export))
+    import_only()
     labels = PredictionLog(repo).read_labels()
     assert sorted(labels["image_sha256"]) == sorted(i.image_sha256 for i in batch.items)
     manifest_ref = store.latest("Manifest")
