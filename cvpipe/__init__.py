@@ -65,9 +65,9 @@ if TYPE_CHECKING:
     from components.core.spec import dump_spec as dump_spec
     from components.core.spec import load_spec as load_spec
     from components.core.spec import parse_spec as parse_spec
-    from components.predict.logs import LabelRow as LabelRow
+    from components.core.prediction_log import LabelRow as LabelRow
     from components.predict.logs import PredictionLog as PredictionLog
-    from components.predict.logs import PredictionRow as PredictionRow
+    from components.core.prediction_log import PredictionRow as PredictionRow
     from components.registry import LocalRegistry as LocalRegistry
     from components.registry import ModelVersion as ModelVersion
     from components.registry import Registry as Registry
@@ -161,8 +161,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "open_registry": ("components.registry.cli_ops", "open_registry"),
     # the prediction log
     "PredictionLog": ("components.predict.logs", "PredictionLog"),
-    "PredictionRow": ("components.predict.logs", "PredictionRow"),
-    "LabelRow": ("components.predict.logs", "LabelRow"),
+    "PredictionRow": ("components.core.prediction_log", "PredictionRow"),
+    "LabelRow": ("components.core.prediction_log", "LabelRow"),
 }
 
 __all__ = [
