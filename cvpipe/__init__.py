@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from components.core.errors import TrainingError as TrainingError
     from components.core.errors import ValidationFailed as ValidationFailed
     from components.core.lineage import LineageStore as LineageStore
+    from components.core.prediction_log import LabelRow as LabelRow
+    from components.core.prediction_log import PredictionRow as PredictionRow
     from components.core.runs import Runner as Runner
     from components.core.runs import ScheduleResult as ScheduleResult
     from components.core.runs import SubmittedRun as SubmittedRun
@@ -65,9 +67,7 @@ if TYPE_CHECKING:
     from components.core.spec import dump_spec as dump_spec
     from components.core.spec import load_spec as load_spec
     from components.core.spec import parse_spec as parse_spec
-    from components.core.prediction_log import LabelRow as LabelRow
     from components.predict.logs import PredictionLog as PredictionLog
-    from components.core.prediction_log import PredictionRow as PredictionRow
     from components.registry import LocalRegistry as LocalRegistry
     from components.registry import ModelVersion as ModelVersion
     from components.registry import Registry as Registry
