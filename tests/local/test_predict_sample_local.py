@@ -64,8 +64,9 @@ def test_components_predict_sample_and_import_in_kfp_local(tmp_path: Path, mlmd_
     predict_and_sample(images=str(tmp_path / "prod"))
 
     assert len(PredictionLog(repo).read_labels()) == 0
-    log_ref = store.latest("PredictionLog", model_name="shapes")
-    assert log_ref is not None and log_ref.properties["rows"] == 10
+    # the batch prediction's log is the first PredictionLog recorded (read_window records the window as a second one)
+    log_ref = min(store.artifacts("PredictionLog", model_name="shapes"), key=lambda a: a.id)
+    assert log_ref.properties["rows"] == 10 and log_ref.properties.get("feature_repo") == str(Path(repo).resolve())
     batch_ref = store.latest("LabellingBatch")
     assert batch_ref is not None and log_ref.id in [a.id for a in store.upstream(batch_ref.id).of_kind("PredictionLog")]
     [batch_file] = list((tmp_path / "root").rglob("batch.json"))
