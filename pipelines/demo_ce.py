@@ -126,7 +126,9 @@ class TrafficResult:
     exit_code: int
 
 
-def serve_traffic(spec_path: Path, model_ref: str, images: list[Path], clients: int = 8, timeout_s: float = 600) -> TrafficResult:
+def serve_traffic(
+    spec_path: Path, model_ref: str, images: list[Path], clients: int = 8, timeout_s: float = 600, log_file: Path | None = None
+) -> TrafficResult:
     """Starts ``cvpipe serve`` as a process, posts each image to ``/v1/predict``, then stops it with SIGTERM.
 
     The server logs every answered prediction (its write-ahead log is rolled into the
@@ -138,6 +140,7 @@ def serve_traffic(spec_path: Path, model_ref: str, images: list[Path], clients: 
         images: image files to send, one request each.
         clients: concurrent clients.
         timeout_s: how long the server may take to start.
+        log_file: where the server's log (one access line per request) goes (default: this process's stderr).
 
     Returns:
         What was sent and answered.
@@ -157,7 +160,11 @@ def serve_traffic(spec_path: Path, model_ref: str, images: list[Path], clients: 
     import requests
 
     cmd = [sys.executable, "-m", "pipelines.cli", "serve", model_ref, "--spec", str(spec_path), "--port", "0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    log_path = Path(log_file) if log_file is not None else None
+    err = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115 - the child writes it
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+    if err is not None:
+        err.close()
     found: list[str] = []
     ready = threading.Event()
 
@@ -246,11 +253,15 @@ def run_ce_demo(directory: Path, echo: Callable[[str], Any] = print) -> CeDemoRe
         generate(SynthConfig(task="detection", image_size=(160, 160), **SHIFT), prod_dir)
     truth = read_source(DataSpec(source=str(prod_dir / "annotations.json")), "detection", None).manifest
     truth.save(prod_dir / "manifest.json")
-    sent = serve_traffic(spec_path, f"{spec.model_name}@{spec.monitoring.model_alias}", [truth.image_path(r) for r in truth.images])
+    server_log = Path(spec.runtime.root) / "serve.log"
+    server_log.parent.mkdir(parents=True, exist_ok=True)
+    sent = serve_traffic(
+        spec_path, f"{spec.model_name}@{spec.monitoring.model_alias}", [truth.image_path(r) for r in truth.images], log_file=server_log
+    )
     result.predictions = sent.answered
     echo(
         f"served {sent.answered} of {sent.sent} production images over HTTP ({sent.url}/v1/predict, p50 {sent.p50_ms:.0f} ms) "
-        f"with {champion.ref}; the server logged them to {log_dir}"
+        f"with {champion.ref}; the server logged them to {log_dir} (its access log: {server_log})"
     )
 
     echo("== continuous evaluation, run 1: no labels yet")
