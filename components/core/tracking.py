@@ -19,13 +19,14 @@ import contextlib
 import json
 import math
 import os
-import urllib.error
+import re
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .log import get_logger
+from .secrets import redact_url
 from .spec import MLflowTrackingSpec, PipelineSpec
 
 __all__ = ["RUN_ID_TAG", "log_evaluation", "log_training", "tracking_run"]
@@ -61,8 +62,8 @@ def _reachable(uri: str, timeout_s: float = 5.0) -> str | None:
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as r:
             return None if r.status == 200 else f"/health answered {r.status}"
-    except (urllib.error.URLError, OSError) as e:
-        return str(getattr(e, "reason", e))
+    except Exception as e:  # refused, timed out, or a URL urllib cannot use
+        return redact_url(str(getattr(e, "reason", e)) or type(e).__name__)
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
@@ -111,7 +112,10 @@ def _guard(what: str, uri: str) -> Iterator[None]:
         with _client_env():
             yield
     except Exception as e:  # tracking must never fail the run
-        _log.warning("MLflow tracking at %s: %s failed (%s: %s); the metrics stay in cvpipe's reports", uri, what, type(e).__name__, e)
+        text = re.sub(r"(://[^/:@\s]+):[^@\s/]+@", r"\1@", str(e))  # never a password in a log line
+        _log.warning(
+            "MLflow tracking at %s: %s failed (%s: %s); the metrics stay in cvpipe's reports", redact_url(uri), what, type(e).__name__, text
+        )
 
 
 def log_training(
@@ -141,7 +145,7 @@ def log_training(
     tspec, experiment = found
     problem = _reachable(tspec.tracking_uri)
     if problem is not None:
-        _log.warning("MLflow tracking at %s is not reachable (%s); training goes on untracked", tspec.tracking_uri, problem)
+        _log.warning("MLflow tracking at %s is not reachable (%s); training goes on untracked", redact_url(tspec.tracking_uri), problem)
         return None
     result: str | None = None
     with _guard("logging the training run", tspec.tracking_uri):
@@ -175,7 +179,7 @@ def log_training(
         t.client.log_batch(mlflow_run, tags=[RunTag("cvpipe.step", "train")])
         t.client.set_terminated(mlflow_run, status="FINISHED")
         result = mlflow_run
-        _log.info("training logged to MLflow run %s (experiment %s at %s)", mlflow_run, experiment, tspec.tracking_uri)
+        _log.info("training logged to MLflow run %s (experiment %s at %s)", mlflow_run, experiment, redact_url(tspec.tracking_uri))
     return result
 
 
@@ -197,7 +201,7 @@ def log_evaluation(spec: PipelineSpec, run_id: str, metrics: Mapping[str, float 
     tspec, experiment = found
     problem = _reachable(tspec.tracking_uri)
     if problem is not None:
-        _log.warning("MLflow tracking at %s is not reachable (%s); evaluation metrics not tracked", tspec.tracking_uri, problem)
+        _log.warning("MLflow tracking at %s is not reachable (%s); evaluation metrics not tracked", redact_url(tspec.tracking_uri), problem)
         return None
     result: str | None = None
     with _guard("logging the evaluation", tspec.tracking_uri):

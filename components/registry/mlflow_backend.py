@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -37,11 +38,11 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from components.core.errors import RegistryError
 from components.core.lineage import ArtifactRef, LineageStore
 from components.core.log import get_logger
+from components.core.secrets import redact_url
 
 from ._files import copy_order, model_digest
 from .base import (
@@ -58,7 +59,7 @@ from .base import (
 )
 from .local import check_model_dir
 
-__all__ = ["DIGEST_TAG", "MLflowHook", "MLflowOptions", "MLflowRegistry", "redact_uri"]
+__all__ = ["DIGEST_TAG", "MLflowHook", "MLflowOptions", "MLflowRegistry"]
 
 DIGEST_TAG = "cvpipe.digest"
 """Tag of a model version (and of its upload run) holding the sha256 of the model's files."""
@@ -85,16 +86,6 @@ class MLflowOptions:
     wait_s: float = 120.0
 
 
-def redact_uri(uri: str) -> str:
-    """A tracking URI without the password it may carry (for records and messages)."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -105,9 +96,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+_USERINFO = re.compile(r"(://[^/:@\s]+):[^@\s/]+@")
+
+
 def _describe(e: BaseException) -> str:
     code = getattr(e, "error_code", None)
-    msg = getattr(e, "message", None) or str(e) or type(e).__name__
+    msg = _USERINFO.sub(r"\1@", str(getattr(e, "message", None) or str(e) or type(e).__name__))
     return f"{code}: {msg}" if code else f"{type(e).__name__}: {msg}"
 
 
@@ -124,7 +118,7 @@ class MLflowRegistry(Registry):
     backend = "mlflow"
 
     def __init__(self, tracking_uri: str, store: LineageStore, options: MLflowOptions | None = None, hook: MLflowHook | None = None):
-        super().__init__(store, redact_uri(tracking_uri))
+        super().__init__(store, redact_url(tracking_uri))
         self.tracking_uri = tracking_uri
         self.options = options or MLflowOptions()
         self._hook = hook
@@ -193,7 +187,7 @@ class MLflowRegistry(Registry):
         validate_model_name(model_name)
         records = {int(r.properties["version"]): r for r in self._records(model_name)}
         aliases = self._alias_map(model_name)
-        mine = redact_uri(self.store.url)
+        mine = redact_url(self.store.url)
         out = []
         for mv in self._remote(model_name):
             number = int(mv.version)
@@ -418,7 +412,7 @@ class MLflowRegistry(Registry):
             "cvpipe.model_dir": str(src),
             "cvpipe.push_host": socket.gethostname(),
             "cvpipe.push_pid": str(os.getpid()),
-            "cvpipe.metadata": redact_uri(self.store.url),
+            "cvpipe.metadata": redact_url(self.store.url),
         }
         for k, v in request.metrics.items():
             tags[f"metric.{k}"] = f"{float(v):.6g}"

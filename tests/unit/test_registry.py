@@ -331,7 +331,7 @@ def test_get_registry(tmp_path: Path, store: LineageStore) -> None:
     with pytest.raises(RegistryError, match=r"project and registry\.region"):
         get_registry(RegistrySpec(backend="vertex"), store)
     mlflow = get_registry(RegistrySpec(backend="mlflow", tracking_uri="http://user:secret@127.0.0.1:5000"), store)
-    assert isinstance(mlflow, MLflowRegistry) and mlflow.location == "http://user:***@127.0.0.1:5000"
+    assert isinstance(mlflow, MLflowRegistry) and mlflow.location == "http://user@127.0.0.1:5000"
     with pytest.raises(RegistryError, match=r"registry\.tracking_uri"):
         get_registry(RegistrySpec(backend="mlflow"), store)
     # two registries sharing one store do not see each other's versions

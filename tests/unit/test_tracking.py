@@ -77,8 +77,11 @@ def test_a_server_that_is_down_never_fails_the_run(caplog: pytest.LogCaptureFixt
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    spec = _spec(f"http://127.0.0.1:{port}")
     with caplog.at_level(logging.WARNING):
-        assert log_training(spec, "r", params={"a": 1}, history=HISTORY) is None
-        assert log_evaluation(spec, "r", {"map": 0.5}, blessed=True) is None
-    assert sum("not reachable" in r.getMessage() for r in caplog.records) == 2
+        for uri in (f"http://127.0.0.1:{port}", f"http://ops:pw-secret@127.0.0.1:{port}"):
+            spec = _spec(uri)
+            assert log_training(spec, "r", params={"a": 1}, history=HISTORY) is None
+            assert log_evaluation(spec, "r", {"map": 0.5}, blessed=True) is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("not reachable" in m for m in messages) == 4
+    assert not any("pw-secret" in m for m in messages)
