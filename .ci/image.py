@@ -22,6 +22,7 @@ Usage: ``python .ci/image.py [--target cpu|gpu] [--python-image IMAGE] [--json]`
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -165,11 +166,13 @@ def wheelhouse(target: str) -> Path:
     if (house / ".complete").is_file():
         return house
     pip = [sys.executable, "-m", "pip"]
+    # the previous wheelhouse (an older lock) supplies the wheels that did not change
+    previous = [f"--find-links={old}" for old in sorted(CACHE.glob(f"wheelhouse-{target}-*")) if (old / ".complete").is_file()]
     if house.exists():
         shutil.rmtree(house)
     tmp = Path(tempfile.mkdtemp(dir=CACHE, prefix="wheelhouse-"))
     _log(f"wheelhouse: {RUNTIME_LOCK.name} -> {house}")
-    _run([*pip, "wheel", "-q", "--no-deps", "-r", str(RUNTIME_LOCK), "-w", str(tmp)], timeout=3600)
+    _run([*pip, "wheel", "-q", "--no-deps", *previous, "-r", str(RUNTIME_LOCK), "-w", str(tmp)], timeout=3600)
     _run([*pip, "download", "-q", "--no-deps", "--only-binary=:all:", f"uv=={uv}", "-d", str(tmp)], timeout=600)
     if target == "gpu":
         tf = re.search(r"^tensorflow==(\S+)$", RUNTIME_LOCK.read_text(), flags=re.M)
@@ -228,8 +231,21 @@ def build(target: str = "cpu", python_image: str | None = None, tag: str | None 
     start = time.monotonic()
     ensure_debian_packages()
     tag = tag or default_tag(target)
-    base = python_image or debian_base()
-    wheels = wheelhouse(target)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time on this machine (two test sessions, make image beside them)
+        base = python_image or debian_base()
+        wheels = wheelhouse(target)
+        _podman_build(target, base, wheels, tag)
+    return {
+        "tag": tag,
+        "size_bytes": image_size(tag),
+        "seconds": round(time.monotonic() - start, 1),
+        "containers_conf": str(containers_conf()),
+    }
+
+
+def _podman_build(target: str, base: str, wheels: Path, tag: str) -> None:
     _log(f"podman build --target {target} on {base} -> {tag}")
     podman(
         "build",
@@ -245,12 +261,6 @@ def build(target: str = "cpu", python_image: str | None = None, tag: str | None 
         str(ROOT),
         capture=False,
     )  # fmt: skip
-    return {
-        "tag": tag,
-        "size_bytes": image_size(tag),
-        "seconds": round(time.monotonic() - start, 1),
-        "containers_conf": str(containers_conf()),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,15 +3,16 @@
 ``make image`` (.ci/image.py) builds it once; Podman's layer cache and the kept wheelhouse and Debian base
 make a rebuild with unchanged code take seconds, so the suite always checks the image of the code under test.
 The first build on a fresh machine takes minutes (debootstrap, the wheelhouse, installing it): see docs/cluster.md.
+A KFP task runs in it with kfp.local's DockerRunner over Podman's Docker API (``podman system service``).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: kfp reads the probe component's annotations as types.
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,7 @@ def test_cli_and_the_pipeline_stack_run_as_the_non_root_user(image: dict[str, ob
 
 
 def test_image_holds_no_tests_virtualenvs_or_run_folders(image: dict[str, object]) -> None:
-    # cvpipe's own files: the source copy in /opt/cvpipe and the installed packages; nothing else of the repository
+    # /opt/cvpipe keeps only the packaging files; cvpipe lives in site-packages; nothing else of the repository
     script = r"""
         cd /opt/cvpipe && ls -A
         echo ---
@@ -63,7 +64,7 @@ def test_image_holds_no_tests_virtualenvs_or_run_folders(image: dict[str, object
     ran = _in_image(image, script)
     assert ran.returncode == 0, ran.stderr[-4000:]
     top, found = ran.stdout.split("---\n")
-    assert set(top.split()) == {"README.md", "components", "cvpipe", "pipelines", "pyproject.toml", "requirements-runtime.lock"}
+    assert set(top.split()) == {"README.md", "pyproject.toml", "requirements-runtime.lock"}  # the packages live in site-packages only
     assert found.split() == [], f"the image holds files it must not: {found.split()}"
 
 
@@ -72,3 +73,60 @@ def test_image_size_is_recorded(image: dict[str, object], record_property: Calla
     record_property("image_size_bytes", size)
     print(f"{image['tag']}: {size / 1e9:.2f} GB")
     assert 0 < size < MAX_SIZE_BYTES, f"{image['tag']} weighs {size / 1e9:.2f} GB"
+
+
+@pytest.fixture(scope="module")
+def docker_api(image: dict[str, object], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Podman's Docker API (``podman system service``) on a unix socket: its ``unix://`` URL, answering a ping."""
+    import docker
+
+    sock = tmp_path_factory.mktemp("podman") / "docker.sock"
+    url = f"unix://{sock}"
+    env = {**os.environ, "CONTAINERS_CONF": str(image["containers_conf"])}
+    service = subprocess.Popen(
+        ["podman", "--runtime", "runc", "system", "service", "--time=0", url], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # readiness: the socket answers (the client asks for the API version when it is made) and pings
+            try:
+                if docker.DockerClient(base_url=url, timeout=30).ping():
+                    break
+            except docker.errors.DockerException:
+                if service.poll() is not None or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
+        yield url
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+
+
+def test_a_kfp_task_runs_in_the_image_through_the_docker_api(
+    image: dict[str, object], docker_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kfp.local's DockerRunner runs a task in the image over Podman's Docker API, writing to storage owned by its user."""
+    from kfp import dsl, local
+
+    @dsl.component(base_image=str(image["tag"]), install_kfp_package=False)
+    def probe(x: int, out: dsl.Output[dsl.Artifact]) -> int:
+        import os
+
+        import components
+        import pipelines
+
+        with open(out.path, "w") as f:
+            f.write(f"{os.getuid()} {components.__file__} {pipelines.__file__}")
+        return x + 1
+
+    monkeypatch.setenv("DOCKER_HOST", docker_api)
+    root = tmp_path / "pipeline-root"
+    root.mkdir()
+    os.chown(root, 1000, 1000)  # what a cluster's volume (fsGroup) gives the image's user
+    local.init(runner=local.DockerRunner(), pipeline_root=str(root), raise_on_error=True)
+    task = probe(x=41)
+    assert task.outputs["Output"] == 42
+    uid, components_file, pipelines_file = Path(task.outputs["out"].path).read_text().split()
+    assert uid == "1000"
+    # the packages come from the image, not from the host's virtualenv
+    assert components_file.startswith("/usr/local/lib/python3.11/dist-packages/") and ".venv" not in pipelines_file
