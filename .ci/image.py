@@ -212,6 +212,13 @@ def default_tag(target: str) -> str:
     return f"localhost/cvpipe{'' if target == 'cpu' else '-' + target}:{version()}"
 
 
+def _image_id(tag: str) -> str | None:
+    found = subprocess.run(
+        ["podman", "image", "inspect", "--format", "{{.Id}}", tag], env=podman_env(), capture_output=True, text=True, check=False
+    )
+    return found.stdout.strip() or None if found.returncode == 0 else None
+
+
 def image_size(tag: str) -> int:
     """Size of the image in bytes, as Podman reports it."""
     return int(podman("image", "inspect", "--format", "{{.Size}}", tag).strip())
@@ -236,7 +243,11 @@ def build(target: str = "cpu", python_image: str | None = None, tag: str | None 
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time on this machine (two test sessions, make image beside them)
         base = python_image or debian_base()
         wheels = wheelhouse(target)
+        previous = _image_id(tag)
         _podman_build(target, base, wheels, tag)
+        if previous and previous != _image_id(tag):
+            # the image this tag named before (its layers shared with the new one stay): not kept, unless in use
+            subprocess.run(["podman", "rmi", previous], env=podman_env(), capture_output=True, check=False)
     return {
         "tag": tag,
         "size_bytes": image_size(tag),

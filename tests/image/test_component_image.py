@@ -119,12 +119,21 @@ def test_a_kfp_task_runs_in_the_image_through_the_docker_api(
             f.write(f"{os.getuid()} {components.__file__} {pipelines.__file__}")
         return x + 1
 
+    import docker
+
     monkeypatch.setenv("DOCKER_HOST", docker_api)
     root = tmp_path / "pipeline-root"
     root.mkdir()
     os.chown(root, 1000, 1000)  # what a cluster's volume (fsGroup) gives the image's user
     local.init(runner=local.DockerRunner(), pipeline_root=str(root), raise_on_error=True)
-    task = probe(x=41)
+    client = docker.DockerClient(base_url=docker_api)
+    before = {c.id for c in client.containers.list(all=True)}
+    try:
+        task = probe(x=41)
+    finally:  # kfp's DockerRunner leaves its exited containers behind; they would pin old images
+        for container in client.containers.list(all=True):
+            if container.id not in before:
+                container.remove(force=True)
     assert task.outputs["Output"] == 42
     uid, components_file, pipelines_file = Path(task.outputs["out"].path).read_text().split()
     assert uid == "1000"
