@@ -30,14 +30,16 @@ def alert(
     from pathlib import Path
 
     from components.alert.step import run
-    from components.core.step import StepContext, output_dir
+    from components.core.step import ArtifactUris, StepContext, output_dir
 
     ctx = StepContext.from_json(spec_json, run_id, "alert")
-    inputs = {
-        "drift_report": ctx.store.find_by_uri(drift_report.uri, "DriftReport"),
-        "live_evaluation": ctx.store.find_by_uri(live_evaluation.uri, "ModelEvaluation"),
-    }
-    result = run(ctx, [Path(drift_report.path), Path(live_evaluation.path)], output_dir(alerts.path), inputs=inputs, notify=notify)
+    result = run(
+        ctx,
+        [Path(drift_report.path), Path(live_evaluation.path)],
+        output_dir(alerts.path),
+        uris=ArtifactUris(drift_report=drift_report.uri, live_evaluation=live_evaluation.uri),
+        notify=notify,
+    )
     alerts.metadata["findings"] = len(result.findings)
     alerts.metadata["firing"] = sum(1 for a in result.alerts if a.status == "firing")
     alerts.metadata["notified"] = len(result.dispatch.notified)

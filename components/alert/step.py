@@ -26,7 +26,7 @@ from components.core.clock import utc_now
 from components.core.errors import AlertError
 from components.core.io import atomic_write_json, read_json
 from components.core.lineage import ArtifactRef, NewArtifact
-from components.core.step import StepContext
+from components.core.step import ArtifactUris, StepContext
 
 from .config import AlertConfig
 from .dispatcher import AlertDispatcher, DispatchResult
@@ -56,6 +56,15 @@ class AlertStepResult:
     findings: list[Alert] = field(default_factory=list)
 
 
+_INPUT_KINDS = {"drift_report": "DriftReport", "live_evaluation": "ModelEvaluation"}
+"""Input name -> the artifact kind the step that wrote it records."""
+
+
+def _inputs(ctx: StepContext, uris: ArtifactUris) -> dict[str, ArtifactRef | None]:
+    """The recorded artifacts at the given input URIs (None for one lineage does not know)."""
+    return {name: ctx.store.find_by_uri(uri, _INPUT_KINDS.get(name, "Artifact")) for name, uri in uris.items()}
+
+
 def _config(ctx: StepContext) -> AlertConfig:
     mon = ctx.spec.monitoring
     if mon is not None:
@@ -68,7 +77,7 @@ def run(
     sources: Sequence[Path],
     out_dir: Path,
     *,
-    inputs: dict[str, ArtifactRef | None] | None = None,
+    uris: ArtifactUris | Mapping[str, str | None] | None = None,
     notify: bool = True,
 ) -> AlertStepResult:
     """Groups the findings of the given steps into incidents, records them, and (with ``notify``) dispatches them.
@@ -78,7 +87,8 @@ def run(
             path is relative to ``runtime.root``).
         sources: output directories (or files) of the steps that raised findings.
         out_dir: output directory for ``alerts.json``.
-        inputs: the lineage inputs (the drift report, the live evaluation...).
+        uris: where the inputs live (``drift_report``, ``live_evaluation``); each one given is
+            looked up in lineage and recorded as an input of this step.
         notify: dispatch now; False leaves it to the retraining trigger (:func:`notify_incidents`),
             which adds what it decided to each incident before it is sent.
 
@@ -109,7 +119,9 @@ def run(
             },
         )
     firing = sum(1 for a in incidents if a.status == "firing")
-    recorded = ctx.record(dict(inputs or {}), outputs, {"findings": len(findings), "incidents": len(incidents), "firing": firing})
+    recorded = ctx.record(
+        _inputs(ctx, ArtifactUris.of(uris)), outputs, {"findings": len(findings), "incidents": len(incidents), "firing": firing}
+    )
     entries = [
         {"alert": a.model_dump(mode="json"), "artifact_id": recorded[f"alert_{n}"].id, "notified": None} for n, a in enumerate(incidents)
     ]

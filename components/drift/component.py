@@ -25,12 +25,12 @@ def drift(
     import shutil
     from pathlib import Path
 
-    from components.core.step import StepContext, output_dir
+    from components.core.step import ArtifactUris, StepContext, output_dir
     from components.drift.report import REPORT_HTML
     from components.drift.step import run
 
     ctx = StepContext.from_json(spec_json, run_id, "drift")
-    result = run(ctx, Path(window.path), output_dir(report.path), uris={"window": window.uri, "report": report.uri})
+    result = run(ctx, Path(window.path), output_dir(report.path), uris=ArtifactUris(window=window.uri, report=report.uri))
     for c in result.report.checks:
         if c.value is not None:
             metrics.log_metric(c.key.replace("/", "."), c.value)

@@ -15,13 +15,14 @@ the drifted features).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.alert.files import write_alert_file
 from components.alert.model import Alert
 from components.core.lineage import ArtifactRef, NewArtifact
-from components.core.step import StepContext
+from components.core.step import ArtifactUris, StepContext
 from components.monitor.production import blessed_model
 from components.monitor.window import load_window
 
@@ -51,7 +52,9 @@ class DriftStepResult:
     artifacts: dict[str, ArtifactRef] = field(default_factory=dict)
 
 
-def run(ctx: StepContext, window_dir: Path, out_dir: Path, *, uris: dict[str, str] | None = None, plots: bool = True) -> DriftStepResult:
+def run(
+    ctx: StepContext, window_dir: Path, out_dir: Path, *, uris: ArtifactUris | Mapping[str, str] | None = None, plots: bool = True
+) -> DriftStepResult:
     """The drift step.
 
     Args:
@@ -66,7 +69,7 @@ def run(ctx: StepContext, window_dir: Path, out_dir: Path, *, uris: dict[str, st
     """
     spec = ctx.spec
     mon = spec.monitoring
-    u = dict(uris or {})
+    u = ArtifactUris.of(uris)
     config = mon.drift_config() if mon is not None else DriftConfig()
     window = load_window(window_dir)
     prod = blessed_model(spec, ctx.store)

@@ -40,7 +40,7 @@ def evaluate(
     """
     from pathlib import Path
 
-    from components.core.step import StepContext, output_dir
+    from components.core.step import ArtifactUris, StepContext, output_dir
     from components.evaluate.core import run
 
     ctx = StepContext.from_json(spec_json, run_id, "evaluate")
@@ -51,7 +51,7 @@ def evaluate(
         output_dir(evaluation.path),
         output_dir(blessing.path),
         Path(report.path),
-        uris={"model": model.uri, "examples": examples.uri, "evaluation": evaluation.uri, "blessing": blessing.uri},
+        uris=ArtifactUris(model=model.uri, examples=examples.uri, evaluation=evaluation.uri, blessing=blessing.uri),
     )
     for name, value in result.scalars.items():
         metrics.log_metric(name, value)

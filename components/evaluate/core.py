@@ -37,7 +37,7 @@ from components.core.labelmap import LabelMap
 from components.core.lineage import ArtifactRef, NewArtifact
 from components.core.manifest import Manifest, Task
 from components.core.spec import EvaluateSpec
-from components.core.step import StepContext
+from components.core.step import ArtifactUris, StepContext
 
 from .blessing import (
     Blessing,
@@ -375,7 +375,7 @@ def run(
     baseline_model_dir: Path | None = None,
     baseline_id: str | None = None,
     lookup_baseline: bool = True,
-    uris: Mapping[str, str] | None = None,
+    uris: ArtifactUris | Mapping[str, str] | None = None,
     batch_size: int = 16,
 ) -> EvaluationResult:
     """The evaluate step: predict, measure, compare, bless, report, record lineage.
@@ -407,7 +407,7 @@ def run(
 
     spec = ctx.spec
     ev = spec.evaluate
-    u = dict(uris or {})
+    u = ArtifactUris.of(uris)
     if baseline_model_dir is None and lookup_baseline:
         found = find_baseline(ctx)
         if found is not None:

@@ -22,7 +22,7 @@ def ingest(spec_json: str, run_id: str, manifest: Output[Dataset], label_map: Ou
         label_map: output: directory with ``label_map.json`` (stable ids, versioned).
         quarantine: output: directory with ``quarantine.json`` and ``quarantine.csv``.
     """
-    from components.core.step import StepContext, output_dir
+    from components.core.step import ArtifactUris, StepContext, output_dir
     from components.ingest.core import run
 
     ctx = StepContext.from_json(spec_json, run_id, "ingest")
@@ -31,7 +31,7 @@ def ingest(spec_json: str, run_id: str, manifest: Output[Dataset], label_map: Ou
         output_dir(manifest.path),
         output_dir(label_map.path),
         output_dir(quarantine.path),
-        uris={"manifest": manifest.uri, "label_map": label_map.uri, "quarantine": quarantine.uri},
+        uris=ArtifactUris(manifest=manifest.uri, label_map=label_map.uri, quarantine=quarantine.uri),
     )
     manifest.metadata["images"] = len(result.manifest)
     manifest.metadata["format"] = result.manifest.format

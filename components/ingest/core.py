@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from components.core.manifest import ImageRecord, Manifest, ObjectAnnotation, Ta
 from components.core.masks import mask_area, mask_to_bbox, rle_decode
 from components.core.quarantine import QuarantineReport
 from components.core.spec import DataSpec
-from components.core.step import StepContext
+from components.core.step import ArtifactUris, StepContext
 
 from ._raw import PathEscapeError, RawDataset, RawImage, RawObject, is_finite, safe_join
 from .coco import read_coco
@@ -548,7 +548,9 @@ def _output_dirs(spec: Any) -> list[str]:
     return [d for d in dirs if "://" not in d]
 
 
-def run(ctx: StepContext, manifest_dir: Path, label_map_dir: Path, quarantine_dir: Path, uris: dict[str, str]) -> IngestResult:
+def run(
+    ctx: StepContext, manifest_dir: Path, label_map_dir: Path, quarantine_dir: Path, uris: ArtifactUris | Mapping[str, str] | None = None
+) -> IngestResult:
     """The ingest step: read ``ctx.spec.data``, write the outputs, record lineage, check the quarantine limit.
 
     The previous label map is the newest LabelMap artifact of this pipeline in
@@ -572,6 +574,7 @@ def run(ctx: StepContext, manifest_dir: Path, label_map_dir: Path, quarantine_di
             (after the report is written and lineage recorded).
     """
     spec, data = ctx.spec, ctx.spec.data
+    u = ArtifactUris.of(uris)
     previous_ref = ctx.store.latest("LabelMap", pipeline=spec.name)
     previous = label_map_from_artifact(previous_ref) if previous_ref is not None else None
     result = read_source(data, spec.task, previous, max_pixels=spec.validation.max_pixels, exclude=_output_dirs(spec))
@@ -595,7 +598,7 @@ def run(ctx: StepContext, manifest_dir: Path, label_map_dir: Path, quarantine_di
         outputs={
             "manifest": NewArtifact(
                 "Manifest",
-                uris.get("manifest", str(manifest_dir)),
+                u.get("manifest", str(manifest_dir)),
                 {
                     "images": len(result.manifest),
                     "sha256": sha256_file(manifest_file),
@@ -607,7 +610,7 @@ def run(ctx: StepContext, manifest_dir: Path, label_map_dir: Path, quarantine_di
             ),
             "label_map": NewArtifact(
                 "LabelMap",
-                uris.get("label_map", str(label_map_dir)),
+                u.get("label_map", str(label_map_dir)),
                 {
                     "version": lm.version,
                     "num_classes": lm.num_classes,
@@ -617,7 +620,7 @@ def run(ctx: StepContext, manifest_dir: Path, label_map_dir: Path, quarantine_di
             ),
             "quarantine": NewArtifact(
                 "QuarantineReport",
-                uris.get("quarantine", str(quarantine_dir)),
+                u.get("quarantine", str(quarantine_dir)),
                 {"rejected": len(q), "rejected_images": q.rejected_images, "total": q.total, "stage": STAGE},
             ),
         },

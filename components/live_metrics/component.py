@@ -35,11 +35,11 @@ def live_metrics(
     import shutil
     from pathlib import Path
 
-    from components.core.step import StepContext, output_dir
+    from components.core.step import ArtifactUris, StepContext, output_dir
     from components.live_metrics.core import REPORT_HTML, run
 
     ctx = StepContext.from_json(spec_json, run_id, "live_metrics")
-    result = run(ctx, Path(window.path), output_dir(evaluation.path), uris={"window": window.uri, "evaluation": evaluation.uri})
+    result = run(ctx, Path(window.path), output_dir(evaluation.path), uris=ArtifactUris(window=window.uri, evaluation=evaluation.uri))
     for name, value in result.scalars.items():
         metrics.log_metric(name, value)
     shutil.copyfile(Path(evaluation.path) / REPORT_HTML, report.path)

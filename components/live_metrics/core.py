@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from components.alert.model import Alert
 from components.core.io import atomic_write_text
 from components.core.labelmap import LabelMap
 from components.core.lineage import ArtifactRef, NewArtifact
-from components.core.step import StepContext
+from components.core.step import ArtifactUris, StepContext
 from components.monitor.production import blessed_model
 from components.monitor.window import load_window
 
@@ -123,7 +124,7 @@ def run(
     window_dir: Path,
     out_dir: Path,
     *,
-    uris: dict[str, str] | None = None,
+    uris: ArtifactUris | Mapping[str, str] | None = None,
     as_of: datetime | None = None,
 ) -> LiveMetricsResult:
     """The live-metrics step.
@@ -143,7 +144,7 @@ def run(
     spec = ctx.spec
     mon = spec.monitoring
     assert mon is not None, "live metrics need spec.monitoring"
-    u = dict(uris or {})
+    u = ArtifactUris.of(uris)
     window = load_window(window_dir)
     prod = blessed_model(spec, ctx.store)
     log = PredictionLogReader(mon.log_dir(spec.runtime.root))

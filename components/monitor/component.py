@@ -1,6 +1,6 @@
 """KFP wrappers of the continuous-evaluation steps around the prediction log.
 
-``read_window`` (:mod:`components.monitor.window`), ``sample`` (:func:`components.sample.core.run`)
+``read_window`` (:mod:`components.monitor.window`), ``sample`` (:mod:`components.sample.step`)
 and ``import_labels`` (:mod:`components.monitor.labels`).
 """
 
@@ -21,11 +21,11 @@ def read_window(spec_json: str, run_id: str, window: Output[Dataset]) -> None:
         run_id: the pipeline run id (groups lineage).
         window: output: directory with ``window.json`` (bounds, model version, counts) and ``predictions.parquet``.
     """
-    from components.core.step import StepContext, output_dir
+    from components.core.step import ArtifactUris, StepContext, output_dir
     from components.monitor.window import run
 
     ctx = StepContext.from_json(spec_json, run_id, "read_window")
-    result = run(ctx, output_dir(window.path), uri=window.uri)
+    result = run(ctx, output_dir(window.path), uris=ArtifactUris(window=window.uri))
     window.metadata["rows"] = len(result.rows)
     window.metadata["start"] = result.window.start.isoformat()
     window.metadata["end"] = result.window.end.isoformat()
@@ -44,23 +44,11 @@ def sample(spec_json: str, run_id: str, window: Input[Dataset], batch: Output[Ar
     """
     from pathlib import Path
 
-    from components.core.step import StepContext, output_dir
-    from components.monitor.window import load_window
-    from components.sample.core import run
+    from components.core.step import ArtifactUris, StepContext, output_dir
+    from components.sample.step import run
 
     ctx = StepContext.from_json(spec_json, run_id, "sample")
-    mon = ctx.spec.monitoring
-    assert mon is not None
-    w = load_window(Path(window.path))
-    result = run(
-        ctx,
-        mon.log_dir(ctx.spec.runtime.root),
-        f"{ctx.spec.model_name}@{mon.model_alias}",
-        output_dir(batch.path),
-        window_end=w.window.end,
-        window=w.window.end - w.window.start,
-        uris={"batch": batch.uri},
-    )
+    result = run(ctx, Path(window.path), output_dir(batch.path), uris=ArtifactUris(batch=batch.uri))
     batch.metadata["batch_id"] = result.batch.batch_id
     batch.metadata["items"] = len(result.batch.items)
     batch.metadata.update({f"{k}_items": v for k, v in result.batch.counts().items()})

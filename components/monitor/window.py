@@ -17,6 +17,7 @@ Lineage: inputs ``log`` (the Feast repository, a ``PredictionLog``) and
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from components.core.clock import utc_now
 from components.core.errors import SpecError
 from components.core.io import atomic_path, atomic_write_json, read_json
 from components.core.lineage import ArtifactRef, NewArtifact
-from components.core.step import StepContext
+from components.core.step import ArtifactUris, StepContext
 
 from .production import blessed_model
 
@@ -91,13 +92,13 @@ def load_window(path: str | os.PathLike[str]) -> Window:
     )
 
 
-def run(ctx: StepContext, out_dir: Path, *, uri: str | None = None, now: datetime | None = None) -> Window:
+def run(ctx: StepContext, out_dir: Path, *, uris: ArtifactUris | Mapping[str, str] | None = None, now: datetime | None = None) -> Window:
     """The read-window step.
 
     Args:
         ctx: the step context (``spec.monitoring`` is required).
         out_dir: the window directory to write.
-        uri: the output artifact's URI (default: ``out_dir``).
+        uris: artifact URIs by name (``window``, the output; default: ``out_dir``).
         now: the window's end (default: now).
 
     Returns:
@@ -152,7 +153,7 @@ def run(ctx: StepContext, out_dir: Path, *, uri: str | None = None, now: datetim
         {
             "window": NewArtifact(
                 "PredictionLog",
-                uri or str(out_dir),
+                ArtifactUris.of(uris).uri("window", out_dir),
                 {
                     "rows": len(rows),
                     "start": info["start"],

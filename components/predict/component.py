@@ -32,7 +32,7 @@ def predict_batch(
     """
     from pathlib import Path
 
-    from components.core.step import StepContext, output_dir
+    from components.core.step import ArtifactUris, StepContext, output_dir
     from components.predict.core import run
 
     ctx = StepContext.from_json(spec_json, run_id, "predict_batch")
@@ -42,7 +42,7 @@ def predict_batch(
         images,
         Path(feature_repo),
         output_dir(prediction_log.path),
-        uris={"prediction_log": prediction_log.uri, "images": images},
+        uris=ArtifactUris(prediction_log=prediction_log.uri, images=images),
         batch_size=batch_size,
     )
     prediction_log.metadata["model_name"] = result.model_name

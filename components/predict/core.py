@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +39,7 @@ from components.core.log import get_logger, progress
 from components.core.manifest import Manifest, Task
 from components.core.predictor import ImagePrediction, Predictor
 from components.core.quarantine import QuarantineReport
-from components.core.step import StepContext
+from components.core.step import ArtifactUris, StepContext
 
 from .logs import PredictionLog, PredictionRow
 
@@ -477,7 +477,7 @@ def run(
     images: str,
     log_repo: Path,
     output_dir: Path,
-    uris: dict[str, str] | None = None,
+    uris: ArtifactUris | Mapping[str, str] | None = None,
     batch_size: int = 16,
     registry: Any = None,
 ) -> PredictResult:
@@ -501,7 +501,7 @@ def run(
 
     from .logs import init_feature_repo
 
-    u = uris or {}
+    u = ArtifactUris.of(uris)
     reg = registry if registry is not None else get_registry(ctx.spec.registry, ctx.store)
     version = reg.resolve(model_ref)
     model = ServedModel(Predictor.load(version.model_dir), version.model_name, version.version)

@@ -24,7 +24,7 @@ def push(spec_json: str, run_id: str, model: Input[Model], blessing: Input[Artif
     """
     from pathlib import Path
 
-    from components.core.step import StepContext, output_dir
+    from components.core.step import ArtifactUris, StepContext, output_dir
     from components.push.core import run
 
     ctx = StepContext.from_json(spec_json, run_id, "push")
@@ -33,7 +33,7 @@ def push(spec_json: str, run_id: str, model: Input[Model], blessing: Input[Artif
         Path(model.path),
         Path(blessing.path),
         output_dir(pushed.path),
-        uris={"model": model.uri, "blessing": blessing.uri, "pushed": pushed.uri},
+        uris=ArtifactUris(model=model.uri, blessing=blessing.uri, pushed=pushed.uri),
     )
     pushed.metadata["pushed"] = result.pushed
     pushed.metadata["model_name"] = result.model_name

@@ -17,6 +17,7 @@ instead of making a second one.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 from components.core.errors import RegistryError
 from components.core.io import atomic_write_json, read_json
 from components.core.lineage import ArtifactRef, NewArtifact
-from components.core.step import StepContext
+from components.core.step import ArtifactUris, StepContext
 from components.registry import AliasMove, ModelVersion, RegisterRequest, Registry, get_registry
 
 __all__ = ["BLESSING_FILE", "PUSH_FILE", "Blessing", "PushResult", "read_blessing", "run"]
@@ -111,7 +112,7 @@ def run(
     model_dir: Path,
     blessing_dir: Path,
     pushed_dir: Path,
-    uris: dict[str, str],
+    uris: ArtifactUris | Mapping[str, str] | None = None,
     registry: Registry | None = None,
 ) -> PushResult:
     """The push step: register the model when blessed, record the outcome once.
@@ -132,11 +133,12 @@ def run(
         RegistryError: the blessing is unreadable, or registering failed.
     """
     spec = ctx.spec
+    u = ArtifactUris.of(uris)
     name = spec.model_name
     blessing = read_blessing(blessing_dir)
     reg = registry if registry is not None else get_registry(spec.registry, ctx.store)
-    model_ref = ctx.input_artifact(uris.get("model", str(model_dir)), "Model", {"model_name": name, "pipeline": spec.name})
-    blessing_ref = ctx.input_artifact(uris.get("blessing", str(blessing_dir)), "ModelBlessing", {"blessed": blessing.blessed})
+    model_ref = ctx.input_artifact(u.get("model", str(model_dir)), "Model", {"model_name": name, "pipeline": spec.name})
+    blessing_ref = ctx.input_artifact(u.get("blessing", str(blessing_dir)), "ModelBlessing", {"blessed": blessing.blessed})
     outcome: dict[str, Any] = {"model_name": name, "registry": reg.location, "backend": reg.backend, "source_model_id": model_ref.id}
 
     if not blessing.blessed:
@@ -152,7 +154,7 @@ def run(
         }
         recorded = ctx.record(
             inputs={"model": model_ref, "blessing": blessing_ref},
-            outputs={"pushed": NewArtifact("PushedModel", uris.get("pushed", str(pushed_dir)), props)},
+            outputs={"pushed": NewArtifact("PushedModel", u.get("pushed", str(pushed_dir)), props)},
             properties={"model_name": name, "pushed": False},
         )
         atomic_write_json(pushed_dir / PUSH_FILE, {"pushed": False, "reasons": reasons, **outcome})
@@ -168,7 +170,7 @@ def run(
     request = RegisterRequest(
         model_dir=model_dir,
         model_name=name,
-        uri=uris.get("model"),
+        uri=u.get("model"),
         metrics=blessing.metrics,
         blessed=True,
         source_model_id=model_ref.id,

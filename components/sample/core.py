@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,7 +48,7 @@ from components.core.log import get_logger
 from components.core.logged_image import logged_image_problem
 from components.core.manifest import Task
 from components.core.prediction_log import PredictionLogReader
-from components.core.step import StepContext
+from components.core.step import ArtifactUris, StepContext
 
 from .batch import (
     BATCH_FILE,
@@ -398,7 +398,7 @@ def run(
     window_end: datetime | None = None,
     window: timedelta = timedelta(hours=24),
     config: SamplingConfig | None = None,
-    uris: dict[str, str] | None = None,
+    uris: ArtifactUris | Mapping[str, str] | None = None,
     registry: Any = None,
 ) -> SampleResult:
     """The sample step: draw a batch from ``[window_end - window, window_end)`` and write it.
@@ -423,7 +423,7 @@ def run(
     from components.core.predictor import MODEL_INFO_FILE
     from components.registry import get_registry
 
-    u = uris or {}
+    u = ArtifactUris.of(uris)
     reg = registry if registry is not None else get_registry(ctx.spec.registry, ctx.store)
     version = reg.resolve(model_ref)
     label_map = LabelMap.load(version.model_dir / "label_map.json")
@@ -476,7 +476,7 @@ def run_import(
     log_repo: Path,
     manifest_dir: Path,
     quarantine_dir: Path,
-    uris: dict[str, str] | None = None,
+    uris: ArtifactUris | Mapping[str, str] | None = None,
 ) -> ImportResult:
     """The label import step: a Label Studio export -> labels in the log, a manifest, a quarantine report.
 
@@ -496,7 +496,7 @@ def run_import(
 
     from .labelstudio import import_export, read_export
 
-    u = uris or {}
+    u = ArtifactUris.of(uris)
     batch = LabellingBatch.load(batch_dir)
     result = import_export(read_export(export_path), batch.task, batch.label_map, batch=batch, source=str(export_path))
     log = PredictionLog(log_repo)
