@@ -44,8 +44,10 @@ def validate(
         report: output: the HTML report (statistics view, TFDV anomalies, problems by file).
         quarantine: output: directory with ``quarantine.json`` and ``quarantine.csv``.
     """
-    from components.core.step import StepContext
-    from components.validate.core import ArtifactLocation, ValidateOutputs, run
+    from pathlib import Path
+
+    from components.core.step import ArtifactUris, StepContext
+    from components.validate.core import ValidateOutputs, run
 
     ctx = StepContext.from_json(spec_json, run_id, "validate")
     result = run(
@@ -53,15 +55,23 @@ def validate(
         manifest.path,
         label_map.path,
         ValidateOutputs(
-            validated=ArtifactLocation.of(validated),
-            statistics=ArtifactLocation.of(statistics),
-            schema=ArtifactLocation.of(schema),
-            anomalies=ArtifactLocation.of(anomalies),
-            report=ArtifactLocation.of(report),
-            quarantine=ArtifactLocation.of(quarantine),
+            validated=Path(validated.path),
+            statistics=Path(statistics.path),
+            schema=Path(schema.path),
+            anomalies=Path(anomalies.path),
+            report=Path(report.path),
+            quarantine=Path(quarantine.path),
         ),
-        manifest_uri=manifest.uri,
-        label_map_uri=label_map.uri,
+        uris=ArtifactUris(
+            manifest=manifest.uri,
+            label_map=label_map.uri,
+            validated=validated.uri,
+            statistics=statistics.uri,
+            schema=schema.uri,
+            anomalies=anomalies.uri,
+            report=report.uri,
+            quarantine=quarantine.uri,
+        ),
     )
     validated.metadata["images"] = result.images_validated
     schema.metadata["version"] = result.schema_version

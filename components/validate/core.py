@@ -42,7 +42,9 @@ of the next run.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -56,7 +58,7 @@ from components.core.lineage import ArtifactRef, NewArtifact
 from components.core.manifest import ImageRecord, Manifest
 from components.core.quarantine import QuarantineReport
 from components.core.spec import Policy, ValidationSpec
-from components.core.step import StepContext
+from components.core.step import ArtifactUris, StepContext
 
 from . import checks, stats
 from .findings import Finding, Level
@@ -67,7 +69,6 @@ __all__ = [
     "DEFAULT_POLICIES",
     "ITEM_KINDS",
     "KINDS",
-    "ArtifactLocation",
     "Finding",
     "ValidateOutputs",
     "ValidationResult",
@@ -132,38 +133,8 @@ def policy_for(kind: str, validation: ValidationSpec) -> Policy:
 
 
 @dataclass(frozen=True)
-class ArtifactLocation:
-    """Where one output artifact is written locally and the URI lineage records for it.
-
-    Attributes:
-        path: local path (a directory; for ``report`` the HTML file itself).
-        uri: the artifact's URI (``gs://...`` on a cluster); empty means ``path``.
-    """
-
-    path: str
-    uri: str = ""
-
-    @property
-    def recorded_uri(self) -> str:
-        """The URI recorded in lineage."""
-        return self.uri or self.path
-
-    @classmethod
-    def of(cls, artifact: Any) -> ArtifactLocation:
-        """The location of a KFP artifact (anything with ``.path`` and ``.uri``).
-
-        Args:
-            artifact: the KFP output artifact.
-
-        Returns:
-            Its location.
-        """
-        return cls(path=str(artifact.path), uri=str(artifact.uri or ""))
-
-
-@dataclass(frozen=True)
 class ValidateOutputs:
-    """The output artifacts of validate.
+    """Where validate writes its outputs locally (lineage records the URIs of :class:`ArtifactUris`).
 
     Attributes:
         validated: directory for ``manifest.json`` (the input minus quarantined items).
@@ -174,15 +145,15 @@ class ValidateOutputs:
         quarantine: directory for ``quarantine.json`` and ``quarantine.csv``.
     """
 
-    validated: ArtifactLocation
-    statistics: ArtifactLocation
-    schema: ArtifactLocation
-    anomalies: ArtifactLocation
-    report: ArtifactLocation
-    quarantine: ArtifactLocation
+    validated: Path
+    statistics: Path
+    schema: Path
+    anomalies: Path
+    report: Path
+    quarantine: Path
 
     @classmethod
-    def under(cls, root: str | Path) -> ValidateOutputs:
+    def under(cls, root: str | os.PathLike[str]) -> ValidateOutputs:
         """Outputs in sub-directories of one directory (``report/index.html`` for the report).
 
         Args:
@@ -192,8 +163,14 @@ class ValidateOutputs:
             The outputs.
         """
         r = Path(root)
-        loc = {n: ArtifactLocation(str(r / n)) for n in ("validated", "statistics", "schema", "anomalies", "quarantine")}
-        return cls(report=ArtifactLocation(str(r / "report" / "index.html")), **loc)
+        return cls(
+            validated=r / "validated",
+            statistics=r / "statistics",
+            schema=r / "schema",
+            anomalies=r / "anomalies",
+            report=r / "report" / "index.html",
+            quarantine=r / "quarantine",
+        )
 
 
 class ValidationResult(BaseModel):
@@ -370,8 +347,7 @@ def run(
     manifest_path: str | Path,
     label_map_path: str | Path,
     outputs: ValidateOutputs,
-    manifest_uri: str | None = None,
-    label_map_uri: str | None = None,
+    uris: ArtifactUris | Mapping[str, str] | None = None,
 ) -> ValidationResult:
     """Validates a dataset version and writes the validated manifest and reports.
 
@@ -380,8 +356,8 @@ def run(
         manifest_path: ``manifest.json`` or the directory holding it.
         label_map_path: ``label_map.json`` or the directory holding it.
         outputs: where to write the outputs.
-        manifest_uri: the manifest artifact's URI in lineage (default: ``manifest_path``).
-        label_map_uri: the label map artifact's URI in lineage (default: ``label_map_path``).
+        uris: artifact URIs for lineage by name (the inputs ``manifest`` and ``label_map``, and each
+            output of :class:`ValidateOutputs`); a missing one means the local path.
 
     Returns:
         The result.
@@ -421,12 +397,12 @@ def run(
             quarantine.add(f.file or "", f.kind, f.message, image_id=f.image_id, annotation_id=f.annotation_id)
 
     # -- outputs: everything is written before a failure is raised --------------------------
-    validated_file = Path(outputs.validated.path) / "manifest.json"
+    validated_file = outputs.validated / "manifest.json"
     validated.save(validated_file)
-    stats.write_statistics(outputs.statistics.path, table_stats)
-    stats.write_schema(outputs.schema.path, choice.schema)
-    quarantine.write(outputs.quarantine.path)
-    anomalies_dir = Path(outputs.anomalies.path)
+    stats.write_statistics(outputs.statistics, table_stats)
+    stats.write_schema(outputs.schema, choice.schema)
+    quarantine.write(outputs.quarantine)
+    anomalies_dir = outputs.anomalies
     for t, an in table_anomalies.items():
         atomic_write_text(anomalies_dir / f"Split-{t}" / "anomalies.pbtxt", stats.schema_text(an))
     anomalies_file = atomic_write_json(
@@ -461,42 +437,43 @@ def run(
         min_examples_per_class=validation.min_examples_per_class,
     )
     atomic_write_text(anomalies_dir / "summary.md", render_markdown(report_inputs))
-    report_file = Path(outputs.report.path)
+    report_file = outputs.report
     atomic_write_html(report_file, render_html(report_inputs))
 
     # -- lineage, once ------------------------------------------------------------------------
+    u = ArtifactUris.of(uris)
     pipeline = ctx.spec.name
     inputs: dict[str, ArtifactRef | None] = {
-        "manifest": ctx.input_artifact(manifest_uri or str(manifest_path), "Manifest", {"images": len(manifest.images)}),
-        "label_map": ctx.input_artifact(label_map_uri or str(label_map_path), "LabelMap", {"version": label_map.version}),
+        "manifest": ctx.input_artifact(u.uri("manifest", manifest_path), "Manifest", {"images": len(manifest.images)}),
+        "label_map": ctx.input_artifact(u.uri("label_map", label_map_path), "LabelMap", {"version": label_map.version}),
         "previous_statistics": prev_ref,
         "baseline_schema": choice.baseline,
     }
     out: dict[str, NewArtifact | None] = {
         "anomalies": NewArtifact(
             "ExampleAnomalies",
-            outputs.anomalies.recorded_uri,
+            u.uri("anomalies", outputs.anomalies),
             {"pipeline": pipeline, "counts": json.dumps(counts), "total": len(findings), "failed": failed},
         ),
-        "report": NewArtifact("Report", outputs.report.recorded_uri, {"pipeline": pipeline, "failed": failed}),
+        "report": NewArtifact("Report", u.uri("report", outputs.report), {"pipeline": pipeline, "failed": failed}),
         "quarantine": NewArtifact(
             "QuarantineReport",
-            outputs.quarantine.recorded_uri,
+            u.uri("quarantine", outputs.quarantine),
             {"stage": COMPONENT, "items": len(quarantine), "images": quarantine.rejected_images},
         ),
     }
     if not failed:
         out["statistics"] = NewArtifact(
             "ExampleStatistics",
-            outputs.statistics.recorded_uri,
+            u.uri("statistics", outputs.statistics),
             {"pipeline": pipeline, "images": len(validated.images), "objects": objects_validated},
         )
         out["schema"] = NewArtifact(
-            "Schema", outputs.schema.recorded_uri, {"pipeline": pipeline, "version": choice.version, "source": choice.source}
+            "Schema", u.uri("schema", outputs.schema), {"pipeline": pipeline, "version": choice.version, "source": choice.source}
         )
         out["validated"] = NewArtifact(
             "Manifest",
-            outputs.validated.recorded_uri,
+            u.uri("validated", outputs.validated),
             {"pipeline": pipeline, "images": len(validated.images), "objects": objects_validated},
         )
     recorded = ctx.record(

@@ -159,7 +159,7 @@ def test_every_item_kind_is_detected_and_quarantine_removes_exactly_the_bad_item
     assert [o.annotation_id for o in boxes.objects] == ["fine"]
     assert result.images_in == 20 and result.images_validated == 16
 
-    q = QuarantineReport.load(outputs.quarantine.path)
+    q = QuarantineReport.load(outputs.quarantine)
     assert q.stage == "validate" and q.total == 20
     assert {(i.kind, i.image_id, i.annotation_id) for i in q.items} == {
         ("undecodable", "truncated.jpg", None),
@@ -198,12 +198,12 @@ def test_policy_fail_raises_after_writing_the_report(tmp_path: Path, problem_dat
 
     assert len(err.value.anomalies) == 2
     assert any("truncated.jpg" in a for a in err.value.anomalies) and any("negative" in a for a in err.value.anomalies)
-    assert err.value.report == outputs.report.path
-    page = Path(outputs.report.path).read_text()
+    assert err.value.report == str(outputs.report)
+    page = outputs.report.read_text()
     assert "FAILED" in page and "truncated.jpg" in page
-    doc = json.loads((Path(outputs.anomalies.path) / "anomalies.json").read_text())
+    doc = json.loads((outputs.anomalies / "anomalies.json").read_text())
     assert doc["failed"] is True
-    assert (Path(outputs.anomalies.path) / "summary.md").read_text().startswith("# Data validation")
+    assert (outputs.anomalies / "summary.md").read_text().startswith("# Data validation")
     # the failure is in lineage, but its statistics and schema never become a baseline
     store = ctx.store
     [execution] = store.executions(run_id="r-fail", component="validate")
@@ -218,8 +218,8 @@ def test_empty_dataset_fails_by_default(tmp_path: Path) -> None:
     outputs = ValidateOutputs.under(tmp_path / "out")
     with pytest.raises(ValidationFailed, match="empty_dataset"):
         run(_ctx(tmp_path, "r-empty"), manifest_dir, label_map_dir, outputs)
-    assert Path(outputs.report.path).is_file()
-    assert Manifest.load(Path(outputs.validated.path) / "manifest.json").images == []
+    assert outputs.report.is_file()
+    assert Manifest.load(outputs.validated / "manifest.json").images == []
 
 
 def test_schema_inferred_then_reused_and_class_drift_flagged(tmp_path: Path) -> None:
@@ -227,7 +227,7 @@ def test_schema_inferred_then_reused_and_class_drift_flagged(tmp_path: Path) -> 
     r1, out1 = _run(tmp_path, _good_dataset(tmp_path, balanced, tag="v1"), "r1", min_examples_per_class=2)
     assert r1.schema_source == "inferred" and r1.schema_version == 1
     assert r1.drift_baseline is None and not r1.of_kind("drift")
-    schema_text = (Path(out1.schema.path) / "schema.pbtxt").read_text()
+    schema_text = (out1.schema / "schema.pbtxt").read_text()
     assert 'name: "class"' in schema_text and 'not_in_environment: "IMAGES"' in schema_text
 
     # same class mix: nothing drifts, the schema is reused unchanged
@@ -242,7 +242,7 @@ def test_schema_inferred_then_reused_and_class_drift_flagged(tmp_path: Path) -> 
     assert [(f.table, f.feature) for f in drift] == [("objects", "class")]
     assert "Linfty" in drift[0].message and drift[0].policy == "warn"
     assert r3.drift_baseline == r2.artifacts["statistics"]
-    assert "COMPARATOR_L_INFTY_HIGH" in (Path(out3.anomalies.path) / "Split-objects" / "anomalies.pbtxt").read_text()
+    assert "COMPARATOR_L_INFTY_HIGH" in (out3.anomalies / "Split-objects" / "anomalies.pbtxt").read_text()
 
     store = _ctx(tmp_path, "query").store
     schemas = store.artifacts("Schema", pipeline="unit-validate")
@@ -256,8 +256,8 @@ def test_schema_inferred_then_reused_and_class_drift_flagged(tmp_path: Path) -> 
 
 def test_tighter_curated_schema_bumps_the_version_and_flags_new_values(tmp_path: Path) -> None:
     _, out1 = _run(tmp_path, _good_dataset(tmp_path, [1] * 10 + [2] * 10), "r1", min_examples_per_class=2)
-    curated = (Path(out1.schema.path) / "schema.pbtxt").read_text().replace('  value: "dog"\n', "")
-    assert curated != (Path(out1.schema.path) / "schema.pbtxt").read_text()
+    curated = (out1.schema / "schema.pbtxt").read_text().replace('  value: "dog"\n', "")
+    assert curated != (out1.schema / "schema.pbtxt").read_text()
     (tmp_path / "curated.pbtxt").write_text(curated)
 
     r2, _ = _run(
@@ -274,19 +274,19 @@ def test_tighter_curated_schema_bumps_the_version_and_flags_new_values(tmp_path:
 
 def test_html_report_and_lineage(tmp_path: Path, problem_dataset: list[ImageRecord]) -> None:
     result, outputs = _run(tmp_path, problem_dataset, "r1", min_examples_per_class=7)
-    page = Path(outputs.report.path).read_text()
-    assert outputs.report.path.endswith("report/index.html")
+    page = outputs.report.read_text()
+    assert str(outputs.report).endswith("report/index.html")
     assert 'id="statistics"' in page and "stat-plot" in page and "facets" not in page  # self-contained charts, no CDN viewer
     assert 'id="problems"' in page
     problems = page.split('id="problems"', 1)[1].split("</table>", 1)[0]
     for name in ("truncated.jpg", "empty.jpg", "bomb.png", "leak.jpg", "negative", "decompression_bomb"):
         assert name in problems
     assert "brightness" in page and "box_area" in page  # static statistics tables of both tables
-    md = (Path(outputs.anomalies.path) / "summary.md").read_text()
+    md = (outputs.anomalies / "summary.md").read_text()
     assert "| undecodable | quarantine |" in md
 
     for table in ("images", "objects"):
-        assert (Path(outputs.statistics.path) / f"Split-{table}" / "FeatureStats.pb").stat().st_size > 0
+        assert (outputs.statistics / f"Split-{table}" / "FeatureStats.pb").stat().st_size > 0
 
     store = _ctx(tmp_path, "query").store
     [execution] = store.executions(run_id="r1", component="validate")
@@ -298,7 +298,7 @@ def test_html_report_and_lineage(tmp_path: Path, problem_dataset: list[ImageReco
     validated = store.get(result.artifacts["validated"])
     assert validated.kind == "Manifest" and validated.properties["images"] == 16
     assert store.get(result.artifacts["schema"]).properties["version"] == 1
-    assert store.get(result.artifacts["statistics"]).uri == outputs.statistics.path
+    assert store.get(result.artifacts["statistics"]).uri == str(outputs.statistics)
     upstream = store.upstream(validated.id)
     assert {a.kind for a in upstream.artifacts()} == {"Manifest", "LabelMap"}
     assert {path for path, _ in upstream.root.inputs} == {"manifest", "label_map"}
@@ -316,4 +316,4 @@ def test_classification_checks_image_classes(tmp_path: Path) -> None:
     assert [(f.image_id, f.annotation_id, f.policy) for f in result.of_kind("unknown_label")] == [("c3", None, "quarantine")]
     assert [f.feature for f in result.of_kind("too_few_examples")] == ["dog"]
     assert [r.image_id for r in Manifest.load(result.validated_manifest).images] == ["c0", "c1", "c2"]
-    assert 'name: "image_class"' in (Path(outputs.schema.path) / "schema.pbtxt").read_text()
+    assert 'name: "image_class"' in (outputs.schema / "schema.pbtxt").read_text()
