@@ -19,7 +19,7 @@ Groups of names:
 * runners, one :class:`Runner` protocol: :class:`LocalRunner`, :class:`KubeflowRunner`,
   :class:`VertexRunner`, :func:`submit`, :class:`SubmittedRun`, :class:`ScheduleResult`;
 * lineage and the registry: :class:`LineageStore`, :class:`Registry`, :func:`get_registry`, :func:`open_registry`;
-* the prediction log: :class:`PredictionLog`, :class:`PredictionRow`, :class:`LabelRow`;
+* the prediction log: :class:`PredictionLog`, :class:`PredictionRow`, :class:`LabelRow`, :func:`init_feature_repo`;
 * the error tree, rooted at :class:`CvpipeError` (drawn in ``components/core/errors.py``).
 """
 
@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from components.core.spec import load_spec as load_spec
     from components.core.spec import parse_spec as parse_spec
     from components.predict.logs import PredictionLog as PredictionLog
+    from components.predict.logs import init_feature_repo as init_feature_repo
     from components.registry import LocalRegistry as LocalRegistry
     from components.registry import ModelVersion as ModelVersion
     from components.registry import Registry as Registry
@@ -161,6 +162,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "open_registry": ("components.registry.cli_ops", "open_registry"),
     # the prediction log
     "PredictionLog": ("components.predict.logs", "PredictionLog"),
+    "init_feature_repo": ("components.predict.logs", "init_feature_repo"),
     "PredictionRow": ("components.core.prediction_log", "PredictionRow"),
     "LabelRow": ("components.core.prediction_log", "LabelRow"),
 }
@@ -217,6 +219,7 @@ __all__ = [
     "compile_to_text",
     "dump_spec",
     "get_registry",
+    "init_feature_repo",
     "load_settings",
     "load_spec",
     "open_registry",

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from components.core.spec import load_spec
+from cvpipe import load_spec
 
 __all__ = ["DEMO_SPEC", "run_demo", "synth", "write_demo_spec"]
 
@@ -88,7 +88,7 @@ STRICT_OVERRIDES: dict[str, Any] = {
 
 
 def _registry_snapshot(spec_path: Path) -> list[tuple[int, bool, tuple[str, ...]]]:
-    from components.registry.cli_ops import open_registry
+    from cvpipe import open_registry
 
     spec = load_spec(spec_path)
     reg = open_registry(spec)
@@ -125,10 +125,9 @@ def run_demo(
     Returns:
         The summary of the first run.
     """
-    from components.core.lineage import LineageStore
+    from cvpipe import LineageStore, run_local
 
     from .render import render_summary
-    from .runners.local import run_local
 
     directory = directory.resolve()
     data_dir = directory / "data"
@@ -149,7 +148,8 @@ def run_demo(
             break
     if until is not None or not strict_rerun:
         return summary
-    from components.registry.cli_ops import open_registry, tree_text
+    from components.registry.cli_ops import tree_text
+    from cvpipe import open_registry
 
     echo(tree_text(open_registry(spec), spec.model_name))
     before = _registry_snapshot(spec_path)
