@@ -83,9 +83,11 @@ def test_cli_lineage_prints_the_graph(demo_run) -> None:
     assert result.exit_code == 0, result.output
     assert f"Examples #{examples.id}" in result.output
     assert "<- transform" in result.output and "<- validate" in result.output and "<- ingest" in result.output
-    runs = CliRunner().invoke(cli, ["runs", "list", "--spec", str(root / "spec.yaml")])
+    runs = CliRunner().invoke(cli, ["runs", "list", "--json", "--spec", str(root / "spec.yaml")])
     assert runs.exit_code == 0, runs.output
-    assert summary.run_id in runs.output and "6 steps" in runs.output
+    listed = {r["run_id"]: r for r in json.loads(runs.output)}
+    assert listed[summary.run_id]["steps"] == "6 steps"
+    assert listed[summary.run_id]["status"] == "succeeded", listed
 
 
 def test_model_lineage_and_registry(demo_run) -> None:
