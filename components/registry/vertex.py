@@ -13,22 +13,41 @@ such state).
 Every call is retried with exponential backoff (tenacity) on server errors
 (5xx), throttling (429), connection errors and calls that do not answer in
 time; after the last attempt it fails with a :class:`RegistryError` that
-says what was tried. An upload is made idempotent by a ``cvpipe-digest``
-label: before retrying, the registry looks for a version carrying the
-model's digest, so a retried (or re-run) push never makes two versions.
+says what was tried.
+
+A push is atomic and idempotent. Every uploaded version carries labels with
+the model's digest (``cvpipe-digest``), the metadata store it is recorded in
+(``cvpipe-metadata``, a hash of its URL) and the host and process that made it
+(``cvpipe-push-host``, ``cvpipe-push-pid``), so:
+
+* a retried upload call first looks for a version this process already
+  landed (its answer may have been lost), so a retry never makes two versions;
+* a push killed after Vertex AI made the version, before ML Metadata recorded
+  it, leaves a version that listing hides and that the retry finds by its
+  digest and records (with its blessing and metrics);
+* two pushes of the same model at once both upload a version; each then lists
+  the versions with its digest, the lowest version id wins and the other push
+  deletes its own version (``ModelRegistry.delete_version``) and reports the
+  winner as existing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from components.core.errors import RegistryError
 from components.core.lineage import ArtifactRef, LineageStore
 from components.core.log import get_logger
+from components.core.secrets import redact_url
 
 from ._files import model_digest
 from .base import (
@@ -45,12 +64,35 @@ from .base import (
 )
 from .local import check_model_dir
 
-__all__ = ["DIGEST_LABEL", "VertexOptions", "VertexRegistry", "gcs_uri", "local_path"]
+__all__ = ["DIGEST_LABEL", "VertexHook", "VertexOptions", "VertexRegistry", "gcs_uri", "local_path"]
 
 T = TypeVar("T")
 
 DIGEST_LABEL = "cvpipe-digest"
 """Vertex AI label holding the first 32 hex characters of the model's digest."""
+
+METADATA_LABEL = "cvpipe-metadata"
+"""Vertex AI label holding a hash of the URL of the metadata store that records the version."""
+
+VertexHook = Callable[[str, Path], None]
+"""Called as ``hook(stage, model_dir)`` with ``"uploading"`` just before the upload call and
+``"created"`` once Vertex AI holds the version, before ML Metadata records it.
+Tests use it to pause or kill a push at a precise point."""
+
+
+def _label_hash(text: str, n: int = 32) -> str:
+    """A label value standing for ``text`` (label values allow only ``[a-z0-9_-]``)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -68,6 +110,8 @@ class VertexOptions:
         max_backoff_s: longest retry delay.
         request_timeout_s: a call that has not answered after this long is retried.
         upload_timeout_s: the same for an upload including its long-running operation.
+        wait_s: how long a push waits for a concurrent push of the same model
+            (another live process) to record the version both made.
     """
 
     api_endpoint: str | None = None
@@ -79,6 +123,7 @@ class VertexOptions:
     max_backoff_s: float = 30.0
     request_timeout_s: float = 60.0
     upload_timeout_s: float = 1800.0
+    wait_s: float = 120.0
 
 
 def gcs_uri(uri: str) -> str:
@@ -169,15 +214,19 @@ class VertexRegistry(Registry):
         region: Vertex AI region (``us-central1``...).
         store: the lineage store.
         options: connection, serving image and retry options.
+        hook: see :data:`VertexHook`.
     """
 
     backend = "vertex"
 
-    def __init__(self, project: str, region: str, store: LineageStore, options: VertexOptions | None = None):
+    def __init__(
+        self, project: str, region: str, store: LineageStore, options: VertexOptions | None = None, hook: VertexHook | None = None
+    ):
         super().__init__(store, f"projects/{project}/locations/{region}")
         self.project = project
         self.region = region
         self.options = options or VertexOptions()
+        self._hook = hook
         self._log = get_logger("registry")
 
     # -- plumbing -----------------------------------------------------------------
@@ -231,13 +280,22 @@ class VertexRegistry(Registry):
             self.resource(model_name), project=self.project, location=self.region, credentials=self.options.credentials
         )
 
+    def _list(self, model_name: str, filter: str | None = None) -> list[Any]:
+        """One ``listVersions`` call: Vertex AI's ``Model`` of each version (with its labels), oldest first."""
+        from google.cloud.aiplatform.compat.types import model_service as gca_model_service
+
+        reg = self._registry(model_name)
+        request = gca_model_service.ListModelVersionsRequest(name=reg.model_resource_name, filter=filter)
+        found = list(reg.client.list_model_versions(request=request))
+        return sorted(found, key=lambda m: int(m.version_id))
+
     def _remote(self, model_name: str, filter: str | None = None) -> list[Any]:
-        """Vertex AI's version list of a model (empty when the model does not exist)."""
+        """Vertex AI's versions of a model, oldest first (empty when the model does not exist)."""
         from google.api_core import exceptions as gexc
 
         def call() -> list[Any]:
             try:
-                return list(self._registry(model_name).list_versions(filter=filter))
+                return self._list(model_name, filter)
             except gexc.NotFound:
                 return []
 
@@ -247,18 +305,37 @@ class VertexRegistry(Registry):
     def versions(self, model_name: str, include_archived: bool = False) -> list[ModelVersion]:
         """Versions of a model as Vertex AI lists them, oldest first, with cvpipe's records.
 
-        A version uploaded outside cvpipe is recorded on first sight (as an
-        external ``Model`` and its ``PushedModel``), so it can be resolved,
-        aliased and used as a parent like any other.
+        A version uploaded outside cvpipe, or by cvpipe with another metadata
+        store, is recorded on first sight (as an external ``Model`` and its
+        ``PushedModel``), so it can be resolved, aliased and used as a parent
+        like any other. A version a push made for this metadata store becomes
+        visible once that push has recorded it (a push that died before that
+        leaves it to its retry).
         """
         validate_model_name(model_name)
         records = {int(r.properties["version"]): r for r in self._records(model_name)}
+        mine = self._metadata_label()
         out = []
         for info in self._remote(model_name):
             number = int(info.version_id)
-            rec = records.get(number) or self._adopt(model_name, number)
+            rec = records.get(number)
+            if rec is None:
+                if (info.labels or {}).get(METADATA_LABEL) == mine:
+                    continue
+                rec = self._adopt(model_name, number)
             out.append(self._version_from_record(rec, aliases=list(info.version_aliases)))
         return sorted((v for v in out if include_archived or not v.archived), key=lambda v: v.version)
+
+    def _metadata_label(self) -> str:
+        return _label_hash(redact_url(self.store.url))
+
+    def _push_labels(self) -> dict[str, str]:
+        """Labels naming the process that uploads a version (to tell a live push from a dead one)."""
+        return {"cvpipe-push-host": _label_hash(socket.gethostname(), 16), "cvpipe-push-pid": str(os.getpid())}
+
+    @staticmethod
+    def _filter(labels: dict[str, str]) -> str:
+        return " AND ".join(f'labels.{k}="{v}"' for k, v in labels.items())
 
     def _adopt(self, model_name: str, version: int) -> ArtifactRef:
         aip = self._aiplatform()
@@ -298,7 +375,9 @@ class VertexRegistry(Registry):
 
         The first version creates the model (model id = the name); later ones
         name it as ``parent_model``. Aliases no other version holds go with
-        the upload (``version_aliases``); held ones are moved afterwards.
+        the upload (``version_aliases``); held ones are moved afterwards. The
+        same model pushed again returns its existing version; see the module
+        docstring for crashes and concurrent pushes.
         """
         name = validate_model_name(request.model_name)
         for a in request.aliases:
@@ -308,61 +387,106 @@ class VertexRegistry(Registry):
         digest = model_digest(src)
         label = digest[:32]
 
-        found = self._find_same(name, digest, request.source_model_id)
-        if found is not None:
-            v = self._version_from_record(found)
-            if v.archived:
-                raise RegistryError(f"this model is already registered as {v.ref}, which is archived; restore it instead of pushing again")
-            self._record_existing(request, recorder, found, self.store.get(request.source_model_id or v.artifact_id))
-            moves = [self._move_alias(name, a, v.version, "set") for a in request.aliases]
-            return RegisterResult(self.get(name, v.version), created=False, moves=moves)
-
         remote = self._remote(name)
+        found = self._find_same(name, digest, request.source_model_id)
+        if found is not None and int(found.properties["version"]) in {int(i.version_id) for i in remote}:
+            return self._existing(request, recorder, found)
+
+        same = self._remote(name, filter=self._filter({DIGEST_LABEL: label})) if remote else []
+        if same:  # made by a push that died before recording it, or by one still running
+            return self._settle(request, recorder, same[0], None, artifact_uri, digest)
+
         held = {a for info in remote for a in info.version_aliases}
-        with_upload = [a for a in request.aliases if a not in held]
-        same = self._remote(name, filter=f'labels.{DIGEST_LABEL}="{label}"') if remote else []
-        if same:  # an earlier push uploaded it and stopped before recording it
-            version = int(same[0].version_id)
-            with_upload = [a for a in with_upload if a in same[0].version_aliases]
-        else:
-            version = self._upload(name, request, artifact_uri, label, exists=bool(remote), aliases=with_upload)
+        if self._hook is not None:
+            self._hook("uploading", src)
+        mine = self._upload(name, request, artifact_uri, label, exists=bool(remote), aliases=[a for a in request.aliases if a not in held])
+        if self._hook is not None:
+            self._hook("created", src)
+        # a concurrent push of the same model may have made a lower version (none is lower than 1)
+        winner = self._remote(name, filter=self._filter({DIGEST_LABEL: label}))[0] if int(mine.version_id) > 1 else mine
+        return self._settle(request, recorder, winner, mine, artifact_uri, digest)
+
+    def _existing(self, request: RegisterRequest, recorder: Recorder | None, found: ArtifactRef) -> RegisterResult:
+        v = self._version_from_record(found)
+        if v.archived:
+            raise RegistryError(f"this model is already registered as {v.ref}, which is archived; restore it instead of pushing again")
+        self._record_existing(request, recorder, found, self.store.get(request.source_model_id or v.artifact_id))
+        moves = [self._move_alias(v.model_name, a, v.version, "set") for a in request.aliases]
+        return RegisterResult(self.get(v.model_name, v.version), created=False, moves=moves)
+
+    def _settle(
+        self, request: RegisterRequest, recorder: Recorder | None, winner: Any, mine: Any, artifact_uri: str, digest: str
+    ) -> RegisterResult:
+        """Records ``winner`` (the lowest version holding this model) or defers to the push recording it."""
+        name = request.model_name
+        number = int(winner.version_id)
+        if mine is not None and int(mine.version_id) != number:  # a concurrent push made the same model first: drop ours
+            dup = str(mine.version_id)
+            self._call("delete model version", lambda: self._registry(name).delete_version(dup))
+            self._log.info("%s@%s duplicates %s@%d made by a concurrent push; deleted it", name, dup, name, number)
+        if mine is None or int(mine.version_id) != number:
+            found = self._wait_for_record(name, number, winner)
+            if found is not None:
+                return self._existing(request, recorder, found)
         source = self._source_model(request, digest)
-        resource = f"{self.resource(name)}@{version}"
+        resource = f"{self.resource(name)}@{number}"
         self._record_version(
             request,
             recorder,
             source=source,
-            version=version,
+            version=number,
             uri=resource,
             model_dir=local_path(artifact_uri),
             digest=digest,
             extra={"resource_name": resource, "artifact_uri": artifact_uri, "serving_image": self.options.serving_image},
         )
+        on_version = set(winner.version_aliases)
         moves = []
         for a in request.aliases:
-            if a in with_upload:  # already on the version: log it
-                updates, _ = self._event_updates(name, a, version, None, "set")
+            if a in on_version:  # went with the upload: log it
+                updates, _ = self._event_updates(name, a, number, None, "set")
                 self.store.update_properties_many(updates)
-                moves.append(AliasMove(name, a, None, version, "set"))
+                moves.append(AliasMove(name, a, None, number, "set"))
             else:
-                moves.append(self._move_alias(name, a, version, "set"))
-        return RegisterResult(self.get(name, version), created=True, moves=moves)
+                moves.append(self._move_alias(name, a, number, "set"))
+        return RegisterResult(self.get(name, number), created=True, moves=moves)
 
-    def _upload(self, name: str, request: RegisterRequest, artifact_uri: str, label: str, exists: bool, aliases: list[str]) -> int:
+    def _wait_for_record(self, name: str, number: int, info: Any) -> ArtifactRef | None:
+        """The version's record once the push that made it has written it; None when that push is gone."""
+        labels = dict(info.labels or {})
+        if labels.get(METADATA_LABEL) != self._metadata_label():  # recorded in another store (or outside cvpipe): adopt it
+            return self._record_for(name, number)
+        mine = self._push_labels()
+        pid = labels.get("cvpipe-push-pid", "")
+        deadline = time.monotonic() + self.options.wait_s
+        while True:
+            rec = self._record_for(name, number)
+            if rec is not None:
+                return rec
+            if labels.get("cvpipe-push-host") == mine["cvpipe-push-host"] and (
+                not pid.isdigit() or int(pid) == os.getpid() or not _pid_alive(int(pid))
+            ):
+                return None
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.2)
+
+    def _upload(self, name: str, request: RegisterRequest, artifact_uri: str, label: str, exists: bool, aliases: list[str]) -> Any:
+        """Uploads one version; returns Vertex AI's model of it (``version_id``, ``version_aliases``, ``labels``)."""
         from google.api_core import exceptions as gexc
 
-        state = {"exists": exists, "attempt": 0}
+        labels = {DIGEST_LABEL: label, "cvpipe-model": name, METADATA_LABEL: self._metadata_label(), **self._push_labels()}
+        state: dict[str, Any] = {"exists": exists, "attempt": 0, "aliases": list(aliases)}
 
-        def attempt() -> int:
+        def attempt() -> Any:
             state["attempt"] += 1
-            if state["attempt"] > 1:  # an earlier attempt may have landed before failing
-                reg = self._registry(name)
+            if state["attempt"] > 1:  # an earlier attempt of this push may have landed before failing
                 try:
-                    same = list(reg.list_versions(filter=f'labels.{DIGEST_LABEL}="{label}"'))
+                    landed = self._list(name, self._filter(labels))
                 except gexc.NotFound:
-                    same = []
-                if same:
-                    return int(same[0].version_id)
+                    landed = []
+                if landed:
+                    return landed[0]
             aip = self._aiplatform()
             try:
                 model = aip.Model.upload(
@@ -370,11 +494,11 @@ class VertexRegistry(Registry):
                     model_id=None if state["exists"] else name,
                     parent_model=self.resource(name) if state["exists"] else None,
                     is_default_version=False,
-                    version_aliases=list(aliases) or None,
+                    version_aliases=list(state["aliases"]) or None,
                     version_description=request.description or None,
                     artifact_uri=artifact_uri,
                     serving_container_image_uri=self.options.serving_image,
-                    labels={DIGEST_LABEL: label, "cvpipe-model": name},
+                    labels=labels,
                     project=self.project,
                     location=self.region,
                     credentials=self.options.credentials,
@@ -384,32 +508,53 @@ class VertexRegistry(Registry):
             except gexc.Conflict as e:  # 409: another push created the model first
                 state["exists"] = True
                 raise _TryAgain(str(e)) from e
-            return int(model.version_id)
+            except (gexc.BadRequest, gexc.FailedPrecondition) as e:
+                if not state["aliases"] or "alias" not in str(e):
+                    raise
+                state["aliases"] = []  # a concurrent push took an alias first: upload without, move them afterwards
+                raise _TryAgain(str(e)) from e
+            return model.gca_resource
 
         return self._call("upload model", attempt, timeout_s=self.options.upload_timeout_s)
 
     # -- aliases ------------------------------------------------------------------------
     def _move_alias(self, model_name: str, alias: str, target: int | None, action: AliasAction) -> AliasMove:
-        """Moves the alias on Vertex AI (remove from the holder, add to the target), then logs it."""
+        """Moves the alias on Vertex AI (remove from the holder, add to the target), then logs it.
+
+        The holder is the version Vertex AI says holds the alias (perhaps one a
+        concurrent push has not recorded yet). When a concurrent push takes the
+        alias between the two calls, Vertex AI refuses the add and the move
+        starts again from the new holder.
+        """
+        from google.api_core import exceptions as gexc
+
         if alias == "default":
             raise RegistryError("the 'default' alias is managed by Vertex AI; use another alias")
-        current = self.holder(model_name, alias)
-        previous = current.version if current is not None else None
-        if previous == target:
-            return AliasMove(model_name, alias, previous, target, "unchanged")
-        if previous is not None:
-            self._call("remove version alias", lambda: self._registry(model_name).remove_version_aliases([alias], version=str(previous)))
-        if target is not None:
+        tries = max(1, self.options.attempts)
+        for attempt in range(1, tries + 1):
+            previous = next((int(i.version_id) for i in self._remote(model_name) if alias in i.version_aliases), None)
+            if previous == target:
+                return AliasMove(model_name, alias, previous, target, "unchanged")
+            if previous is not None:
+                self._call(
+                    "remove version alias", partial(self._registry(model_name).remove_version_aliases, [alias], version=str(previous))
+                )
+            if target is None:
+                break
             try:
                 self._call("add version alias", lambda: self._registry(model_name).add_version_aliases([alias], version=str(target)))
-            except RegistryError:
+                break
+            except RegistryError as e:
+                if isinstance(e.__cause__, gexc.BadRequest | gexc.FailedPrecondition) and "alias" in str(e) and attempt < tries:
+                    self._log.info("alias %s of %s was taken by a concurrent change; moving it again", alias, model_name)
+                    continue
                 if previous is not None:  # put it back where it was
                     try:
                         self._call(
-                            "restore version alias", lambda: self._registry(model_name).add_version_aliases([alias], version=str(previous))
+                            "restore version alias", partial(self._registry(model_name).add_version_aliases, [alias], version=str(previous))
                         )
-                    except RegistryError as e:
-                        self._log.error("alias %s of %s is on no version: %s", alias, model_name, e)
+                    except RegistryError as e2:
+                        self._log.error("alias %s of %s is on no version: %s", alias, model_name, e2)
                 raise
         updates, _ = self._event_updates(model_name, alias, target, previous, action)
         self.store.update_properties_many(updates)

@@ -13,8 +13,12 @@ the client's operations poller sends its GETs):
 * ``GET  /models/{m}`` and ``/models/{m}@{version-or-alias}``    -> the Model
 * ``GET  /models/{m}:listVersions``             -> ``{"models": [...]}`` (``filter=labels.k="v"`` supported)
 * ``POST /models/{m}@{v}:mergeVersionAliases``  -> the Model
+* ``DELETE /models/{m}@{v}:deleteVersion``      -> long-running operation (``ModelRegistry.delete_version``)
 
-Semantics follow Vertex AI: version ids count from 1; the first version holds
+Semantics follow Vertex AI: version ids count from 1 and are never reused
+(a deleted version's id is not given again); deleting the version holding
+``default`` or the model's only version is refused with ``FAILED_PRECONDITION``;
+the first version holds
 ``default``; an alias is unique within a model (merging an alias another
 version holds is refused with ``FAILED_PRECONDITION``); ``-alias`` removes.
 
@@ -25,6 +29,7 @@ an upload needs ``model.displayName`` (at most 128 characters) and
 ``model.containerSpec.imageUri`` (a custom model has no other way to serve),
 an ``artifactUri`` if any on ``gs://``, a ``modelId`` of ``[a-z0-9_-]`` (not
 starting with a digit or hyphen, at most 63) or a ``parentModel``, not both;
+labels have keys of ``[a-z][a-z0-9_-]`` and values of ``[a-z0-9_-]`` (at most 63 characters each);
 ``mergeVersionAliases`` needs a non-empty ``versionAliases`` (400 ``INVALID_ARGUMENT`` otherwise).
 
 Usage::
@@ -52,6 +57,8 @@ TOKEN = "vertex-test-token"
 
 _UPLOAD_RESPONSE = "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelResponse"
 _UPLOAD_METADATA = "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelOperationMetadata"
+_DELETE_METADATA = "type.googleapis.com/google.cloud.aiplatform.v1.DeleteOperationMetadata"
+_EMPTY = "type.googleapis.com/google.protobuf.Empty"
 _STATUS = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -117,6 +124,7 @@ class _Model:
     model_id: str
     display_name: str
     versions: list[_Version] = field(default_factory=list)
+    last_version: int = 0
 
 
 def _now() -> str:
@@ -201,8 +209,8 @@ class FakeVertexServer(LoopbackServer):
         return {v.version_id: sorted(v.aliases) for v in self.models[model_id].versions}
 
     # -- protocol ------------------------------------------------------------------
-    def _error(self, code: int, message: str) -> tuple[int, dict[str, Any]]:
-        return code, {"error": {"code": code, "message": message, "status": _STATUS.get(code, "UNKNOWN")}}
+    def _error(self, code: int, message: str, status: str | None = None) -> tuple[int, dict[str, Any]]:
+        return code, {"error": {"code": code, "message": message, "status": status or _STATUS.get(code, "UNKNOWN")}}
 
     def _dispatch(self, method: str, raw_path: str, raw: bytes, authorization: str | None = None) -> tuple[int, Any]:
         parts = urlsplit(raw_path)
@@ -263,6 +271,8 @@ class FakeVertexServer(LoopbackServer):
             if not (body or {}).get("versionAliases"):
                 return self._error(400, "version_aliases is required")
             return self._merge(parent, model, v, list((body or {}).get("versionAliases", [])))
+        if method == "DELETE" and verb == "deleteVersion":
+            return self._delete_version(parent, model, version or "")
         return self._error(404, f"unknown verb {method} {path}")
 
     def _version(self, model: _Model, ref: str) -> _Version | None:
@@ -303,6 +313,9 @@ class FakeVertexServer(LoopbackServer):
             return "model.container_spec.image_uri is required for a custom-trained model"
         if spec.get("artifactUri") and not str(spec["artifactUri"]).startswith("gs://"):
             return f"model.artifact_uri must be a Cloud Storage URI, got {spec['artifactUri']}"
+        for key, value in (spec.get("labels") or {}).items():
+            if not re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", key) or not re.fullmatch(r"[a-z0-9_-]{0,63}", str(value)):
+                return f"label {key}={value} is invalid: keys and values of up to 63 of [a-z0-9_-], keys starting with a letter"
         model_id, parent_model = body.get("modelId"), body.get("parentModel")
         if model_id and parent_model:
             return "model_id and parent_model cannot both be set"
@@ -337,7 +350,8 @@ class FakeVertexServer(LoopbackServer):
         if "default" in aliases:
             for other in model.versions:
                 other.aliases = [a for a in other.aliases if a != "default"]
-        version = _Version(version_id=str(len(model.versions) + 1), body=spec, aliases=aliases, created=_now())
+        model.last_version += 1
+        version = _Version(version_id=str(model.last_version), body=spec, aliases=aliases, created=_now())
         model.versions.append(version)
         name = f"{parent}/models/{model_id}/operations/{self._new_id()}"
         self._ops[name] = {
@@ -346,12 +360,29 @@ class FakeVertexServer(LoopbackServer):
         }
         return 200, {"name": name, "metadata": {"@type": _UPLOAD_METADATA, "genericMetadata": {"createTime": _now()}}, "done": False}
 
+    def _delete_version(self, parent: str, model: _Model, ref: str) -> tuple[int, Any]:
+        v = self._version(model, ref)
+        if v is None:
+            return self._error(404, f"version {ref} of {model.model_id} is not found.")
+        if len(model.versions) == 1:
+            return self._error(
+                400, f"version {v.version_id} is the only version of {model.model_id}; delete the model instead", "FAILED_PRECONDITION"
+            )
+        if "default" in v.aliases:
+            return self._error(
+                400, f"version {v.version_id} of {model.model_id} is the default version and cannot be deleted", "FAILED_PRECONDITION"
+            )
+        model.versions.remove(v)
+        name = f"{parent}/operations/{self._new_id()}"
+        self._ops[name] = {"polls": 0, "response": {"@type": _EMPTY}, "metadata_type": _DELETE_METADATA}
+        return 200, {"name": name, "metadata": {"@type": _DELETE_METADATA, "genericMetadata": {"createTime": _now()}}, "done": False}
+
     def _operation(self, name: str) -> tuple[int, Any]:
         op = self._ops.get(name)
         if op is None:
             return self._error(404, f"operation {name} is not found.")
         op["polls"] += 1
-        meta = {"@type": _UPLOAD_METADATA, "genericMetadata": {"createTime": _now(), "updateTime": _now()}}
+        meta = {"@type": op.get("metadata_type", _UPLOAD_METADATA), "genericMetadata": {"createTime": _now(), "updateTime": _now()}}
         if op["polls"] <= self.pending_polls:
             return 200, {"name": name, "metadata": meta, "done": False}
         return 200, {"name": name, "metadata": meta, "done": True, "response": op["response"]}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,7 +87,14 @@ def test_upload_first_and_next_version_with_alias_moves(
         "model": {
             "displayName": "demo",
             "containerSpec": {"imageUri": IMAGE},
-            "labels": {DIGEST_LABEL: digest[:32], "cvpipe-model": "demo"},
+            "labels": {
+                DIGEST_LABEL: digest[:32],
+                "cvpipe-model": "demo",
+                # the metadata store that records it and the process that pushed it (see components.registry.vertex)
+                "cvpipe-metadata": hashlib.sha256(store.url.encode()).hexdigest()[:32],
+                "cvpipe-push-host": hashlib.sha256(socket.gethostname().encode()).hexdigest()[:16],
+                "cvpipe-push-pid": str(os.getpid()),
+            },
             "artifactUri": "gs://bucket/runs/r1/model",
             "versionAliases": ["champion"],
         },
@@ -243,3 +253,23 @@ def test_fake_refuses_uploads_the_real_api_refuses(server: FakeVertexServer) -> 
     assert "Cloud Storage" in (server._invalid_upload({"model": {**good["model"], "artifactUri": "/tmp/m"}}) or "")
     assert "model_id" in (server._invalid_upload({**good, "modelId": "9Demo"}) or "")
     assert "both" in (server._invalid_upload({**good, "parentModel": MODEL}) or "")
+    assert "label" in (server._invalid_upload({**good, "model": {**good["model"], "labels": {"k": "Not.Valid"}}}) or "")
+
+
+def test_fake_deletes_versions_as_the_real_api_does(
+    registry: VertexRegistry, server: FakeVertexServer, store: LineageStore, tmp_path: Path
+) -> None:
+    """``ModelRegistry.delete_version`` (used to drop a concurrent push's duplicate) against the fake."""
+    from google.api_core import exceptions as gexc
+
+    registry.register(_request(store, tmp_path, "a", "r1", aliases=()))
+    with pytest.raises(gexc.GoogleAPICallError, match="only version"):
+        registry._registry("demo").delete_version("1")
+    registry.register(_request(store, tmp_path, "b", "r2", aliases=()))
+    with pytest.raises(gexc.GoogleAPICallError, match="default version"):
+        registry._registry("demo").delete_version("1")
+    registry._registry("demo").delete_version("2")  # a long-running operation, polled until done
+    assert [c.path for c in server.calls("DELETE")] == [f"{PARENT}/models/demo@{v}:deleteVersion" for v in (1, 1, 2)]
+    assert list(server.aliases("demo")) == ["1"]
+    registry.register(_request(store, tmp_path, "c", "r3", aliases=()))
+    assert list(server.aliases("demo")) == ["1", "3"]  # a deleted version's id is not given again
