@@ -282,11 +282,8 @@ class VertexRegistry(Registry):
 
     def _list(self, model_name: str, filter: str | None = None) -> list[Any]:
         """One ``listVersions`` call: Vertex AI's ``Model`` of each version (with its labels), oldest first."""
-        from google.cloud.aiplatform.compat.types import model_service as gca_model_service
-
         reg = self._registry(model_name)
-        request = gca_model_service.ListModelVersionsRequest(name=reg.model_resource_name, filter=filter)
-        found = list(reg.client.list_model_versions(request=request))
+        found = list(reg.client.list_model_versions(request={"name": reg.model_resource_name, "filter": filter or ""}))
         return sorted(found, key=lambda m: int(m.version_id))
 
     def _remote(self, model_name: str, filter: str | None = None) -> list[Any]:
