@@ -29,10 +29,12 @@ TRAINER = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
+    from components.core.log import configure_logging
     from components.core.spec import parse_spec
     from components.core.step import StepContext
     from components.train.core import run
 
+    configure_logging()  # the library only creates loggers; a program running a step turns them on, as the CLI does
     spec = parse_spec(json.loads(sys.argv[1]))
     out = Path(sys.argv[2])
     run(StepContext(spec=spec, run_id="run-1", component="train"), sys.argv[3], sys.argv[4], out / "model", out / "report", out / "hparams")
