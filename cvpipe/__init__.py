@@ -21,6 +21,12 @@ Groups of names:
 * lineage and the registry: :class:`LineageStore`, :class:`Registry`, :func:`get_registry`, :func:`open_registry`;
 * the prediction log: :class:`PredictionLog`, :class:`PredictionRow`, :class:`LabelRow`, :func:`init_feature_repo`;
 * the error tree, rooted at :class:`CvpipeError` (drawn in ``components/core/errors.py``).
+
+Three submodules hold the step-level functions, imported only when named:
+:mod:`cvpipe.steps` (ingest, validate, transform, train, evaluate, push as plain
+functions), :mod:`cvpipe.data` (reading sources, generated datasets, the
+TFRecords a transform wrote) and :mod:`cvpipe.monitoring` (predict, sample for
+labelling, drift, alerts).
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ if TYPE_CHECKING:
     from components.registry import VertexRegistry as VertexRegistry
     from components.registry import get_registry as get_registry
     from components.registry.cli_ops import open_registry as open_registry
+    from components.registry.cli_ops import tree_text as tree_text
     from pipelines.compiler import compile_spec as compile
     from pipelines.compiler import compile_to_text as compile_to_text
     from pipelines.continuous_eval import build_continuous_eval_pipeline as build_continuous_eval_pipeline
@@ -160,6 +167,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "ModelVersion": ("components.registry", "ModelVersion"),
     "get_registry": ("components.registry", "get_registry"),
     "open_registry": ("components.registry.cli_ops", "open_registry"),
+    "tree_text": ("components.registry.cli_ops", "tree_text"),
     # the prediction log
     "PredictionLog": ("components.predict.logs", "PredictionLog"),
     "init_feature_repo": ("components.predict.logs", "init_feature_repo"),
@@ -227,6 +235,7 @@ __all__ = [
     "run_local",
     "runner_for",
     "submit",
+    "tree_text",
 ]
 
 

@@ -36,7 +36,7 @@ DEMO_SPEC: dict[str, Any] = {
 def synth(
     out_dir: Path, num_images: int = 240, seed: int = 0, task: str = "detection", image_size: int = 160, brightness: float = 1.0
 ) -> Path:
-    """Generates a synthetic dataset (see :mod:`components.synth.core`).
+    """Generates a synthetic dataset (see :mod:`cvpipe.data`).
 
     Args:
         out_dir: output directory.
@@ -49,7 +49,8 @@ def synth(
     Returns:
         The annotation file (COCO JSON) or, for classification, the class-folder root.
     """
-    from components.synth.core import SynthConfig, generate
+    from cvpipe.data import SynthConfig
+    from cvpipe.data import generate_dataset as generate
 
     cfg = SynthConfig(num_images=num_images, seed=seed, task=task, image_size=(image_size, image_size), brightness=brightness)
     result = generate(cfg, out_dir)
@@ -148,8 +149,7 @@ def run_demo(
             break
     if until is not None or not strict_rerun:
         return summary
-    from components.registry.cli_ops import tree_text
-    from cvpipe import open_registry
+    from cvpipe import open_registry, tree_text
 
     echo(tree_text(open_registry(spec), spec.model_name))
     before = _registry_snapshot(spec_path)

@@ -15,7 +15,7 @@
    prediction-mix, embedding drift), notified with the model version, what
    changed in words and the runbook section; with no labels yet, the trigger
    has nothing to add and does not retrain, and each incident says so;
-4. stands in for people: :func:`components.sample.simulate.simulate_labels`
+4. stands in for people: :func:`cvpipe.monitoring.simulate_labels`
    answers the batch with the production set's true labels, as a Label Studio
    export in ``labels/``;
 5. runs the pipeline again: the labels are imported, live metrics are measured
@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from components.core.errors import CvpipeError, RegistryError
+from cvpipe import CvpipeError, RegistryError
 
 __all__ = ["CE_MONITORING", "SHIFT", "CeDemoResult", "TrafficResult", "run_ce_demo", "serve_traffic"]
 
@@ -215,20 +215,20 @@ def run_ce_demo(directory: Path, echo: Callable[[str], Any] = print) -> CeDemoRe
     Raises:
         CvpipeError: the training demo has not run, or pushed no model.
     """
-    from components.alert.dispatcher import AlertDispatcher, AlertLog
-    from components.alert.incident import CAUSES, incident_text
-    from components.core.lineage import LineageStore
-    from components.core.spec import DataSpec, load_spec
-    from components.ingest.core import read_source
-    from components.predict.logs import init_feature_repo
-    from components.registry import get_registry
-    from components.sample.core import LabellingBatch
-    from components.sample.simulate import simulate_labels
-    from components.synth.core import SynthConfig, generate
-    from components.trigger.state import TriggerState
+    from cvpipe import DataSpec, LineageStore, get_registry, init_feature_repo, load_spec, run_local
+    from cvpipe.data import SynthConfig, read_source
+    from cvpipe.data import generate_dataset as generate
+    from cvpipe.monitoring import (
+        CAUSES,
+        AlertDispatcher,
+        AlertLog,
+        LabellingBatch,
+        TriggerState,
+        incident_text,
+        simulate_labels,
+    )
 
     from .render import render_summary
-    from .runners.local import run_local
 
     directory = directory.resolve()
     spec_path = _write_spec(directory)

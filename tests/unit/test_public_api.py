@@ -89,3 +89,53 @@ def test_mypy_checks_a_user_script_against_the_real_signatures(tmp_path: Path) -
     assert 'Unexpected keyword argument "untill" for "compile_spec"' in wrong.stdout
     assert 'variable has type "int"' in wrong.stdout
     assert 'Argument 1 to "run_local" has incompatible type "str"; expected "PipelineSpec"' in wrong.stdout
+
+
+def test_step_data_and_monitoring_modules_import_without_tensorflow_and_export_what_they_list() -> None:
+    code = (
+        "import sys, importlib\n"
+        "for name in ('cvpipe.steps', 'cvpipe.data', 'cvpipe.monitoring'):\n"
+        "    m = importlib.import_module(name)\n"
+        "    missing = [n for n in m.__all__ if getattr(m, n, None) is None]\n"
+        "    assert not missing, (name, missing)\n"
+        "assert 'tensorflow' not in sys.modules, sorted(m for m in sys.modules if 'tensorflow' in m)[:3]\n"
+        "from cvpipe.steps import validate, train\n"
+        "assert validate.__module__ == 'components.validate.core' and train.__module__ == 'components.train.core'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+
+
+def _python_blocks(text: str) -> list[str]:
+    blocks, inside, current = [], False, []
+    for line in text.splitlines():
+        if line.strip().startswith("```"):
+            if inside:
+                blocks.append("\n".join(current))
+                current = []
+            inside = line.strip() == "```python" and not inside
+            continue
+        if inside:
+            current.append(line)
+    return blocks
+
+
+def test_readme_docs_and_demo_import_only_cvpipe() -> None:
+    # The rule: users are taught one API. Code blocks in the README and docs, and the demo
+    # (what a newcomer reads first), import `cvpipe` and never the `components`/`pipelines` internals.
+    offenders = []
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    for page in pages:
+        if page.name == "architecture.md":  # draws the internal layers on purpose
+            continue
+        for block in _python_blocks(page.read_text()):
+            for line in block.splitlines():
+                s = line.strip()
+                if s.startswith(("from components", "import components", "from pipelines", "import pipelines")):
+                    offenders.append(f"{page.relative_to(REPO)}: {s}")
+    for demo in ("pipelines/demo.py", "pipelines/demo_ce.py"):
+        for line in (REPO / demo).read_text().splitlines():
+            s = line.strip()
+            if s.startswith(("from components", "import components")):
+                offenders.append(f"{demo}: {s}")
+    assert not offenders, "\n".join(offenders)
