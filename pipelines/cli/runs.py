@@ -15,16 +15,17 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..steps import STEPS
 from ._common import apply_options, friendly, load_spec_arg, until_option
+from .remote import TARGETS, Remote, build_runner, remote_options, target_option
 
 if TYPE_CHECKING:
     from components.core.lineage import LineageStore
-    from components.core.runs import Runner, SubmittedRun
+    from components.core.runs import SubmittedRun
 
 __all__ = [
     "build_runner",
@@ -38,97 +39,6 @@ __all__ = [
     "runs_wait",
     "submit_cmd",
 ]
-
-FC = TypeVar("FC", bound=Callable[..., Any])
-TARGETS = ("kubeflow", "vertex")
-
-
-# -- shared options ---------------------------------------------------------------------
-
-_kubeflow_options = [
-    click.option("--host", envvar="KF_PIPELINES_ENDPOINT", help="[kubeflow] KFP API endpoint (env KF_PIPELINES_ENDPOINT)."),
-    click.option("--namespace", envvar="CVPIPE_KFP_NAMESPACE", help="[kubeflow] Profile namespace (multi-user Kubeflow)."),
-    click.option("--token", envvar="CVPIPE_KFP_TOKEN", help="[kubeflow] Bearer token (env CVPIPE_KFP_TOKEN)."),
-]
-_vertex_options = [
-    click.option(
-        "--settings",
-        "settings_path",
-        envvar="CVPIPE_VERTEX_SETTINGS",
-        type=click.Path(dir_okay=False),
-        help="[vertex] Settings YAML (infra/vertex/settings.yaml); flags win over it.",
-    ),
-    click.option("--project", help="[vertex] Google Cloud project."),
-    click.option("--region", help="[vertex] Vertex AI region."),
-    click.option("--api-endpoint", help="[vertex] Vertex AI API endpoint (default: the region's)."),
-]
-
-
-def _target_option(required: bool = True, choices: tuple[str, ...] = TARGETS, default: str | None = None) -> Callable[[FC], FC]:
-    return click.option(
-        "--target",
-        type=click.Choice(list(choices)),
-        required=required,
-        default=default,
-        show_default=default is not None,
-        help="Where the run is: " + ", ".join(choices) + ".",
-    )
-
-
-def build_runner(
-    target: str,
-    *,
-    host: str | None = None,
-    namespace: str | None = None,
-    token: str | None = None,
-    settings_path: str | None = None,
-    project: str | None = None,
-    region: str | None = None,
-    api_endpoint: str | None = None,
-    experiment: str | None = None,
-    pipeline_name: str | None = None,
-    pipeline_root: str | None = None,
-    service_account: str | None = None,
-    labels: dict[str, str] | None = None,
-) -> Runner:
-    """The Runner the connection options of a command name (every run command goes through it).
-
-    Args:
-        target: ``kubeflow`` or ``vertex``.
-        host: [kubeflow] the KFP API endpoint.
-        namespace: [kubeflow] profile namespace.
-        token: [kubeflow] bearer token.
-        settings_path: [vertex] settings YAML.
-        project: [vertex] project.
-        region: [vertex] region.
-        api_endpoint: [vertex] API endpoint.
-        experiment: [kubeflow] experiment.
-        pipeline_name: [kubeflow] pipeline name to upload under.
-        pipeline_root: [vertex] gs:// pipeline root.
-        service_account: service account of the runs.
-        labels: [vertex] extra job labels.
-
-    Returns:
-        The runner.
-    """
-    if target == "kubeflow":
-        from ..runners.kubeflow import KubeflowConnection, KubeflowRunner
-
-        if not host:
-            raise click.UsageError("--target kubeflow needs --host (or KF_PIPELINES_ENDPOINT)")
-        conn = KubeflowConnection(host=host, namespace=namespace, token=token)
-        return KubeflowRunner(conn, experiment=experiment, pipeline_name=pipeline_name, service_account=service_account)
-    from ..runners.vertex import VertexRunner, load_settings
-
-    return VertexRunner(
-        project,
-        region,
-        settings=load_settings(settings_path) if settings_path else None,
-        pipeline_root=pipeline_root,
-        service_account=service_account,
-        api_endpoint=api_endpoint,
-        labels=labels,
-    )
 
 
 def _echo_run(run: SubmittedRun, as_json: bool, verb: str = "") -> None:
@@ -157,12 +67,11 @@ def _on_change(as_json: bool) -> Callable[[SubmittedRun], None] | None:
 
 @click.command("submit")
 @click.argument("spec", type=click.Path(dir_okay=False))
-@_target_option()
-@apply_options(_kubeflow_options)
+@target_option()
+@remote_options
 @click.option("--experiment", help="[kubeflow] Experiment (got or created; default: the spec's name).")
 @click.option("--pipeline-name", help="[kubeflow] Pipeline name to upload under (default: the spec's name).")
 @click.option("--run-name", help="[kubeflow] Run display name (default: <name>-<UTC time>).")
-@apply_options(_vertex_options)
 @click.option("--pipeline-root", help="[vertex] gs:// pipeline root (default: the spec's gs:// root, else the settings').")
 @click.option("--job-id", help="[vertex] Pipeline job id (default: <name>-<UTC time>-<random>).")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="[vertex] Extra job label (repeatable).")
@@ -177,16 +86,10 @@ def _on_change(as_json: bool) -> Callable[[SubmittedRun], None] | None:
 def submit_cmd(
     spec: str,
     target: str,
-    host: str | None,
-    namespace: str | None,
-    token: str | None,
+    remote: Remote,
     experiment: str | None,
     pipeline_name: str | None,
     run_name: str | None,
-    settings_path: str | None,
-    project: str | None,
-    region: str | None,
-    api_endpoint: str | None,
     pipeline_root: str | None,
     job_id: str | None,
     labels: tuple[str, ...],
@@ -213,15 +116,8 @@ def submit_cmd(
         if not sep or not key:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--label")
         extra[key] = value
-    runner = build_runner(
+    runner = remote.runner(
         target,
-        host=host,
-        namespace=namespace,
-        token=token,
-        settings_path=settings_path,
-        project=project,
-        region=region,
-        api_endpoint=api_endpoint,
         experiment=experiment,
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
@@ -242,42 +138,25 @@ def submit_cmd(
 
 @click.command("show")
 @click.argument("run_id")
-@_target_option()
-@apply_options(_kubeflow_options)
-@apply_options(_vertex_options)
+@target_option()
+@remote_options
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @friendly
 def runs_show(
     run_id: str,
     target: str,
-    host: str | None,
-    namespace: str | None,
-    token: str | None,
-    settings_path: str | None,
-    project: str | None,
-    region: str | None,
-    api_endpoint: str | None,
+    remote: Remote,
     as_json: bool,
 ) -> None:
     """Show the state of a run on Kubeflow (run id) or Vertex AI (pipeline job id)."""
-    runner = build_runner(
-        target,
-        host=host,
-        namespace=namespace,
-        token=token,
-        settings_path=settings_path,
-        project=project,
-        region=region,
-        api_endpoint=api_endpoint,
-    )
+    runner = remote.runner(target)
     _echo_run(runner.get(run_id), as_json)
 
 
 @click.command("wait")
 @click.argument("run_id")
-@_target_option()
-@apply_options(_kubeflow_options)
-@apply_options(_vertex_options)
+@target_option()
+@remote_options
 @click.option("--timeout", default=3600.0, show_default=True, type=float, help="Seconds to wait at most.")
 @click.option("--poll", default=15.0, show_default=True, type=float, help="Seconds between polls.")
 @click.option("--json", "as_json", is_flag=True, help="Print the finished run as JSON.")
@@ -285,13 +164,7 @@ def runs_show(
 def runs_wait(
     run_id: str,
     target: str,
-    host: str | None,
-    namespace: str | None,
-    token: str | None,
-    settings_path: str | None,
-    project: str | None,
-    region: str | None,
-    api_endpoint: str | None,
+    remote: Remote,
     timeout: float,
     poll: float,
     as_json: bool,
@@ -299,16 +172,7 @@ def runs_wait(
     """Wait until a run finishes; exit 1 unless it succeeded (2 when still running after --timeout)."""
     from components.core.errors import PipelineRunError
 
-    runner = build_runner(
-        target,
-        host=host,
-        namespace=namespace,
-        token=token,
-        settings_path=settings_path,
-        project=project,
-        region=region,
-        api_endpoint=api_endpoint,
-    )
+    runner = remote.runner(target)
     try:
         run = runner.wait(run_id, timeout=timeout, poll=poll, on_change=_on_change(as_json))
     except PipelineRunError as e:
@@ -323,46 +187,24 @@ def runs_wait(
 
 @click.command("cancel")
 @click.argument("run_id")
-@_target_option()
-@apply_options(_kubeflow_options)
-@apply_options(_vertex_options)
+@target_option()
+@remote_options
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @friendly
 def runs_cancel(
     run_id: str,
     target: str,
-    host: str | None,
-    namespace: str | None,
-    token: str | None,
-    settings_path: str | None,
-    project: str | None,
-    region: str | None,
-    api_endpoint: str | None,
+    remote: Remote,
     as_json: bool,
 ) -> None:
     """Stop a run on Kubeflow (terminate) or Vertex AI (cancel); a finished run keeps its state."""
-    runner = build_runner(
-        target,
-        host=host,
-        namespace=namespace,
-        token=token,
-        settings_path=settings_path,
-        project=project,
-        region=region,
-        api_endpoint=api_endpoint,
-    )
+    runner = remote.runner(target)
     _echo_run(runner.cancel(run_id), as_json, "cancelled")
 
 
 def _list_remote(
     target: str,
-    host: str | None,
-    namespace: str | None,
-    token: str | None,
-    settings_path: str | None,
-    project: str | None,
-    region: str | None,
-    api_endpoint: str | None,
+    remote: Remote,
     experiment: str | None,
     pipeline: str | None,
     limit: int,
@@ -370,17 +212,7 @@ def _list_remote(
 ) -> None:
     from ..render import render_table
 
-    runner = build_runner(
-        target,
-        host=host,
-        namespace=namespace,
-        token=token,
-        settings_path=settings_path,
-        project=project,
-        region=region,
-        api_endpoint=api_endpoint,
-        experiment=experiment,
-    )
+    runner = remote.runner(target, experiment=experiment)
     runs = runner.list(pipeline=pipeline, limit=limit)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in runs], indent=2))
@@ -426,9 +258,8 @@ def _store(spec: str | None, metadata: str | None, root: str) -> LineageStore:
 
 @runs_group.command("list")
 @apply_options(_store_options)
-@click.option("--target", type=click.Choice(["local", *TARGETS]), default="local", show_default=True, help="Where the runs are.")
-@apply_options(_kubeflow_options)
-@apply_options(_vertex_options)
+@target_option(required=False, choices=("local", *TARGETS), default="local")
+@remote_options
 @apply_options(_list_options)
 @friendly
 def runs_list(
@@ -436,13 +267,7 @@ def runs_list(
     metadata: str | None,
     root: str,
     target: str,
-    host: str | None,
-    namespace: str | None,
-    token: str | None,
-    settings_path: str | None,
-    project: str | None,
-    region: str | None,
-    api_endpoint: str | None,
+    remote: Remote,
     experiment: str | None,
     pipeline: str | None,
     limit: int,
@@ -453,7 +278,7 @@ def runs_list(
     With --target kubeflow or vertex, list the newest runs there instead.
     """
     if target != "local":
-        _list_remote(target, host, namespace, token, settings_path, project, region, api_endpoint, experiment, pipeline, limit, as_json)
+        _list_remote(target, remote, experiment, pipeline, limit, as_json)
         return
     from ..render import render_table
 

@@ -23,6 +23,7 @@ import click
 
 from ..steps import CE_STEPS
 from ._common import friendly, load_spec_arg, until_option
+from .remote import Remote, remote_options, target_option
 
 __all__ = ["ce_compile", "ce_demo", "ce_group", "ce_run", "schedule_cmd", "scheduler_cmd"]
 
@@ -41,7 +42,7 @@ def _when(text: str | None) -> datetime | None:
 
 @click.command("schedule")
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--target", type=click.Choice(["kubeflow", "vertex"]), required=True, help="Where the recurring run lives.")
+@target_option()
 @click.option(
     "--pipeline",
     type=click.Choice(_PIPELINES),
@@ -51,17 +52,9 @@ def _when(text: str | None) -> datetime | None:
 )
 @click.option("--cron", default=None, help="Five-field cron expression (default: the spec's schedule.cron).")
 @click.option("--name", default=None, help="Display name of the schedule (default: the pipeline's name).")
-@click.option("--host", envvar="KF_PIPELINES_ENDPOINT", help="[kubeflow] KFP API endpoint (env KF_PIPELINES_ENDPOINT).")
-@click.option("--namespace", envvar="CVPIPE_KFP_NAMESPACE", help="[kubeflow] Profile namespace (multi-user Kubeflow).")
-@click.option("--token", envvar="CVPIPE_KFP_TOKEN", help="[kubeflow] Bearer token (env CVPIPE_KFP_TOKEN).")
+@remote_options
 @click.option("--experiment", help="[kubeflow] Experiment (got or created; default: the spec's name).")
-@click.option(
-    "--settings", "settings_path", envvar="CVPIPE_VERTEX_SETTINGS", type=click.Path(dir_okay=False), help="[vertex] Settings YAML."
-)
-@click.option("--project", help="[vertex] Google Cloud project.")
-@click.option("--region", help="[vertex] Vertex AI region.")
 @click.option("--pipeline-root", help="[vertex] gs:// pipeline root (default: the spec's gs:// root, else the settings').")
-@click.option("--api-endpoint", help="[vertex] Vertex AI API endpoint (default: the region's).")
 @click.option("--service-account", help="Service account the runs use (Kubernetes SA on Kubeflow, IAM SA on Vertex AI).")
 @click.option("--json", "as_json", is_flag=True, help="Print the schedule as JSON.")
 @friendly
@@ -71,34 +64,14 @@ def schedule_cmd(
     pipeline: str,
     cron: str | None,
     name: str | None,
-    host: str | None,
-    namespace: str | None,
-    token: str | None,
+    remote: Remote,
     experiment: str | None,
-    settings_path: str | None,
-    project: str | None,
-    region: str | None,
     pipeline_root: str | None,
-    api_endpoint: str | None,
     service_account: str | None,
     as_json: bool,
 ) -> None:
     """Create a recurring run of a spec's pipeline on Kubeflow Pipelines or a Vertex AI schedule (from schedule.cron)."""
-    from .runs import build_runner
-
-    runner = build_runner(
-        target,
-        host=host,
-        namespace=namespace,
-        token=token,
-        settings_path=settings_path,
-        project=project,
-        region=region,
-        api_endpoint=api_endpoint,
-        experiment=experiment,
-        pipeline_root=pipeline_root,
-        service_account=service_account,
-    )
+    runner = remote.runner(target, experiment=experiment, pipeline_root=pipeline_root, service_account=service_account)
     result = runner.schedule(load_spec_arg(spec), pipeline=pipeline, cron=cron, name=name)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

@@ -201,3 +201,24 @@ def test_runs_list_stays_local_by_default(cvpipe: click.Group, tmp_path: Path) -
     assert _run(cvpipe, "runs", "list", "--metadata", url, "--target", "local").stdout == local.stdout
     missing_host = _run(cvpipe, "runs", "list", "--target", "kubeflow")
     assert missing_host.exit_code == 2 and "needs --host" in missing_host.output
+
+
+def test_kubeflow_token_from_env_or_file_reaches_the_server_and_a_token_flag_is_warned_about(
+    cvpipe: click.Group, kfp: FakeKfpServer, tmp_path: Path
+) -> None:
+    run_id = kfp.add_run("nightly-token")
+    secret = tmp_path / "token"
+    secret.write_text(TOKEN + "\n")  # a mounted secret usually ends with a newline
+    by_file = _run(cvpipe, "runs", "show", run_id, "--target", "kubeflow", "--host", kfp.url, "--token-file", secret)
+    assert by_file.exit_code == 0, by_file.output
+    assert "visible to other users" not in by_file.stderr
+    by_env = CliRunner(env={"CVPIPE_KFP_TOKEN": TOKEN}).invoke(
+        cvpipe, ["runs", "show", run_id, "--target", "kubeflow", "--host", kfp.url], catch_exceptions=False
+    )
+    assert by_env.exit_code == 0 and "visible to other users" not in by_env.stderr
+    by_flag = _run(cvpipe, "runs", "show", run_id, *_kfp_args(kfp))
+    assert by_flag.exit_code == 0 and "--token on the command line is visible to other users" in by_flag.stderr
+    assert TOKEN not in by_flag.stderr + by_flag.stdout
+    assert kfp.requests and {r.authorization for r in kfp.requests} == {f"Bearer {TOKEN}"}
+    wrong = _run(cvpipe, "runs", "show", run_id, "--target", "kubeflow", "--host", kfp.url, "--token", "nope")
+    assert wrong.exit_code == 1 and "nope" not in wrong.stderr
