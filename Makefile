@@ -23,8 +23,8 @@ demo: $(STAMP)
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check cvpipe components pipelines tests bench .ci
-	$(BIN)/ruff format --check cvpipe components pipelines tests bench .ci
+	$(BIN)/ruff check cvpipe components pipelines tests bench .ci examples
+	$(BIN)/ruff format --check cvpipe components pipelines tests bench .ci examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy cvpipe components pipelines

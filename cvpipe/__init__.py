@@ -15,6 +15,7 @@ The documented API. Everything here is re-exported from the installed
 Groups of names:
 
 * the spec: :class:`PipelineSpec` and its sections, :func:`load_spec`, :func:`parse_spec`, :func:`dump_spec`;
+* user steps (docs/steps.md): the :func:`step` decorator, :class:`StepInputs`, :class:`StepArtifact`, :class:`Veto`;
 * pipelines: :func:`compile`, :func:`run_local` (:class:`RunSummary`), the pipeline builders;
 * runners, one :class:`Runner` protocol: :class:`LocalRunner`, :class:`KubeflowRunner`,
   :class:`VertexRunner`, :func:`submit`, :class:`SubmittedRun`, :class:`ScheduleResult`;
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from components.core.errors import SpecError as SpecError
     from components.core.errors import TrainingError as TrainingError
     from components.core.errors import ValidationFailed as ValidationFailed
+    from components.core.errors import Veto as Veto
     from components.core.lineage import LineageStore as LineageStore
     from components.core.prediction_log import LabelRow as LabelRow
     from components.core.prediction_log import PredictionRow as PredictionRow
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
     from components.core.spec import ScheduleSpec as ScheduleSpec
     from components.core.spec import TrainSpec as TrainSpec
     from components.core.spec import TransformSpec as TransformSpec
+    from components.core.spec import UserStepSpec as UserStepSpec
     from components.core.spec import ValidationSpec as ValidationSpec
     from components.core.spec import dump_spec as dump_spec
     from components.core.spec import load_spec as load_spec
@@ -82,6 +85,9 @@ if TYPE_CHECKING:
     from components.registry import get_registry as get_registry
     from components.registry.cli_ops import open_registry as open_registry
     from components.registry.cli_ops import tree_text as tree_text
+    from components.user_step.api import StepArtifact as StepArtifact
+    from components.user_step.api import StepInputs as StepInputs
+    from components.user_step.api import step as step
     from pipelines.compiler import compile_spec as compile
     from pipelines.compiler import compile_to_text as compile_to_text
     from pipelines.continuous_eval import build_continuous_eval_pipeline as build_continuous_eval_pipeline
@@ -115,6 +121,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
             "SpecError",
             "TrainingError",
             "ValidationFailed",
+            "Veto",
         )
     },
     # the spec
@@ -134,12 +141,17 @@ _EXPORTS: dict[str, tuple[str, str]] = {
             "ScheduleSpec",
             "TrainSpec",
             "TransformSpec",
+            "UserStepSpec",
             "ValidationSpec",
             "dump_spec",
             "load_spec",
             "parse_spec",
         )
     },
+    # user steps
+    "step": ("components.user_step.api", "step"),
+    "StepInputs": ("components.user_step.api", "StepInputs"),
+    "StepArtifact": ("components.user_step.api", "StepArtifact"),
     # pipelines
     "compile": ("pipelines.compiler", "compile_spec"),
     "compile_to_text": ("pipelines.compiler", "compile_to_text"),
@@ -212,15 +224,19 @@ __all__ = [
     "ScheduleResult",
     "ScheduleSpec",
     "SpecError",
+    "StepArtifact",
+    "StepInputs",
     "SubmittedRun",
     "TrainSpec",
     "TrainingError",
     "TransformSpec",
+    "UserStepSpec",
     "ValidationFailed",
     "ValidationSpec",
     "VertexRegistry",
     "VertexRunner",
     "VertexSettings",
+    "Veto",
     "build_continuous_eval_pipeline",
     "build_training_pipeline",
     "compile",
@@ -234,6 +250,7 @@ __all__ = [
     "parse_spec",
     "run_local",
     "runner_for",
+    "step",
     "submit",
     "tree_text",
 ]

@@ -30,7 +30,7 @@ def resources_for(spec: PipelineSpec, step: str) -> ResourceSpec:
     return res.get(step) or res.get("default") or ResourceSpec()
 
 
-def configure_task(task: Any, spec: PipelineSpec, step: str, accelerated: bool = False) -> Any:
+def configure_task(task: Any, spec: PipelineSpec, step: str, accelerated: bool = False, keep_image: bool = False) -> Any:
     """Applies the spec's settings to a KFP task.
 
     Args:
@@ -38,12 +38,14 @@ def configure_task(task: Any, spec: PipelineSpec, step: str, accelerated: bool =
         spec: the pipeline spec.
         step: the component name (a key of ``runtime.resources``).
         accelerated: whether ``train.accelerator`` applies to this task.
+        keep_image: keep the component's own image (a user's component) instead of ``runtime.image``.
 
     Returns:
         The task.
     """
     task.set_display_name(step)
-    task.set_container_image(spec.runtime.image)
+    if not keep_image:
+        task.set_container_image(spec.runtime.image)
     res = resources_for(spec, step)
     task.set_caching_options(res.caching)
     if res.cpu:

@@ -10,6 +10,7 @@ caller can catch the family with one ``except``. The tree::
     │   ├── ImageError            an image cannot be decoded or is unsafe to decode
     │   └── QuarantineLimitError  more items were rejected than the spec allows
     ├── ValidationFailed          data validation found an anomaly whose policy is "fail"
+    ├── Veto                      a user step (a custom quality gate) stopped the run, with its reason
     ├── LineageError              ML Metadata cannot be opened or a lookup failed
     ├── RegistryError             a model registry operation failed
     ├── EvaluationError           predictions or ground truth are unusable for evaluation
@@ -41,6 +42,7 @@ __all__ = [
     "SpecError",
     "TrainingError",
     "ValidationFailed",
+    "Veto",
 ]
 
 
@@ -111,6 +113,31 @@ class ValidationFailed(CvpipeError):
         shown = "\n  ".join(self.anomalies[:20])
         more = f"\n  ... and {len(self.anomalies) - 20} more" if len(self.anomalies) > 20 else ""
         super().__init__(f"data validation failed{tail}\n  {shown}{more}")
+
+
+class Veto(CvpipeError):
+    """A user step stopped the run: a custom quality gate said no.
+
+    A ``@cvpipe.step`` function raises it with a reason a person can act on;
+    cvpipe records the reason in lineage, fails the step so that nothing
+    downstream runs or pushes, and shows the reason in ``cvpipe run`` and the
+    run summary.
+
+    Args:
+        reason: why the run must stop (one line, for example
+            ``"31% of images are near-duplicates (limit 10%)"``).
+        step: the step that vetoed (cvpipe fills it in).
+
+    Attributes:
+        reason: the reason.
+        step: the user step's name, once known.
+    """
+
+    def __init__(self, reason: str, step: str | None = None):
+        self.reason = str(reason).strip() or "no reason given"
+        self.step = step
+        who = f"step {step!r} " if step else ""
+        super().__init__(f"{who}vetoed the run: {self.reason}")
 
 
 class LineageError(CvpipeError):

@@ -61,6 +61,7 @@ ARTIFACT_KINDS: dict[str, str] = {
     "DriftReport": "drift of production data against training data",
     "Alert": "an alert sent to on-call staff",
     "Report": "a human-readable report (HTML/Markdown/PNG)",
+    "StepOutput": "what a user step wrote (its step.json and any files of its own)",
 }
 """Every artifact type cvpipe records, with what it is."""
 

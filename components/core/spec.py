@@ -27,6 +27,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
@@ -46,6 +47,7 @@ from .manifest import Task
 
 __all__ = [
     "METADATA_PASSWORD_ENV",
+    "USER_STEP_POINTS",
     "AcceleratorSpec",
     "BeamSpec",
     "DataSpec",
@@ -67,6 +69,7 @@ __all__ = [
     "TrackingSpec",
     "TrainSpec",
     "TransformSpec",
+    "UserStepSpec",
     "ValidationSpec",
     "check_local_paths",
     "dump_spec",
@@ -847,6 +850,66 @@ class ServingSpec(_Section):
     drain_timeout_s: float = Field(30.0, gt=0.0)
 
 
+USER_STEP_POINTS: tuple[str, ...] = ("ingest", "validate", "transform", "train", "evaluate")
+"""The built-in steps a user step may follow (``steps[].after``)."""
+
+_FUNCTION_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$", re.ASCII)
+
+_BUILTIN_STEP_NAMES = frozenset(
+    (
+        *("ingest", "validate", "transform", "train", "evaluate", "push"),
+        *(f"user-step-after-{p}" for p in USER_STEP_POINTS),
+        *("read-window", "sample", "import-labels", "live-metrics", "drift", "alert", "trigger"),
+    )
+)
+
+
+class UserStepSpec(_Section):
+    """A step of the user's own in the training pipeline (docs/steps.md).
+
+    Either a plain Python function decorated with ``@cvpipe.step``
+    (``function: "mypackage.gates:near_duplicates"``), which cvpipe runs in a
+    generic task of its own, or a KFP component of the user's, compiled to
+    YAML (``component: "gates/component.yaml"``). It runs after the built-in
+    step named by ``after`` and receives that step's artifacts; the next
+    built-in step waits for it, so a step that vetoes (or fails) stops the run
+    before anything downstream runs or pushes.
+
+    Attributes:
+        name: the step's name: the KFP task name, the lineage execution type,
+            the name ``cvpipe run`` shows (lowercase letters, digits, dashes).
+        after: the built-in step it follows: ingest, validate, transform, train or evaluate.
+        function: ``"package.module:function"``, a ``@cvpipe.step`` function importable
+            where the pipeline runs (installed in the image on a cluster).
+        component: a KFP component YAML file; its inputs are matched by name with the
+            artifacts available after ``after`` and with ``params``.
+        params: keyword arguments of the function, or parameter inputs of the component (JSON values).
+        description: free text.
+    """
+
+    name: str = Field(pattern=r"^[a-z]([a-z0-9-]{0,46}[a-z0-9])?$")
+    after: Literal["ingest", "validate", "transform", "train", "evaluate"]
+    function: str | None = None
+    component: str | None = None
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+    description: str = ""
+
+    @field_validator("function")
+    @classmethod
+    def _dotted(cls, v: str | None) -> str | None:
+        if v is not None and not _FUNCTION_PATH.match(v):
+            raise ValueError(f'{v!r} is not "package.module:function"')
+        return v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> UserStepSpec:
+        if (self.function is None) == (self.component is None):
+            raise ValueError('give exactly one of `function` ("package.module:function") and `component` (a component YAML file)')
+        if self.name in _BUILTIN_STEP_NAMES:
+            raise ValueError(f"step name {self.name!r} is taken by a built-in step; choose another")
+        return self
+
+
 class PipelineSpec(_Section):
     """A whole cvpipe training pipeline.
 
@@ -865,6 +928,7 @@ class PipelineSpec(_Section):
         runtime: run root, image, metadata store, resources.
         monitoring: continuous evaluation of the model in production (None: not monitored).
         serving: how ``cvpipe serve`` serves the model (None: :class:`ServingSpec`'s defaults).
+        steps: the user's own steps, each after a named built-in step (docs/steps.md).
     """
 
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -881,13 +945,16 @@ class PipelineSpec(_Section):
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
     monitoring: MonitoringSpec | None = None
     serving: ServingSpec | None = None
+    steps: list[UserStepSpec] = Field(default_factory=list)
 
     @model_serializer(mode="wrap")
     def _omit_no_serving(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # a spec without `serving` serialises as before (compiled pipelines and their golden files unchanged)
+        # a spec without `serving` or `steps` serialises as before (compiled pipelines and their golden files unchanged)
         data = handler(self)
         if isinstance(data, dict) and data.get("serving") is None:
             data.pop("serving", None)
+        if isinstance(data, dict) and not data.get("steps"):
+            data.pop("steps", None)
         return data
 
     @model_validator(mode="after")
@@ -898,6 +965,11 @@ class PipelineSpec(_Section):
             problems = name_problems(self)
             if problems:
                 raise ValueError("; ".join(f"{k}: {v}" for k, v in problems))
+        seen: set[str] = set()
+        for step in self.steps:
+            if step.name in seen:
+                raise ValueError(f"two user steps are named {step.name!r}; step names must be unique")
+            seen.add(step.name)
         return self
 
     @property
@@ -997,6 +1069,7 @@ def check_local_paths(spec: PipelineSpec) -> list[tuple[str, str]]:
         "validation.schema_file": spec.validation.schema_file,
         "evaluate.tfma_config": spec.evaluate.tfma_config,
         "train.pretrained_weights": spec.train.pretrained_weights,
+        **{f"steps.{i}.component": s.component for i, s in enumerate(spec.steps)},
     }
     return [(k, f"{v} does not exist") for k, v in named.items() if v and "://" not in v and not os.path.exists(v)]
 
@@ -1083,6 +1156,8 @@ def resolve_paths(spec: PipelineSpec, base: str | os.PathLike[str]) -> PipelineS
     data["evaluate"]["tfma_config"] = fix(spec.evaluate.tfma_config)
     data["train"]["pretrained_weights"] = fix(spec.train.pretrained_weights)
     data["runtime"]["root"] = fix(spec.runtime.root)
+    for i, step in enumerate(spec.steps):
+        data["steps"][i]["component"] = fix(step.component)
     if spec.runtime.metadata.password_file:  # tasks and the local run process read it from another working directory
         data["runtime"]["metadata"]["password_file"] = fix(spec.runtime.metadata.password_file)
     data["registry"]["root"] = fix(spec.registry.root) if spec.registry.backend == "local" else spec.registry.root

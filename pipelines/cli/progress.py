@@ -8,7 +8,8 @@ it reads kfp.local's lines, keeps each task's log, and prints instead
     ingest     started   10:02:11
     ingest     SUCCESS   4.1s  240 images accepted, 0 items quarantined ...
 
-with the last line the step logged as its one-line result. On a terminal a
+with the last line the step logged as its one-line result (a user step that
+vetoes the run ends ``VETOED`` with its reason). On a terminal a
 live line under it shows the running step, its time so far and its latest
 log line (rich); colour only on a terminal. A failed step's whole log is
 printed, so the error is never hidden. ``cvpipe run -v`` bypasses all this.
@@ -29,7 +30,8 @@ __all__ = ["StepFeed"]
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _START = re.compile(r"Executing task '([^']+)'")
 _END = re.compile(r"Task '([^']+)' finished with status (\w+)")
-_STEP_LOG = re.compile(r"^\s*\d\d:\d\d:\d\d(?:[.,]\d+)? (?:- \w+ - )?cvpipe\.[\w.]+: (.*)$")
+_VETO = re.compile(r"cvpipe\.[\w.-]+: vetoed the run: (.*)$")
+_STEP_LOG = re.compile(r"^\s*\d\d:\d\d:\d\d(?:[.,]\d+)? (?:- \w+ - )?cvpipe\.[\w.-]+: (.*)$")
 
 
 _MAX_RESULT = 140
@@ -53,6 +55,7 @@ class StepFeed(io.TextIOBase):
         self._started = 0.0
         self._log: list[str] = []
         self._result = ""
+        self._veto: str | None = None
         self._live: Any = None
         self.steps: list[tuple[str, str, float, str]] = []
 
@@ -87,6 +90,9 @@ class StepFeed(io.TextIOBase):
         if self._step is None:
             return
         self._log.append(line)
+        veto = _VETO.search(line)
+        if veto:
+            self._veto = veto.group(1).strip()
         found = _STEP_LOG.match(line)
         if found and found.group(1).strip():
             self._result = found.group(1).strip()
@@ -98,7 +104,7 @@ class StepFeed(io.TextIOBase):
         return Text(f"{self._step}: running {took:.0f}s  {self._result[:100]}", style="dim")
 
     def _begin(self, step: str) -> None:
-        self._step, self._started, self._log, self._result = step, time.monotonic(), [], ""
+        self._step, self._started, self._log, self._result, self._veto = step, time.monotonic(), [], "", None
         self.console.print(f"[bold]{step:<12}[/bold] started   {time.strftime('%H:%M:%S')}", highlight=False, soft_wrap=True)
         if self.console.is_terminal:
             self._live = self.console.status(self._status_text())
@@ -112,9 +118,11 @@ class StepFeed(io.TextIOBase):
         ok = status == "SUCCESS"
         colour = "green" if ok else "red"
         result = _one_line(self._result) if ok else "the step's log follows"
+        if not ok and self._veto is not None:  # a user step's quality gate said no: its reason is the news, not a traceback
+            status, result = "VETOED", self._veto
         ended = Text.assemble((f"{step:<12} ", "bold"), (f"{status:<9}", colour), f" {took:.1f}s  {result}")
         self.console.print(ended, highlight=False, soft_wrap=True)
-        if not ok:
+        if not ok and self._veto is None:
             for logged in self._log:
                 self.console.print(Text("    " + logged), soft_wrap=True)
         self.steps.append((step, status, took, self._result))

@@ -325,7 +325,8 @@ def run_overview(store: LineageStore, run_id: str) -> dict[str, Any]:
     its last step (push, or the continuous-evaluation trigger), else
     ``incomplete`` (running now, stopped by ``--until``, or killed). The start
     is the first step's record time less its duration; the outcome is the
-    pushed version, or why the model was not pushed.
+    pushed version, or why the model was not pushed; a run a user step vetoed
+    says which step and why.
 
     Args:
         store: the metadata store.
@@ -344,6 +345,9 @@ def run_overview(store: LineageStore, run_id: str) -> dict[str, Any]:
     end = max((e["recorded_ms"] / 1000 for e in execs), default=begin)
     status = "failed" if failed else ("succeeded" if comps and comps[-1] in ("push", "trigger") else "incomplete")
     outcome = f"failed at {failed[0]}" if failed else ""
+    vetoed = [e for e in execs if e["state"] == "FAILED" and e["properties"].get("veto")]
+    if vetoed:
+        outcome = f"vetoed by {vetoed[0]['component']}: {vetoed[0]['properties']['veto']}"
     pushed = push_outcome(store.artifacts_of_run(run_id))
     if pushed:
         outcome = pushed

@@ -38,7 +38,7 @@ from components.core.lineage import ArtifactRef, LineageStore
 from components.core.runs import ScheduleResult, SubmittedRun, pid_alive, wait_until_done
 from components.core.spec import PipelineSpec, dump_spec, load_spec, resolve_paths
 
-__all__ = ["LocalRunner", "RunSummary", "main", "run_local"]
+__all__ = ["LocalRunner", "RunSummary", "find_veto", "main", "run_local"]
 
 
 @dataclass
@@ -53,6 +53,7 @@ class RunSummary:
         steps: per executed step: component, state, duration and properties.
         artifacts: artifacts the run recorded in MLMD.
         error: the failure message, if any.
+        veto: when a user step vetoed the run: ``step``, ``after`` and ``reason``.
     """
 
     run_id: str
@@ -62,6 +63,7 @@ class RunSummary:
     steps: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[ArtifactRef] = field(default_factory=list)
     error: str | None = None
+    veto: dict[str, str] | None = None
 
     def artifact(self, kind: str) -> ArtifactRef | None:
         """The last artifact of a kind this run produced, or None."""
@@ -76,6 +78,7 @@ class RunSummary:
             "succeeded": self.succeeded,
             "seconds": round(self.seconds, 2),
             "error": self.error,
+            "veto": self.veto,
             "steps": self.steps,
             "artifacts": [{"id": a.id, "kind": a.kind, "uri": a.uri, "properties": a.properties} for a in self.artifacts],
         }
@@ -106,7 +109,8 @@ def run_local(
         The run summary (also written to ``<run dir>/run.json``).
 
     Raises:
-        PipelineRunError: a task failed; the message names the step and the run folder.
+        PipelineRunError: a task failed; the message names the step and the run folder. When a
+            user step vetoed the run, it names that step and gives its reason.
     """
     from kfp import local
 
@@ -139,6 +143,7 @@ def run_local(
     run_id = run_dir.name
     store = LineageStore.for_spec(spec.runtime.metadata, base_dir=spec.runtime.root)
     steps = store.executions(run_id=run_id)
+    veto = find_veto(steps)
     summary = RunSummary(
         run_id=run_id,
         run_dir=run_dir,
@@ -147,8 +152,14 @@ def run_local(
         steps=steps,
         artifacts=store.artifacts_of_run(run_id),
         error=error,
+        veto=veto,
     )
     atomic_write_json(run_dir / "run.json", summary.to_dict())
+    if error is not None and veto is not None:
+        raise PipelineRunError(
+            f"pipeline {name} run {run_id} was vetoed by step {veto['step']!r} (after {veto['after']}): {veto['reason']}; "
+            f"nothing after it ran or was pushed; outputs so far are in {run_dir}"
+        )
     if error is not None:
         done = [s["component"] for s in steps]
         raise PipelineRunError(
@@ -156,6 +167,22 @@ def run_local(
             f"the failing step's log is printed above; outputs so far are in {run_dir}"
         )
     return summary
+
+
+def find_veto(executions: Sequence[dict[str, Any]]) -> dict[str, str] | None:
+    """The user step that vetoed a run, from the run's executions (``LineageStore.executions``).
+
+    Args:
+        executions: the run's executions.
+
+    Returns:
+        ``step``, ``after`` and ``reason`` of the first vetoing step, or None.
+    """
+    for e in executions:
+        props = e.get("properties") or {}
+        if e.get("state") == "FAILED" and props.get("veto"):
+            return {"step": str(e["component"]), "after": str(props.get("after") or ""), "reason": str(props["veto"])}
+    return None
 
 
 RUN_FILE = "run.json"
