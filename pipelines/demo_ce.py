@@ -52,7 +52,8 @@ CE_MONITORING: dict[str, Any] = {
     "drift": {"min_samples": 30},
     "min_labelled": 20,
     "sampling": {"per_class": 4, "uncertain": 6, "random_share": 0.6, "max_items": 60},
-    "alerts": {"log": "alerts/alerts.jsonl", "cooldown_s": 3600},
+    # each incident links its page in the console that `cvpipe ui --spec demo/spec.yaml` serves
+    "alerts": {"log": "alerts/alerts.jsonl", "cooldown_s": 3600, "console_url": "http://127.0.0.1:8050"},
     "retrain": {"target": "local", "wait": True, "cooldown": "24h"},
 }
 """The demo spec's ``monitoring`` section (paths relative to the demo directory)."""
@@ -323,4 +324,7 @@ def run_ce_demo(directory: Path, echo: Callable[[str], Any] = print) -> CeDemoRe
                 f"the retrained model {model.kind} #{model.id}{f' (version {version})' if version else ''} descends from it "
                 f"(cvpipe lineage {model.id} --spec {spec_path})"
             )
+    echo(f"== the console: cvpipe ui --spec {spec_path}   (then open http://127.0.0.1:8050/)")
+    for inc in result.incidents[:1]:
+        echo(f"   the demo's incident: {inc.alert.console_url or f'http://127.0.0.1:8050/incidents/{inc.incident_id}'}")
     return result

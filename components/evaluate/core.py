@@ -517,6 +517,9 @@ def run(
                     "primary_metric": primary,
                     primary: candidate.metrics.get(primary),
                     "metrics": scalars,
+                    # the HTML report is a KFP output of its own (not an MLMD artifact): its path is
+                    # recorded here so the console can serve it as part of this known artifact
+                    "report": os.fspath(paths["report"]),
                 },
             ),
             "blessing": NewArtifact(

@@ -11,7 +11,7 @@ import click
 
 from components.core.log import configure_logging
 
-from . import alerts, datasets, label, models, pipeline, predict, runs, schedule
+from . import alerts, console, datasets, label, models, pipeline, predict, runs, schedule
 
 __all__ = ["cli", "main"]
 
@@ -42,6 +42,7 @@ for _command in (
     schedule.ce_group,
     runs.submit_cmd,
     alerts.alerts_group,
+    console.ui_cmd,
 ):
     cli.add_command(_command)
 

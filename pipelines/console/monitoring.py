@@ -1,0 +1,100 @@
+"""The continuous-evaluation page's figures: drift per feature across runs, class mix, live metrics, labelling queue.
+
+Everything comes from what the continuous-evaluation steps recorded: the
+``DriftReport`` artifacts (their ``drift_report.json``), the live
+``ModelEvaluation`` artifacts (``live=True``) and the ``LabellingBatch``
+artifacts with what was imported from them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from components.core.lineage import ArtifactRef
+
+from .data import _local_path, _read_json
+
+if TYPE_CHECKING:
+    from .data import ConsoleData
+
+__all__ = ["MonitoringView", "monitoring_view"]
+
+
+@dataclass
+class MonitoringView:
+    """The continuous-evaluation page of one model.
+
+    Attributes:
+        reports: drift reports, oldest first: ``(artifact, created_at, status)``.
+        checks: ``(check, feature, statistic)`` -> one cell per report (value, threshold, status) or None.
+        class_mix: per report, class -> count of predictions in the window.
+        classes: every class seen in the mix.
+        live: live evaluations, oldest first: ``(artifact, metrics, degraded)``.
+        blessed: the blessed figures live metrics are compared with (the serving version's metrics).
+        batches: labelling batches, newest first: ``(artifact, imported labels or None)``.
+    """
+
+    reports: list[tuple[ArtifactRef, str, str]] = field(default_factory=list)
+    checks: dict[tuple[str, str, str], list[dict[str, Any] | None]] = field(default_factory=dict)
+    class_mix: list[dict[str, int]] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    live: list[tuple[ArtifactRef, dict[str, Any], list[str]]] = field(default_factory=list)
+    live_metrics: list[str] = field(default_factory=list)
+    blessed: dict[str, float] = field(default_factory=dict)
+    batches: list[tuple[ArtifactRef, int | None]] = field(default_factory=list)
+
+
+def _loads(value: Any, default: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return default
+    return default if value is None else value
+
+
+def monitoring_view(data: ConsoleData, model_name: str) -> MonitoringView:
+    """Reads a model's continuous-evaluation history.
+
+    Args:
+        data: the console data.
+        model_name: the registry model name.
+
+    Returns:
+        The view.
+    """
+    view = MonitoringView()
+    reports = data.store.artifacts("DriftReport", model_name=model_name)
+    for n, a in enumerate(reports):
+        path = _local_path(a.uri)
+        doc = _read_json(path / "drift_report.json") if path is not None else None
+        doc = doc if isinstance(doc, dict) else {}
+        view.reports.append(
+            (a, str(doc.get("created_at", ""))[:16].replace("T", " "), str(doc.get("status", a.properties.get("status", ""))))
+        )
+        for c in doc.get("checks") or []:
+            key = (str(c.get("name")), str(c.get("feature")), str(c.get("statistic")))
+            cells = view.checks.setdefault(key, [None] * len(reports))
+            cells[n] = {"value": c.get("value"), "threshold": c.get("threshold"), "status": c.get("status"), "p": c.get("p_value")}
+        mix = doc.get("class_mix") or {}
+        counts = dict(zip(mix.get("classes") or [], mix.get("current") or [], strict=False))
+        view.class_mix.append(counts)
+        view.classes.extend(c for c in counts if c not in view.classes)
+    for a in data.store.artifacts("ModelEvaluation", model_name=model_name, live=True):
+        metrics = _loads(a.properties.get("metrics"), {})
+        view.live.append((a, metrics if isinstance(metrics, dict) else {}, [str(x) for x in _loads(a.properties.get("degraded"), [])]))
+        view.live_metrics.extend(m for m in (metrics or {}) if m not in view.live_metrics)
+    if data.registry is not None:
+        serving = data.registry.holder(model_name, "champion")
+        if serving is not None:
+            view.blessed = dict(serving.metrics)
+    for a in reversed(data.store.artifacts("LabellingBatch", model_name=model_name)):
+        imported = None
+        for did in data.store.downstream_ids(a.id):
+            d = data.store.get(did)
+            if d.kind == "PredictionLog" and isinstance(d.properties.get("labels"), int):
+                imported = (imported or 0) + int(d.properties["labels"])
+        view.batches.append((a, imported))
+    return view
