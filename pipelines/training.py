@@ -16,7 +16,8 @@ next built-in step waits for the last of them, so a step that vetoes or fails
 stops the run there. A ``function`` step is a generic cvpipe task
 (:mod:`components.user_step.component`) named after the step; a ``component``
 step is the user's own component YAML, given the artifacts and ``params`` its
-inputs name.
+inputs name, followed by a ``<name>-lineage`` task that records it in cvpipe's
+lineage store (:mod:`pipelines.user_steps`).
 """
 
 # No `from __future__ import annotations` here: kfp reads the pipeline function's
@@ -25,13 +26,13 @@ inputs name.
 from collections.abc import Callable
 from typing import Any
 
-from components.core.errors import SpecError
-from components.core.spec import PipelineSpec, UserStepSpec
+from components.core.spec import PipelineSpec
 
 from .steps import STEPS
 from .tasks import configure_task
+from .user_steps import component_arguments, lineage_recorder, user_step_component
 
-__all__ = ["STEPS", "build_training_pipeline", "user_step_component"]
+__all__ = ["STEPS", "build_training_pipeline"]
 
 
 def _component(step: str) -> Callable[..., Any]:
@@ -39,72 +40,6 @@ def _component(step: str) -> Callable[..., Any]:
 
     module = importlib.import_module(f"components.{step}.component")
     return getattr(module, step)  # type: ignore[no-any-return]
-
-
-def user_step_component(spec: PipelineSpec, index: int) -> Any:
-    """The KFP component of one user step, named after the step.
-
-    Args:
-        spec: the pipeline spec.
-        index: the step's index in ``spec.steps``.
-
-    Returns:
-        For a ``function`` step, a copy of the generic cvpipe component for its ``after``
-        point; for a ``component`` step, the user's component loaded from its YAML.
-
-    Raises:
-        SpecError: the component file cannot be loaded.
-    """
-    import copy
-
-    step = spec.steps[index]
-    if step.component is not None:
-        from kfp import components
-
-        try:
-            comp = components.load_component_from_file(step.component)
-        except Exception as e:
-            raise SpecError([(f"steps.{index}.component", f"cannot load KFP component {step.component}: {e}")]) from None
-    else:
-        from components.user_step.component import USER_STEP_COMPONENTS
-
-        comp = USER_STEP_COMPONENTS[step.after]
-    comp = copy.copy(comp)
-    comp.component_spec = copy.deepcopy(comp.component_spec)
-    comp.component_spec.name = step.name
-    comp.name = step.name
-    return comp
-
-
-def _component_arguments(spec: PipelineSpec, index: int, comp: Any, available: dict[str, Any], run_id: Any) -> dict[str, Any]:
-    """A user component's arguments: the artifacts its inputs name, ``params``, and ``run_id`` when it takes one."""
-    step: UserStepSpec = spec.steps[index]
-    inputs = comp.component_spec.inputs or {}
-    args: dict[str, Any] = {}
-    problems: list[tuple[str, str]] = []
-    for key in step.params:
-        if key not in inputs:
-            problems.append(
-                (f"steps.{index}.params", f"component {comp.name!r} has no input {key!r}; it takes {', '.join(inputs) or 'none'}")
-            )
-    for name, spec_in in inputs.items():
-        if name in step.params:
-            args[name] = step.params[name]
-        elif name in available:
-            args[name] = available[name]
-        elif name == "run_id":
-            args[name] = run_id
-        elif spec_in.default is None and not spec_in.optional:
-            problems.append(
-                (
-                    f"steps.{index}.component",
-                    f"input {name!r} of {step.component} is neither an artifact available after {step.after} "
-                    f"({', '.join(available)}) nor in params",
-                )
-            )
-    if problems:
-        raise SpecError(problems)
-    return args
 
 
 def build_training_pipeline(spec: PipelineSpec, until: str | None = None) -> Any:
@@ -133,6 +68,11 @@ def build_training_pipeline(spec: PipelineSpec, until: str | None = None) -> Any
     def training_pipeline(spec_json: str = default_spec) -> None:
         run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
 
+        def then(task: Any, waits_for: list[Any]) -> Any:
+            for before in waits_for:
+                task.after(before)
+            return task
+
         def user_steps(after: str, available: dict[str, Any]) -> list[Any]:
             # The user's steps after `after`, chained in the order listed; returns the last one (or none).
             last: list[Any] = []
@@ -141,19 +81,16 @@ def build_training_pipeline(spec: PipelineSpec, until: str | None = None) -> Any
                 if step.after != after:
                     continue
                 if step.function is not None:
-                    task = comp(spec_json=spec_json, run_id=run_id, step=step.name, **available)
-                else:
-                    task = comp(**_component_arguments(spec, i, comp, available, run_id))
-                task = configure_task(task, spec, step.name, keep_image=step.component is not None)
-                for before in last:
-                    task.after(before)
-                last = [task]
+                    task = configure_task(comp(spec_json=spec_json, run_id=run_id, step=step.name, **available), spec, step.name)
+                    last = [then(task, last)]
+                    continue
+                args = component_arguments(spec, i, comp, available, run_id)
+                task = then(configure_task(comp(**args), spec, step.name, keep_image=True), last)
+                # cvpipe records the user's component in its lineage store: a task of its own, after it
+                recorder, inputs = lineage_recorder(spec, i, comp, task, {k: v for k, v in args.items() if k in available})
+                record = configure_task(recorder(spec_json=spec_json, run_id=run_id, step=step.name, **inputs), spec, recorder.name)
+                last = [record.after(task)]
             return last
-
-        def then(task: Any, waits_for: list[Any]) -> Any:
-            for before in waits_for:
-                task.after(before)
-            return task
 
         ing = configure_task(comps["ingest"](spec_json=spec_json, run_id=run_id), spec, "ingest")
         label_map = ing.outputs["label_map"]

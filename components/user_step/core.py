@@ -195,3 +195,45 @@ def run_task(spec_json: str, run_id: str, step: str, artifacts: Mapping[str, Any
     output.metadata["outcome"] = result.outcome
     output.metadata.update(result.values)
     return result
+
+
+def record_component(spec_json: str, run_id: str, step: str, read: Mapping[str, Any], wrote: Mapping[str, Any]) -> dict[str, int]:
+    """Records a user *component* step in lineage: one execution named after the step, what it read and wrote.
+
+    The ``<name>-lineage`` task that follows a component step calls this; the
+    component itself succeeded (else the run stopped before).
+
+    Args:
+        spec_json: the pipeline spec as JSON.
+        run_id: the pipeline run id.
+        step: the user step's name.
+        read: the artifacts the component was given, by input name (objects with ``uri`` and ``path``).
+        wrote: the artifacts it wrote, by output name.
+
+    Returns:
+        Output name -> recorded artifact id.
+    """
+    ctx = StepContext.from_json(spec_json, run_id, step)
+    index, spec = _user_step(ctx, step)
+    if spec.component is None:
+        raise SpecError([(f"steps.{index}", "a function step records its own lineage")])
+    kinds = ARTIFACTS_AFTER[spec.after]
+    inputs = {k: ctx.input_artifact(str(a.uri or a.path), kinds.get(k, "RawDataset")) for k, a in read.items()}
+    outputs = {
+        k: NewArtifact("StepOutput", str(a.uri or a.path), {"step": spec.name, "output": k, **_scalars(a.metadata)})
+        for k, a in wrote.items()
+    }
+    recorded = ctx.store.record_execution(
+        spec.name,
+        pipeline=ctx.spec.name,
+        run_id=ctx.run_id,
+        inputs=inputs,
+        outputs=outputs,
+        properties={"user_step": True, "component": Path(spec.component).name, "after": spec.after, "outcome": "passed"},
+    )
+    ctx.log.info("recorded %s: read %s; wrote %s", spec.name, ", ".join(read) or "nothing", ", ".join(wrote) or "nothing")
+    return {k: a.id for k, a in recorded.items()}
+
+
+def _scalars(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (metadata or {}).items() if isinstance(v, str | int | float | bool)}

@@ -46,7 +46,11 @@ def test_example_compiles_to_golden_and_loads_for_kubeflow_and_vertex(
     assert gate["inputs"]["artifacts"]["manifest"]["taskOutputArtifact"] == {"outputArtifactKey": "manifest", "producerTask": "ingest"}
     assert gate["inputs"]["parameters"]["step"]["runtimeValue"]["constant"] == "near-duplicates"
     assert tasks["class-floor"]["dependentTasks"] == ["ingest", "near-duplicates"]
-    assert "class-floor" in tasks["validate"]["dependentTasks"]  # nothing downstream starts before the gates passed
+    # cvpipe's task that records the user's component in lineage: what it was given and what it wrote
+    recorder = tasks["class-floor-lineage"]["inputs"]["artifacts"]
+    assert recorder["in_manifest"]["taskOutputArtifact"] == {"outputArtifactKey": "manifest", "producerTask": "ingest"}
+    assert recorder["out_report"]["taskOutputArtifact"] == {"outputArtifactKey": "report", "producerTask": "class-floor"}
+    assert "class-floor-lineage" in tasks["validate"]["dependentTasks"]  # nothing downstream starts before the gates passed
     executor = yaml.safe_load(text)["deploymentSpec"]["executors"]["exec-near-duplicates"]["container"]
     assert executor["image"] == spec.runtime.image and "pip install" not in " ".join(executor["command"])
 
@@ -93,7 +97,7 @@ def test_steps_at_every_point_chain_in_order_and_hold_back_the_next_built_in_ste
     text = compile_to_text(parse_spec({**BASE, "steps": steps}))
     tasks = _tasks(text)
     assert tasks["floor"]["dependentTasks"] == ["after-ingest", "ingest"]  # listed order at one point
-    assert "floor" in tasks["validate"]["dependentTasks"]
+    assert tasks["floor-lineage"]["dependentTasks"] == ["floor", "ingest"] and "floor-lineage" in tasks["validate"]["dependentTasks"]
     assert "after-validate" in tasks["transform"]["dependentTasks"]
     assert "after-transform" in tasks["train"]["dependentTasks"]
     assert "after-train" in tasks["evaluate"]["dependentTasks"]

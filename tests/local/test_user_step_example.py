@@ -47,6 +47,7 @@ def test_example_gates_pass_then_the_near_duplicate_gate_vetoes(tmp_path: Path) 
     assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr[-3000:]
     assert "passed: images=24, near_duplicates=0, near_duplicate_share=0" in _line(clean.stdout, "near-duplicates", "SUCCESS")
     _line(clean.stdout, "class-floor", "SUCCESS")
+    assert "recorded class-floor: read manifest; wrote report" in _line(clean.stdout, "class-floor-lineage", "SUCCESS")
 
     added = _run(project, "add_near_duplicates.py", "data", "--count", "6")
     assert added.returncode == 0, added.stderr
@@ -68,6 +69,12 @@ def test_example_gates_pass_then_the_near_duplicate_gate_vetoes(tmp_path: Path) 
 
     spec = load_spec(project / "spec.yaml")
     store = LineageStore.for_spec(spec.runtime.metadata, base_dir=spec.runtime.root)
+    # the clean run: the user's component is recorded too, linked to ingest's manifest and to the report it wrote
+    floor_report = store.latest("StepOutput", step="class-floor", output="report")
+    assert floor_report is not None and json.loads(Path(floor_report.uri).read_text())["images_per_class"]
+    floor = store.upstream(floor_report.id).root
+    assert floor.execution is not None and floor.execution[1] == "class-floor" and floor.execution[2]["component"] == "class_floor.yaml"
+    assert {path: node.execution[1] for path, node in floor.inputs if node.execution} == {"manifest": "ingest"}
     run_dir = max((project / "runs" / "shelf-detector").iterdir(), key=lambda p: p.stat().st_mtime)
     summary = json.loads((run_dir / "run.json").read_text())
     assert summary["veto"]["step"] == "near-duplicates" and summary["veto"]["reason"].startswith(reason)
