@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -37,6 +39,7 @@ __all__ = [
     "ARTIFACTS_AFTER",
     "StepArtifact",
     "StepInputs",
+    "check_function_steps",
     "check_params",
     "is_step",
     "load_step_function",
@@ -156,6 +159,39 @@ def check_params(fn: Callable[..., Any], params: Mapping[str, Any]) -> list[str]
     for p in rest:
         if p.name in names and p.default is inspect.Parameter.empty and p.name not in params:
             out.append(f"{fn.__name__} needs parameter {p.name!r}; give it in params")
+    return out
+
+
+def check_function_steps(steps: Sequence[Any], search_cwd: bool = True) -> list[tuple[str, str]]:
+    """Problems with a spec's function steps found here, before a run: imports and ``params``.
+
+    The tasks of a local run import from the working directory too (``python -m``
+    puts it first on ``sys.path``), so this does the same while it imports.
+
+    Args:
+        steps: the spec's ``steps`` (:class:`~components.core.spec.UserStepSpec`).
+        search_cwd: look in the working directory as a task does.
+
+    Returns:
+        ``(key path, problem)`` pairs; empty when every function imports, is a step and takes its params.
+    """
+    out: list[tuple[str, str]] = []
+    added = search_cwd and os.getcwd() not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())
+    try:
+        for i, s in enumerate(steps):
+            if s.function is None:
+                continue
+            try:
+                fn = load_step_function(s.function)
+            except ValueError as e:
+                out.append((f"steps.{i}.function", str(e)))
+                continue
+            out.extend((f"steps.{i}.params", p) for p in check_params(fn, s.params))
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
     return out
 
 

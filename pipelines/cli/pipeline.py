@@ -33,6 +33,13 @@ def validate_spec(spec: str) -> None:
     inferred = "" if "format" in parsed.data.model_fields_set else " (inferred)"
     click.echo(f"{spec}: valid {parsed.task} pipeline '{parsed.name}'")
     click.echo(f"data: {parsed.data.source} read as {parsed.data.format}{inferred}")
+    if parsed.steps:
+        from components.user_step.api import check_function_steps
+
+        click.echo("steps: " + ", ".join(f"{s.name} (after {s.after})" for s in parsed.steps))
+        # a step's package may be installed only in the cluster's image: say so, but the spec is valid
+        for path, msg in check_function_steps(parsed.steps):
+            click.echo(f"warning: {path}: {msg}", err=True)
     if os.environ.get("CVPIPE_SHOW_SPEC"):
         click.echo(dump_spec(parsed))
 
@@ -75,6 +82,10 @@ def run_cmd(spec: str, until: str | None, verbose: bool) -> None:
 
     parsed = load_spec_arg(spec)
     missing = check_local_paths(parsed)
+    if parsed.steps:  # a local run imports every function step: fail now rather than after the steps before it
+        from components.user_step.api import check_function_steps
+
+        missing += check_function_steps(parsed.steps)
     if missing:
         raise SpecError(missing, spec)
     if verbose:

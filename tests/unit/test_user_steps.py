@@ -280,3 +280,30 @@ def test_the_example_gate_finds_a_brightened_re_encoded_copy_and_not_a_different
     ]
     assert near_duplicates.near_duplicate_pairs(hashes[:3], max_distance=4) == []
     assert is_step(near_duplicates.near_duplicate_gate)
+
+
+def test_validate_spec_warns_and_run_refuses_a_function_step_it_cannot_import_or_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from pipelines.cli import cli
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "annotations.json").write_text('{"images": [], "annotations": [], "categories": []}')
+    (tmp_path / "my_gates.py").write_text(GATES)
+    (tmp_path / "spec.yaml").write_text(
+        "name: shelf\ntask: detection\ndata: {source: data/annotations.json}\n"
+        "steps:\n"
+        "  - {name: gone, after: ingest, function: not_installed_here.gates:gate}\n"
+        "  - {name: typo, after: ingest, function: my_gates:gate, params: {limt: 1}}\n"
+    )
+    monkeypatch.chdir(tmp_path)  # a task imports from the working directory: so does the check
+    checked = CliRunner().invoke(cli, ["validate-spec", "spec.yaml"])
+    assert checked.exit_code == 0, checked.output  # valid: the package may be installed only in the cluster's image
+    assert "steps: gone (after ingest), typo (after ingest)" in checked.stdout
+    assert "warning: steps.0.function: cannot import 'not_installed_here.gates'" in checked.stderr
+    assert "warning: steps.1.params: unknown parameter 'limt'; gate takes limit, note" in checked.stderr
+    ran = CliRunner().invoke(cli, ["run", "spec.yaml"])
+    assert ran.exit_code == 1 and "steps.0.function: cannot import" in ran.stderr and "steps.1.params" in ran.stderr
+    assert not (tmp_path / "runs").exists()  # refused before anything ran
