@@ -95,7 +95,8 @@ def run_cmd(spec: str, until: str | None, verbose: bool) -> None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up logs, in every task process
     console = Console(file=sys.stdout, highlight=False)
-    feed = StepFeed(console)
+    names = [s.name + ("-lineage" if s.component else "") for s in parsed.steps]  # a component step's recorder task
+    feed = StepFeed(console, name_width=max([12, *(len(n) for n in names)]))
     try:
         with contextlib.redirect_stdout(feed):
             summary = run_local(parsed, until=until)

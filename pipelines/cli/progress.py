@@ -46,10 +46,12 @@ class StepFeed(io.TextIOBase):
 
     Args:
         console: where the lines go (rich decides colour and live display from whether it is a terminal).
+        name_width: the width of the step-name column (the longest task name, for user steps).
     """
 
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, name_width: int = 12):
         self.console = console
+        self.name_width = name_width
         self._buf = ""
         self._step: str | None = None
         self._started = 0.0
@@ -105,7 +107,7 @@ class StepFeed(io.TextIOBase):
 
     def _begin(self, step: str) -> None:
         self._step, self._started, self._log, self._result, self._veto = step, time.monotonic(), [], "", None
-        self.console.print(f"[bold]{step:<12}[/bold] started   {time.strftime('%H:%M:%S')}", highlight=False, soft_wrap=True)
+        self.console.print(f"[bold]{step:<{self.name_width}}[/bold] started   {time.strftime('%H:%M:%S')}", highlight=False, soft_wrap=True)
         if self.console.is_terminal:
             self._live = self.console.status(self._status_text())
             self._live.start()
@@ -120,7 +122,7 @@ class StepFeed(io.TextIOBase):
         result = _one_line(self._result) if ok else "the step's log follows"
         if not ok and self._veto is not None:  # a user step's quality gate said no: its reason is the news, not a traceback
             status, result = "VETOED", self._veto
-        ended = Text.assemble((f"{step:<12} ", "bold"), (f"{status:<9}", colour), f" {took:.1f}s  {result}")
+        ended = Text.assemble((f"{step:<{self.name_width}} ", "bold"), (f"{status:<9}", colour), f" {took:.1f}s  {result}")
         self.console.print(ended, highlight=False, soft_wrap=True)
         if not ok and self._veto is None:
             for logged in self._log:
