@@ -82,6 +82,7 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(when=when, read_only=not token, quote=quote)
     templates.env.filters["fmt"] = _fmt
+    templates.env.filters["headline"] = _headline
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Response:
@@ -165,7 +166,7 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
             tree=tree,
             tree_error=tree_error,
             history=data.alias_history(name),
-            refused=[(a, _json_list(a.properties.get("reasons"))) for a in refused],
+            refused=[(a, run_id, _json_list(a.properties.get("reasons"))) for a, run_id in refused],
             aliases=sorted({a for r in rows for a in r.version.aliases} | {e.alias for e, _ in data.alias_history(name)}),
         )
 
@@ -546,6 +547,16 @@ def _json_list(value: Any) -> list[str]:
             return [value]
         return [str(x) for x in found] if isinstance(found, list) else [str(found)]
     return []
+
+
+HEADLINE = ("map_50", "map", "accuracy", "mean_iou", "f1", "precision", "recall")
+"""Metrics shown first, in this order, where a table has room for a few."""
+
+
+def _headline(metrics: dict[str, float], limit: int = 5) -> list[tuple[str, float]]:
+    """The headline metrics first, then the rest by name; at most ``limit``."""
+    order = sorted(metrics, key=lambda k: (HEADLINE.index(k) if k in HEADLINE else len(HEADLINE), k))
+    return [(k, metrics[k]) for k in order[:limit]]
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

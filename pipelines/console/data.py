@@ -259,9 +259,13 @@ class ConsoleData:
         by_model = {v.artifact_id: v for n in self.models() for v in self.versions(n)}
         return [self.version_row(v, by_model) for v in versions]
 
-    def refused_pushes(self, model_name: str) -> list[ArtifactRef]:
-        """Push records of models that were not pushed (not blessed), oldest first."""
-        return self.store.artifacts("PushedModel", pushed=False, model_name=model_name)
+    def refused_pushes(self, model_name: str) -> list[tuple[ArtifactRef, str]]:
+        """Push records of models that were not pushed (not blessed), oldest first, with the run that refused them."""
+        out = []
+        for a in self.store.artifacts("PushedModel", pushed=False, model_name=model_name):
+            produced = self.store.upstream(a.id, max_depth=1).root.execution  # the push that refused it
+            out.append((a, str(a.properties.get("run_id") or (produced[2].get("run_id", "") if produced else ""))))
+        return out
 
     def evaluation_json(self, evaluation: ArtifactRef | None) -> dict[str, Any]:
         """The ``evaluation.json`` of an evaluation (``{}`` when not found)."""

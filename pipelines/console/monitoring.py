@@ -31,8 +31,9 @@ class MonitoringView:
         checks: ``(check, feature, statistic)`` -> one cell per report (value, threshold, status) or None.
         class_mix: per report, class -> count of predictions in the window.
         classes: every class seen in the mix.
-        live: live evaluations, oldest first: ``(artifact, metrics, degraded)``.
-        blessed: the blessed figures live metrics are compared with (the serving version's metrics).
+        live: live evaluations, oldest first: ``(artifact, metric -> its result (estimate, lower, upper,
+            blessed, status), degraded metrics)``.
+        live_metrics: every live metric measured.
         batches: labelling batches, newest first: ``(artifact, imported labels or None)``.
     """
 
@@ -42,7 +43,6 @@ class MonitoringView:
     classes: list[str] = field(default_factory=list)
     live: list[tuple[ArtifactRef, dict[str, Any], list[str]]] = field(default_factory=list)
     live_metrics: list[str] = field(default_factory=list)
-    blessed: dict[str, float] = field(default_factory=dict)
     batches: list[tuple[ArtifactRef, int | None]] = field(default_factory=list)
 
 
@@ -83,13 +83,18 @@ def monitoring_view(data: ConsoleData, model_name: str) -> MonitoringView:
         view.class_mix.append(counts)
         view.classes.extend(c for c in counts if c not in view.classes)
     for a in data.store.artifacts("ModelEvaluation", model_name=model_name, live=True):
-        metrics = _loads(a.properties.get("metrics"), {})
-        view.live.append((a, metrics if isinstance(metrics, dict) else {}, [str(x) for x in _loads(a.properties.get("degraded"), [])]))
-        view.live_metrics.extend(m for m in (metrics or {}) if m not in view.live_metrics)
-    if data.registry is not None:
-        serving = data.registry.holder(model_name, "champion")
-        if serving is not None:
-            view.blessed = dict(serving.metrics)
+        # the step's live_metrics.json has each estimate with its interval and the blessed figure it was held to
+        path = _local_path(a.uri)
+        doc = _read_json(path / "live_metrics.json") if path is not None else None
+        results: dict[str, Any] = {}
+        if isinstance(doc, dict):
+            for m in doc.get("metrics") or []:
+                results[str(m.get("metric"))] = m
+        else:  # only what the artifact's properties kept
+            for k, v in (_loads(a.properties.get("metrics"), {}) or {}).items():
+                results[str(k)] = {"metric": k, "estimate": v}
+        view.live.append((a, results, [str(x) for x in _loads(a.properties.get("degraded"), [])]))
+        view.live_metrics.extend(m for m in results if m not in view.live_metrics)
     for a in reversed(data.store.artifacts("LabellingBatch", model_name=model_name)):
         imported = None
         for did in data.store.downstream_ids(a.id):

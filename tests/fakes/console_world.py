@@ -13,7 +13,9 @@ Built with the project's own steps on top of :func:`fakes.ce_world.build_world`
    real evaluate and push steps make it version 2 (it takes ``champion``);
 4. the incident gets its follow-up through the dispatcher, as the trigger's
    follow-up sends it;
-5. one more label map version holds a class named ``<script>...`` (text
+5. two drift reports (the real checks, the second window brighter), as two
+   continuous-evaluation runs record them;
+6. one more label map version holds a class named ``<script>...`` (text
    that must be shown as text), and a quarantined item says the same.
 """
 
@@ -167,7 +169,32 @@ def build_console_world(root: Path, console_url: str) -> ConsoleWorld:
         [incident.alert.model_copy(update={"update": "retraining t1 (local run shelf-train-2) succeeded: shelf pushed as version 2"})]
     )
 
-    # 5. text that must stay text: a class name and a quarantine reason
+    # 5. two continuous-evaluation windows' drift reports (real checks and report files), the second brighter
+    import numpy as np
+
+    from components.drift import DriftInputs, check_drift, write_drift_report
+
+    rng = np.random.default_rng(0)
+    reference = DriftInputs(predictions={"circle": 40, "square": 40, "star": 40}, features={"brightness": rng.normal(0.4, 0.1, 400)})
+    previous = None
+    for n, (shift, mix) in enumerate(((0.0, {"circle": 40, "square": 41, "star": 39}), (0.2, {"circle": 90, "square": 20, "star": 10}))):
+        current = DriftInputs(predictions=mix, features={"brightness": rng.normal(0.4 + shift, 0.1, 300)})
+        report = check_drift(reference, current, previous=previous, model=spec.model_name)
+        previous = report
+        run = f"shelf-ce-drift-{n + 1}"
+        files = write_drift_report(report, root / "runs" / spec.name / run / "drift", plots=False)
+        store.record_execution(
+            "drift",
+            pipeline=spec.name,
+            run_id=run,
+            outputs={
+                "report": NewArtifact(
+                    "DriftReport", str(files.json.parent), {"status": report.status, "model_name": spec.model_name, "pipeline": spec.name}
+                )
+            },
+        )
+
+    # 6. text that must stay text: a class name and a quarantine reason
     classes: dict[str, Any] = {str(k): v for k, v in LABELS.classes.items()}
     classes[str(len(classes) + 1)] = EVIL
     store.put_artifact("LabelMap", str(root / "evil_label_map"), {"version": 2, "classes": json.dumps(classes), "pipeline": spec.name})

@@ -136,6 +136,16 @@ def test_lineage_of_the_retrained_model_reaches_the_alert(console: str, world: C
     assert f'xlink:href="/artifacts/{world.alert_id}"' in graph
 
 
+def test_monitoring_page_shows_drift_across_runs(console: str, world: ConsoleWorld) -> None:
+    html = requests.get(f"{console}/models/{world.spec.model_name}/monitoring", timeout=60).text
+    table = html.split('id="drift-table"')[1].split("</table>")[0]
+    header = table.split("</tr>")[0]
+    assert header.count('<span class="ok">ok</span>') == 1 and header.count('<span class="drift">drift</span>') == 1
+    [psi] = [row for row in table.split("<tr>") if "<td>psi</td><td>brightness</td>" in row]
+    cells = re.findall(r'<td class="num ([a-z_]*)">', psi)
+    assert cells == ["ok", "drift"]  # the same check, below its threshold in the first window and above in the second
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -198,6 +208,63 @@ def test_actions_need_the_token_the_csrf_cookie_and_the_same_origin(console: str
     fresh = requests.post(url, data=good, timeout=60, allow_redirects=False)  # no cookie: a forged form from elsewhere
     assert fresh.status_code == 403
     assert _champion(world) == before
+
+
+def test_ack_and_silence_are_recorded_in_the_timeline_with_who(console: str, world: ConsoleWorld) -> None:
+    s = requests.Session()
+    page = s.get(f"{console}/incidents/{world.incident_id}/ack", timeout=60)
+    assert page.status_code == 200 and 'name="token"' in page.text
+    csrf = s.cookies["cvpipe_csrf"]
+    base = {"token": TOKEN, "csrf": csrf, "by": "oncall-ann"}
+    r = s.post(f"{console}/incidents/{world.incident_id}/ack", data={**base, "comment": "looking at the camera"}, timeout=60)
+    assert r.status_code == 200 and r.url.endswith(f"/incidents/{world.incident_id}")
+    r = s.post(f"{console}/incidents/{world.incident_id}/silence", data={**base, "duration": "1h", "comment": "camera swap"}, timeout=60)
+    timeline = r.text.split('id="timeline"')[1].split("</table>")[0]
+    assert re.search(r"<td>acknowledged</td><td>looking at the camera</td><td>oncall-ann</td>", timeline)
+    assert re.search(r"<td>silenced</td><td>until [^<]*: camera swap</td><td>oncall-ann</td>", timeline)
+    from components.alert.dispatcher import AlertDispatcher
+
+    found = AlertDispatcher(world.spec.monitoring.alert_config(world.spec.runtime.root)).find(world.incident_id)  # type: ignore[union-attr]
+    assert found.state.get("acked_by") == "oncall-ann" and found.silenced_by is not None
+
+
+def test_runs_page_lists_remote_runs_through_the_runner(tmp_path: Path) -> None:
+    """A spec whose retraining runs on Kubeflow: the runs page lists that orchestrator's runs (a KFP API server on 127.0.0.1)."""
+    import threading
+
+    import uvicorn
+    from fakes.ce_world import spec_data
+    from fakes.kfp_server import FakeKfpServer
+
+    from components.core.lineage import LineageStore
+    from components.core.spec import parse_spec
+    from pipelines.console.app import create_app
+    from pipelines.console.data import ConsoleData
+
+    with FakeKfpServer() as kfp:
+        run_id = kfp.add_run("shelf-retrain-<b>1</b>", state="FAILED")
+        spec = parse_spec(spec_data(tmp_path, retrain={"target": "kubeflow", "host": kfp.url}))
+        data = ConsoleData(LineageStore(spec.runtime.metadata.url), None, spec, None)
+        server = uvicorn.Server(uvicorn.Config(create_app(data), host="127.0.0.1", port=free_port(), log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            for _ in range(600):  # readiness: the server sets `started` once it listens
+                if server.started or not thread.is_alive():
+                    break
+                thread.join(0.1)
+            html = requests.get(f"http://127.0.0.1:{server.config.port}/runs", timeout=60).text
+        finally:
+            server.should_exit = True
+            thread.join(30)
+    section = html.split("<h2>kubeflow runs</h2>")[1]
+    assert run_id in section and "FAILED" in section and "shelf-retrain-&lt;b&gt;1&lt;/b&gt;" in section
+    assert "cannot list" not in section
+    assert any(c.path.startswith("/apis/v2beta1/runs") for c in kfp.calls("GET"))
+
+    unreachable = parse_spec(spec_data(tmp_path, retrain={"target": "kubeflow", "host": "http://127.0.0.1:9"}))
+    target, runs, error = ConsoleData(LineageStore(spec.runtime.metadata.url), None, unreachable, None).remote_runs()
+    assert (target, runs) == ("kubeflow", []) and error  # said on the page, never a crash
 
 
 def test_ui_needs_a_store(tmp_path: Path) -> None:
