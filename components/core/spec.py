@@ -758,7 +758,10 @@ class ResourceSpec(_Section):
     caching: bool = False
 
 
-BeamRunner = Literal["DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner"]
+BeamRunner = Literal[
+    "DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner", "apache_beam.runners.dask.dask_runner.DaskRunner"
+]
+"""Beam runners by name; Beam's Dask runner is named by its full class path (Beam knows no short name for it)."""
 
 
 class BeamSpec(_Section):
@@ -773,7 +776,8 @@ class BeamSpec(_Section):
         runner: the Beam runner.
         options: further pipeline options by flag name without dashes
             (``direct_num_workers: 4``, ``direct_running_mode: multi_processing``,
-            ``project``, ``region``, ``temp_location: gs://...``, ``flink_master``...).
+            ``project``, ``region``, ``temp_location: gs://...``, ``flink_master``,
+            ``dask_client_address: tcp://...``...).
     """
 
     runner: BeamRunner = "DirectRunner"

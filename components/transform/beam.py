@@ -17,6 +17,11 @@ This module imports Apache Beam; the step (:func:`components.transform.step.run`
 spec has ``runtime.beam``. With a runner other than ``DirectRunner`` the workers must see the manifest's
 images and the examples directory at the same paths as the launching task
 (a shared volume, or Cloud Storage FUSE on both sides).
+
+Each shard's result is left as a small JSON file by a plain ``Map`` rather
+than Beam's ``WriteToText``: Beam's file sinks finalise through side inputs
+that the Dask runner (``apache_beam.runners.dask.dask_runner.DaskRunner``)
+computes wrongly, and a retried write only replaces the same file.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import apache_beam as beam_sdk
 
 from components.core.beam import pipeline_options
 from components.core.examples import TFRecordWriter
-from components.core.io import atomic_path
+from components.core.io import atomic_path, atomic_write_text
 from components.core.log import get_logger
 from components.core.spec import BeamSpec
 
@@ -124,6 +129,11 @@ def _write_shard(state: WorkerState, split: str, file: str, parts: Iterable[tupl
     return _result_to_json(res)
 
 
+def _keep_result(line: str, scratch: str) -> None:
+    """Leaves one shard's result where the launching process reads it (a plain write: see the module docstring)."""
+    atomic_write_text(Path(scratch) / f"{json.loads(line)['file']}.json", line)
+
+
 def beam_shard_runner(beam: BeamSpec) -> Callable[[list[ShardTask], WorkerState, int], list[ShardResult]]:
     """A ``shard_runner`` for :func:`~components.transform.core.write_examples` that writes the shards on Apache Beam.
 
@@ -150,9 +160,9 @@ def beam_shard_runner(beam: BeamSpec) -> Callable[[list[ShardTask], WorkerState,
                     | "BuildRecords" >> b.ParDo(_BuildRecords(state))
                     | "ByShard" >> b.GroupByKey()
                     | "WriteShards" >> b.Map(lambda kv: _write_shard(state, splits[kv[0]], kv[0], kv[1]))
-                    | "Results" >> b.io.WriteToText(str(scratch / "results"), file_name_suffix=".jsonl")
+                    | "Results" >> b.Map(_keep_result, str(scratch))
                 )
-            lines = [line for f in sorted(scratch.glob("results*.jsonl")) for line in f.read_text().splitlines() if line]
+            lines = [f.read_text() for f in sorted(scratch.glob("*.json"))]
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         results = [_result_from_json(line) for line in lines]

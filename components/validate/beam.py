@@ -10,9 +10,24 @@ spec's runner, reads the result back and lists the features in the tables'
 column order, as the in-memory path does. The two paths give equal
 statistics protos; the Beam one spreads the work over the runner's workers.
 
-With a runner other than ``DirectRunner``, ``temp_location`` (a path the
-workers and this process both see, such as ``gs://...``) must be among the
-spec's Beam options: the statistics are written there and read back.
+With a runner whose workers do not share this machine's disk (Dataflow,
+Flink on a cluster), ``temp_location`` (a path the workers and this process
+both see, such as ``gs://...``) must be among the spec's Beam options: the
+statistics are written there and read back. The merged statistics are
+written by a plain ``Map`` rather than ``tfdv.WriteStatisticsToBinaryFile``:
+Beam's file sinks finalise through side inputs that the Dask runner
+(``apache_beam.runners.dask.dask_runner.DaskRunner``, Beam 2.72) computes
+wrongly (``ValueError: too many values to unpack`` in the sink's
+``pre_finalize``).
+
+``tfdv.GenerateStatistics`` itself cannot run on that Dask runner: it
+combines with ``beam.CombinePerKey(...).with_hot_key_fanout(...)``, whose
+first ParDo emits hot keys on a tagged output (``TaggedOutput("hot")``), and
+the Dask runner's ParDo puts every tagged output into the main one, so the
+hot-key elements reach the cold path and fail to unpack (``ValueError: too many values to
+unpack`` or ``TypeError: cannot unpack non-iterable``). With the Dask runner
+named in the spec, the statistics are computed on the DirectRunner in this
+process (a warning says so) and transform's writing still runs on Dask.
 """
 
 from __future__ import annotations
@@ -23,12 +38,17 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from components.core.io import atomic_write_bytes
+from components.core.log import get_logger
 from components.core.spec import BeamSpec
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["generate_statistics_beam", "record_batches"]
+__all__ = ["DASK_RUNNER", "generate_statistics_beam", "record_batches"]
+
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+"""Beam's Dask runner, by the class path the spec names it with."""
 
 
 def record_batches(df: pd.DataFrame, rows_per_batch: int = 1000) -> tuple[list[Any], Any | None]:
@@ -79,6 +99,15 @@ def generate_statistics_beam(frames: Mapping[str, pd.DataFrame], beam: BeamSpec,
 
     from components.core.beam import pipeline_options
 
+    if beam.runner == DASK_RUNNER:
+        get_logger("validate").warning(
+            "TFDV statistics cannot run on Beam's Dask runner: tfdv.GenerateStatistics combines with "
+            "CombinePerKey(...).with_hot_key_fanout(), a ParDo with a tagged output, and the Dask runner (Beam %s) sends "
+            "every tagged output to the main one; computing them on the DirectRunner in this process instead "
+            "(transform still writes on Dask)",
+            b.__version__,
+        )
+        beam = BeamSpec(runner="DirectRunner")
     temp_root = beam.options.get("temp_location")
     local = not isinstance(temp_root, str) or "://" not in temp_root
     scratch = tempfile.mkdtemp(prefix="cvpipe-tfdv-") if local else f"{str(temp_root).rstrip('/')}/cvpipe-tfdv-{uuid.uuid4().hex}"
@@ -93,7 +122,7 @@ def generate_statistics_beam(frames: Mapping[str, pd.DataFrame], beam: BeamSpec,
                     p
                     | f"{table}: batches" >> b.Create(batches, reshuffle=False)
                     | f"{table}: statistics" >> tfdv.GenerateStatistics(options)
-                    | f"{table}: write" >> tfdv.WriteStatisticsToBinaryFile(paths[table])
+                    | f"{table}: write" >> b.Map(_write_statistics, paths[table])
                 )
         out: dict[str, Any] = {}
         for table, path in paths.items():
@@ -107,6 +136,18 @@ def generate_statistics_beam(frames: Mapping[str, pd.DataFrame], beam: BeamSpec,
             shutil.rmtree(scratch, ignore_errors=True)
         else:
             _remove_remote(scratch)
+
+
+def _write_statistics(stats: Any, path: str) -> None:
+    """Writes the one merged statistics proto of a table (in place of Beam's file sink, see the module docstring)."""
+    data = stats.SerializeToString()
+    if "://" in path:
+        from apache_beam.io.filesystems import FileSystems
+
+        with FileSystems.create(path) as f:
+            f.write(data)
+    else:
+        atomic_write_bytes(path, data)
 
 
 def _remove_remote(prefix: str) -> None:
