@@ -42,7 +42,7 @@ from fastapi.templating import Jinja2Templates
 from components.core.errors import CvpipeError, LineageError
 from components.core.lineage import ArtifactRef
 
-from .data import ConsoleData, when
+from .data import ConsoleData, _is_html, when
 
 __all__ = ["TOKEN_ENV", "create_app"]
 
@@ -50,6 +50,8 @@ TOKEN_ENV = "CVPIPE_CONSOLE_TOKEN"
 """Environment variable holding the token that allows actions (unset: the console is read-only)."""
 
 HERE = Path(__file__).parent
+BOX_MIN_SCORE = 0.3
+"""Predicted boxes drawn on a labelling batch's images (the score the Label Studio pre-annotations keep)."""
 CSRF_COOKIE = "cvpipe_csrf"
 PAGE_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; frame-src 'self'; "
@@ -267,7 +269,7 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
         if key not in files:  # only names listed under a known artifact; the request never becomes a path
             raise HTTPException(404, f"{art.kind} #{art.id} has no file {name!r}")
         path = files[key]
-        media = mimetypes.guess_type(path.name)[0] or "text/plain"
+        media = "text/html" if _is_html(path) else (mimetypes.guess_type(path.name)[0] or "text/plain")
         if media.startswith("text/") or media.endswith(("json", "xml")):
             media = (
                 "text/html; charset=utf-8"
@@ -290,6 +292,7 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
         if not steps:
             return not_found(request, f"no run {run_id!r} in {data.store.url}")
         artifacts = data.store.artifacts_of_run(run_id)
+        made = data.outputs_of_run(run_id)
         return page(
             request,
             "run.html",
@@ -297,7 +300,8 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
             run=run_overview(data.store, run_id),
             steps=steps,
             artifacts=artifacts,
-            reports=data.reports_of(artifacts),
+            made={a.id for a in made},
+            reports=data.reports_of(made),
         )
 
     # ------------------------------------------------------------------ data
@@ -356,6 +360,54 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
         path = manifest.image_path(manifest.images[index])
         if not path.is_file():
             raise HTTPException(404, f"image {manifest.images[index].image_id} of {art.kind} #{art.id} is missing: {path}")
+        return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+
+    @app.get("/data/batches/{artifact_id}", response_class=HTMLResponse)
+    async def batch_page(request: Request, artifact_id: int) -> HTMLResponse:
+        art = data.store.get(artifact_id)
+        batch = data.labelling_batch(art)
+        if batch is None:
+            return not_found(request, f"{art.kind} #{art.id} is not a readable labelling batch")
+        items = []
+        for i, item in enumerate(batch.items):
+            try:
+                pred = json.loads(item.predictions) if isinstance(item.predictions, str) else dict(item.predictions or {})
+            except ValueError:
+                pred = {}
+            boxes = [
+                (box, batch.label_map.classes.get(int(cid), str(cid)), score)
+                for box, cid, score in zip(pred.get("boxes") or [], pred.get("class_ids") or [], pred.get("scores") or [], strict=False)
+                if score >= BOX_MIN_SCORE
+            ]
+            items.append((i, item, boxes))
+        files = data.artifact_files(art)
+        imported = [data.store.get(d) for d in data.store.downstream_ids(art.id)[:50]]
+        labels = sum(int(d.properties.get("labels") or 0) for d in imported if d.kind == "PredictionLog")
+        return page(
+            request,
+            "batch.html",
+            title=f"Labelling batch {batch.batch_id}",
+            art=art,
+            batch=batch,
+            items=items,
+            min_score=BOX_MIN_SCORE,
+            tasks="tasks.json" in files,
+            labels=labels,
+        )
+
+    @app.get("/data/batches/{artifact_id}/images/{index}")
+    async def batch_image(artifact_id: int, index: int) -> Response:
+        try:
+            art = data.store.get(artifact_id)
+        except LineageError:
+            raise HTTPException(404, f"no artifact {artifact_id}") from None
+        batch = data.labelling_batch(art)
+        if batch is None or not 0 <= index < len(batch.items):
+            raise HTTPException(404, f"{art.kind} #{art.id} has no image {index}")
+        uri = batch.items[index].image_uri or ""
+        path = Path(uri.removeprefix("file://")) if uri and ("://" not in uri or uri.startswith("file://")) else None
+        if path is None or not path.is_absolute() or not path.is_file():
+            raise HTTPException(404, f"image {index} of batch {batch.batch_id} is not a local file: {uri}")
         return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
 
     # ------------------------------------------------------------------ incidents

@@ -73,6 +73,20 @@ def _local_path(uri: str) -> Path | None:
     return path if path.is_absolute() else None
 
 
+def _is_html(path: Path) -> bool:
+    """Whether a file is an HTML page (KFP's HTML outputs are files named after the output, without a suffix)."""
+    if path.suffix in (".html", ".htm"):
+        return True
+    if path.suffix:
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256).lstrip().lower()
+    except OSError:
+        return False
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
 @dataclass
 class VersionRow:
     """One registry version as the model page shows it.
@@ -323,6 +337,15 @@ class ConsoleData:
         except Exception as e:  # a cluster that cannot be reached must not take the console down
             return target, [], f"{type(e).__name__}: {e}"
 
+    def outputs_of_run(self, run_id: str) -> list[ArtifactRef]:
+        """Artifacts a run's own steps wrote (a run's context also holds what its steps read)."""
+        out = []
+        for a in self.store.artifacts_of_run(run_id):
+            produced = self.store.upstream(a.id, max_depth=1).root.execution
+            if produced is not None and produced[2].get("run_id") == run_id:
+                out.append(a)
+        return out
+
     def run_steps(self, run_id: str) -> list[dict[str, Any]]:
         """A run's executions, oldest first, each with its output artifacts' reports."""
         return self.store.executions(run_id=run_id)
@@ -333,7 +356,8 @@ class ConsoleData:
         for a in artifacts:
             name = self.report_file(a)
             if name is not None:
-                title = {"ModelEvaluation": "evaluation", "DriftReport": "drift"}.get(a.kind, str(a.properties.get("kind") or a.kind))
+                produced = self.store.upstream(a.id, max_depth=1).root.execution
+                title = produced[1] if produced is not None else str(a.properties.get("kind") or a.kind)  # the step's name
                 out.append((a, title, name or "-"))
         return out
 
@@ -368,13 +392,21 @@ class ConsoleData:
             rp = _local_path(report)
             if rp is not None and rp.is_file():
                 out["report.html"] = rp
+        elif artifact.kind == "ModelEvaluation" and root is not None and root.name == "evaluation":
+            # stores from before the report's path was recorded: the evaluate task's own HTML output
+            # sits beside its evaluation output (KFP's layout: <task dir>/<output name>)
+            for name in ("report.html", "report"):
+                sibling = root.parent / name
+                if sibling.is_file() and _is_html(sibling):
+                    out["report.html"] = sibling
+                    break
         return out
 
     def report_file(self, artifact: ArtifactRef) -> str | None:
         """The name (in :meth:`artifact_files`) of the artifact's HTML page, or None."""
         files = self.artifact_files(artifact)
         for name in ("report.html", "index.html", "drift_report.html", "report/index.html", "report/report.html", ""):
-            if name in files and files[name].suffix in (".html", ".htm"):
+            if name in files and _is_html(files[name]):
                 return name
         htmls = sorted(n for n in files if n.endswith(".html"))
         return htmls[0] if htmls else None
@@ -448,6 +480,18 @@ class ConsoleData:
         file = path / "manifest.json" if path.is_dir() else path
         try:
             return Manifest.load(file)
+        except (OSError, ValueError, CvpipeError):
+            return None
+
+    def labelling_batch(self, artifact: ArtifactRef) -> Any:
+        """The :class:`~components.sample.batch.LabellingBatch` a ``LabellingBatch`` artifact holds (None when unreadable)."""
+        from components.sample.batch import LabellingBatch
+
+        path = _local_path(artifact.uri) if artifact.kind == "LabellingBatch" else None
+        if path is None:
+            return None
+        try:
+            return LabellingBatch.load(path)
         except (OSError, ValueError, CvpipeError):
             return None
 

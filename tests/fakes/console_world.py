@@ -5,9 +5,12 @@ Built with the project's own steps on top of :func:`fakes.ce_world.build_world`
 
 1. drift findings go through the real alert step, which records the
    ``Alert`` artifact and notifies the incident into the spec's incident log
-   (with the console link, ``monitoring.alerts.console_url``);
+   (with the console link, ``monitoring.alerts.console_url``); production
+   traffic goes through the real batch predictor into the prediction log,
+   and the real window, sample and label-import steps make a labelling batch
+   and import its (simulated) labels;
 2. a ``trigger`` execution records the retraining's dataset (a ``RawDataset``)
-   made from the alert, as the retraining trigger does;
+   made from the alert and the labelling batch, as the retraining trigger does;
 3. the retraining run ingests that dataset and transforms it (real steps),
    a second tiny model is recorded as warm-started from version 1, and the
    real evaluate and push steps make it version 2 (it takes ``champion``);
@@ -51,6 +54,7 @@ class ConsoleWorld:
         incident_id: the incident that started the retraining.
         console_url: the console base URL the incident links to.
         alert_id: the incident's ``Alert`` artifact.
+        batch_id: the labelling batch's artifact (its labels imported).
         v1_model: version 1's ``Model`` artifact id.
         v2_model: version 2's ``Model`` artifact id.
     """
@@ -61,6 +65,7 @@ class ConsoleWorld:
     incident_id: str
     console_url: str
     alert_id: int
+    batch_id: int
     v1_model: int
     v2_model: int
 
@@ -129,13 +134,36 @@ def build_console_world(root: Path, console_url: str) -> ConsoleWorld:
     alerted = alert_step(ctx("alert", ce_run), [ce_dir / "drift"], ce_dir / "alert", notify=False)
     [(key, alert_artifact)] = alerted.recorded.items()
 
-    # 2. the trigger's record: the retraining's dataset, made from the alert
+    # production traffic through the real batch predictor, a window and a labelling batch (real steps), labels imported
+    from components.monitor.labels import run as import_step
+    from components.monitor.window import run as window_step
+    from components.sample.core import LabellingBatch
+    from components.sample.core import run as sample_step
+    from components.sample.simulate import simulate_labels
+
+    prod = world.images("prod", 24, seed=11, brightness=0.6)
+    world.log_traffic(prod)
+    win = window_step(ctx("read_window", ce_run), ce_dir / "window")
+    sampled = sample_step(
+        ctx("sample", ce_run),
+        world.log_dir,
+        f"{spec.model_name}@champion",
+        ce_dir / "batch",
+        window_end=win.window.end,
+        window=win.window.end - win.window.start,
+    )
+    labels_dir = Path(spec.monitoring.labels)  # type: ignore[union-attr, arg-type]
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    (labels_dir / "export-1.json").write_text(json.dumps(simulate_labels(LabellingBatch.load(ce_dir / "batch"), prod)))
+    import_step(ctx("import_labels", ce_run), ce_dir / "labelled")
+
+    # 2. the trigger's record: the retraining's dataset, made from the alert and the labelling batch
     annotations = str((root / "data" / "annotations.json").resolve())
     store.record_execution(
         "trigger",
         pipeline=spec.name,
         run_id=ce_run,
-        inputs={"alerts": [alert_artifact]},
+        inputs={"alerts": [alert_artifact], "labelling_batch": sampled.artifacts["batch"]},
         outputs={"dataset": NewArtifact("RawDataset", annotations, {"format": "coco", "pipeline": spec.name, "trigger_id": "t1"})},
         properties={"triggered": True, "trigger_id": "t1"},
     )
@@ -217,6 +245,7 @@ def build_console_world(root: Path, console_url: str) -> ConsoleWorld:
         incident_id=incident.incident_id,
         console_url=console_url,
         alert_id=alert_artifact.id,
+        batch_id=sampled.artifacts["batch"].id,
         v1_model=v1_model.id,
         v2_model=trained["model"].id,
     )

@@ -131,9 +131,21 @@ def test_the_incident_link_in_the_log_opens_its_timeline(console: str, world: Co
 def test_lineage_of_the_retrained_model_reaches_the_alert(console: str, world: ConsoleWorld) -> None:
     html = requests.get(f"{console}/lineage/{world.v2_model}", timeout=60).text
     graph = html.split('id="lineage-graph"')[1]
-    for node in (world.v2_model, world.v1_model, world.alert_id):
+    for node in (world.v2_model, world.v1_model, world.alert_id, world.batch_id):
         assert f'id="node_{node}"' in graph
     assert f'xlink:href="/artifacts/{world.alert_id}"' in graph
+
+
+def test_labelling_queue_shows_the_batch_its_labels_and_images(console: str, world: ConsoleWorld) -> None:
+    html = requests.get(f"{console}/models/{world.spec.model_name}/monitoring", timeout=60).text
+    queue = html.split('id="batches"')[1].split("</table>")[0]
+    assert f'href="/data/batches/{world.batch_id}"' in queue and "waiting for labels" not in queue
+    page = requests.get(f"{console}/data/batches/{world.batch_id}", timeout=60).text
+    images = re.findall(rf'src="(/data/batches/{world.batch_id}/images/\d+)"', page)
+    assert images and "Label Studio tasks written" in page
+    for src in images[:3]:
+        r = requests.get(console + src, timeout=60)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("image/")
 
 
 def test_monitoring_page_shows_drift_across_runs(console: str, world: ConsoleWorld) -> None:
@@ -155,6 +167,7 @@ def test_monitoring_page_shows_drift_across_runs(console: str, world: ConsoleWor
         "/artifacts/999999/files/-",
         "/static/..%2F..%2F..%2Fspec.yaml",
         "/data/manifests/{id}/images/99999",
+        "/data/batches/{id}/images/0",
     ],
 )
 def test_files_outside_the_known_artifacts_are_refused(console: str, world: ConsoleWorld, path: str) -> None:
