@@ -6,7 +6,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.cvpipe-installed
 
-.PHONY: demo test lint typecheck pytest lock venv clean golden bench audit image image-gpu
+# One seed per make run: it orders the whole suite (pytest-randomly) and picks the files
+# pytest-alone runs on their own. `make test SEED=N` replays both.
+ifeq ($(origin SEED),undefined)
+SEED := $(shell $(PYTHON) -c 'import random; print(random.randrange(2**32))')
+endif
+
+.PHONY: demo test lint typecheck pytest pytest-alone lock venv clean golden bench audit image image-gpu
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +26,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cvpipe demo
 
-test: lint typecheck pytest
+test: lint typecheck pytest pytest-alone
 
 lint: $(STAMP)
 	$(BIN)/ruff check cvpipe components pipelines tests bench .ci examples
@@ -30,7 +36,12 @@ typecheck: $(STAMP)
 	$(BIN)/mypy cvpipe components pipelines
 
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --randomly-seed=$(SEED)
+
+# A few test files, each run alone in its own pytest process (every file must pass on its own):
+# 3 files of tests/unit and tests/compile picked by SEED, or exactly FILES="tests/unit/test_x.py ...".
+pytest-alone: $(STAMP)
+	$(BIN)/python .ci/pytest_alone.py --seed $(SEED) $(FILES)
 
 # Run the benchmarks at their documented sizes and rewrite the README's table from their output (tens of minutes).
 bench: $(STAMP)
