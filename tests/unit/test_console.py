@@ -40,9 +40,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> ConsoleWorld:
     return build_console_world(tmp_path_factory.mktemp("console"), f"http://127.0.0.1:{free_port()}")
 
 
-def _console(world: ConsoleWorld, port: int, token: str | None, name: str) -> Service:
+def _console(world: ConsoleWorld, port: int, token: str | None, name: str, store: list[str]) -> Service:
     env = {"CVPIPE_CONSOLE_TOKEN": token or "", "CVPIPE_USER": "tester"}
-    argv = [sys.executable, "-m", "pipelines.cli", "ui", "--spec", str(world.spec_path), "--port", str(port)]
+    argv = [sys.executable, "-m", "pipelines.cli", "ui", *store, "--port", str(port)]
     return Service(name, argv, f"http://127.0.0.1:{port}/", world.root / f"{name}.log", env=env, deadline_s=180)
 
 
@@ -50,15 +50,15 @@ def _console(world: ConsoleWorld, port: int, token: str | None, name: str) -> Se
 def console(world: ConsoleWorld) -> Iterator[str]:
     """The console with a token, on the port the incident log links to."""
     port = int(world.console_url.rsplit(":", 1)[1])
-    with _console(world, port, TOKEN, "console"):
+    with _console(world, port, TOKEN, "console", ["--spec", str(world.spec_path)]):
         yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
 def read_only(world: ConsoleWorld) -> Iterator[str]:
-    """The same store served without a token."""
+    """The same store served without a token, named by its metadata URL alone (the registry is found from its versions)."""
     port = free_port()
-    with _console(world, port, None, "console-read-only"):
+    with _console(world, port, None, "console-read-only", ["--metadata", world.spec.runtime.metadata.url]):
         yield f"http://127.0.0.1:{port}"
 
 
@@ -189,6 +189,7 @@ def test_read_only_console_refuses_every_action(read_only: str, world: ConsoleWo
     name = world.spec.model_name
     page = requests.get(f"{read_only}/models/{name}", timeout=60).text
     assert "/rollback" not in page and "/promote" not in page and "read-only" in page
+    assert page.split('id="versions-table"')[1].split("</table>")[0].count("<tr>") == 3  # both versions, from --metadata alone
     assert requests.get(f"{read_only}/models/{name}/rollback", timeout=60).status_code == 403
     s = requests.Session()
     s.get(f"{read_only}/", timeout=60)
