@@ -371,7 +371,19 @@ def test_click_through_overview_model_lineage_incident(browser: Any, console: st
         timeline = page.locator("#timeline").inner_text()
         assert "fired" in timeline and "pushed as version 2" in timeline
         page.screenshot(path=str(shots / "incident.png"), full_page=True)
-        for path in ("/runs", f"/models/{name}/monitoring", "/incidents", "/actions", "/data"):
+        page.goto(f"{console}/runs/shelf-train-1", wait_until="load")
+        titles = [f.get_attribute("title") for f in page.locator("iframe.report").all()]
+        assert titles == ["validate report", "evaluate report"]
+        assert "Data validation" in page.frame_locator("iframe.report").first.locator("h1").inner_text()
+        for path in (
+            "/runs",
+            f"/models/{name}/compare?a=1&b=2",
+            f"/models/{name}/monitoring",
+            f"/data/batches/{world.batch_id}",
+            "/incidents",
+            "/actions",
+            "/data",
+        ):
             page.goto(console + path, wait_until="load")
         page.get_by_role("link", name="images").first.click()
         page.wait_for_url(re.compile(r".*/data/manifests/\d+$"))
