@@ -38,6 +38,7 @@ from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from components.core.errors import CvpipeError, LineageError
 from components.core.lineage import ArtifactRef
@@ -109,7 +110,14 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
 
     @app.exception_handler(CvpipeError)
     async def cvpipe_error(request: Request, exc: CvpipeError) -> HTMLResponse:
-        return not_found(request, str(exc))
+        # a GET names something that is not there; a POST asked for what cannot be done (no earlier version...)
+        status = 404 if request.method == "GET" else 409
+        return page(request, "error.html", status_code=status, title="Not found" if status == 404 else "Not done", message=str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
+        titles = {403: "Refused", 404: "Not found", 400: "Not done"}
+        return page(request, "error.html", status_code=exc.status_code, title=titles.get(exc.status_code, "Error"), message=str(exc.detail))
 
     def artifact_link(a: ArtifactRef) -> str:
         return f"/artifacts/{a.id}"

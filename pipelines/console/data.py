@@ -313,11 +313,9 @@ class ConsoleData:
             if run_id.startswith("console-"):
                 continue
             row = run_overview(self.store, run_id)
-            comps = {e["component"] for e in self.store.executions(run_id=run_id)}
-            row["kind"] = "continuous-eval" if comps & CE_COMPONENTS else "training"
-            row["pipeline"] = next(
-                (str(e["properties"].get("pipeline")) for e in self.store.executions(run_id=run_id) if e["properties"].get("pipeline")), ""
-            )
+            execs = self.store.executions(run_id=run_id)
+            row["kind"] = "continuous-eval" if {e["component"] for e in execs} & CE_COMPONENTS else "training"
+            row["pipeline"] = next((str(e["properties"]["pipeline"]) for e in execs if e["properties"].get("pipeline")), "")
             out.append(row)
         return out
 
