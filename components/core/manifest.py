@@ -9,20 +9,30 @@ or RLE) so nothing is rasterised before it must be.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticSerializationError
 
-from .io import atomic_write_json, read_json
+from .io import atomic_path, read_json
 from .labelmap import LabelMap
 
 __all__ = ["ImageRecord", "Manifest", "ObjectAnnotation", "Task"]
 
 Task = Literal["classification", "detection", "segmentation"]
+
+
+def _to_json(model: BaseModel, exclude: set[str] | None = None) -> str:
+    """A model as compact JSON; a name that is not UTF-8 (a surrogate escape) is written escaped, as ``json`` does."""
+    try:
+        return model.model_dump_json(exclude=exclude)
+    except PydanticSerializationError:
+        return json.dumps(model.model_dump(mode="json", exclude=exclude), separators=(",", ":"))
 
 
 class ObjectAnnotation(BaseModel):
@@ -39,6 +49,8 @@ class ObjectAnnotation(BaseModel):
         attributes: format-specific flags of the object worth keeping (Pascal VOC
             ``difficult``, ``truncated``, ``pose``...).
     """
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")  # a NaN box stays NaN for validate to report
 
     class_id: int
     bbox: list[float] = Field(min_length=4, max_length=4)
@@ -66,6 +78,8 @@ class ImageRecord(BaseModel):
             to be escaped for display (a name that is not UTF-8: ``path`` shows
             ``caf\\xe9.jpg``, ``raw_path`` opens the file).
     """
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")  # a NaN box stays NaN for validate to report
 
     image_id: str
     path: str
@@ -103,6 +117,8 @@ class Manifest(BaseModel):
         format: the annotation format it was read from.
         source: the annotation file or directory it was read from.
     """
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")  # a NaN box stays NaN for validate to report
 
     task: Task
     root: str
@@ -146,7 +162,10 @@ class Manifest(BaseModel):
         return self.class_counts().get(class_name, 0)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Writes the manifest as JSON (atomically).
+        """Writes the manifest as JSON (atomically), one image record at a time.
+
+        Each record is serialised on its own, so writing never holds a second,
+        dict-shaped copy of a large manifest (100,000 images, a million objects).
 
         Args:
             path: the file.
@@ -154,16 +173,39 @@ class Manifest(BaseModel):
         Returns:
             The path written.
         """
-        return atomic_write_json(path, self.model_dump(mode="json"), indent=None)
+        head = _to_json(self, exclude={"images"})
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            f.write(head[:-1] + ',"images":[')
+            for i, record in enumerate(self.images):
+                if i:
+                    f.write(",")
+                f.write(_to_json(record))
+            f.write("]}")
+            f.flush()
+            os.fsync(f.fileno())
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Manifest:
         """Reads a manifest written by :meth:`save`.
+
+        The JSON is parsed and validated in one pass by pydantic-core, without
+        an intermediate tree of Python dicts.
 
         Args:
             path: the file.
 
         Returns:
             The manifest.
+
+        Raises:
+            OSError: the file cannot be read.
+            ValueError: it is not a manifest (``pydantic.ValidationError``).
         """
-        return cls.model_validate(read_json(path))
+        data = Path(path).read_bytes()
+        try:
+            return cls.model_validate_json(data)
+        except ValueError:
+            if b"\\ud" not in data and b"\\uD" not in data:
+                raise
+        return cls.model_validate(read_json(path))  # an escaped non-UTF-8 name: Python's json reads it back

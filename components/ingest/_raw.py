@@ -142,6 +142,9 @@ def safe_join(root: str | os.PathLike[str], name: str) -> tuple[Path, str]:
     return candidate, rel.as_posix()
 
 
+_PLAIN_NUMBERS = frozenset({int, float})
+
+
 def floats(values: Any, n: int) -> list[float]:
     """Converts a sequence of ``n`` numbers to floats (NaN and inf are kept, for the caller to reject).
 
@@ -157,6 +160,8 @@ def floats(values: Any, n: int) -> list[float]:
     """
     if not isinstance(values, list | tuple) or len(values) != n:
         raise ValueError(f"expected {n} numbers, got {values!r}")
+    if _PLAIN_NUMBERS.issuperset(map(type, values)):  # the common case, without a Python-level loop
+        return list(map(float, values))
     out: list[float] = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int | float | str):
@@ -167,4 +172,4 @@ def floats(values: Any, n: int) -> list[float]:
 
 def is_finite(values: list[float]) -> bool:
     """Whether every value is a finite number."""
-    return all(math.isfinite(v) for v in values)
+    return all(map(math.isfinite, values))

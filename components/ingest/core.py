@@ -105,6 +105,19 @@ def check_box(bbox: list[float], width: int, height: int) -> tuple[list[float], 
         ``zero_size_box`` or ``box_outside_image``.
     """
     x, y, w, h = bbox
+    tol = BOX_TOLERANCE_PX
+    if (
+        x >= 0.0
+        and y >= 0.0
+        and w > 0.0
+        and h > 0.0
+        and x + w <= width + tol
+        and y + h <= height + tol
+        and x < width
+        and y < height
+        and (w < math.inf and h < math.inf)
+    ):  # the common case, decided without formatting anything (NaN fails every comparison)
+        return [x, y, min(float(width), x + w) - x, min(float(height), y + h) - y], None
     shown = "[" + ", ".join(f"{v:g}" for v in bbox) + "]"
     if not is_finite(bbox):
         return None, ("invalid_coordinates", f"box {shown} has a NaN or infinite coordinate")
@@ -112,7 +125,6 @@ def check_box(bbox: list[float], width: int, height: int) -> tuple[list[float], 
         return None, ("invalid_coordinates", f"box {shown} has a negative width or height")
     if w == 0 or h == 0:
         return None, ("zero_size_box", f"box {shown} has zero width or height")
-    tol = BOX_TOLERANCE_PX
     if x < -tol or y < -tol:
         return None, ("invalid_coordinates", f"box {shown} has a negative position, more than {tol:g} px before the image")
     if x + w > width + tol or y + h > height + tol:
@@ -137,8 +149,13 @@ class _Rejected(Exception):
         self.reason = reason
 
 
-def _check_segmentation(seg: Any, width: int, height: int) -> tuple[list[list[float]] | dict[str, Any], float, list[float]]:
-    """Returns (segmentation, area, extent box); raises _Rejected."""
+_NUMBER_TYPES = frozenset({int, float})
+
+
+def _check_segmentation(
+    seg: Any, width: int, height: int, need_area: bool = True, need_extent: bool = True
+) -> tuple[list[list[float]] | dict[str, Any], float | None, list[float] | None]:
+    """Returns (segmentation, area, extent box); area and extent of polygons are None when not needed. Raises _Rejected."""
     if isinstance(seg, dict):
         size, counts = seg.get("size"), seg.get("counts")
         if not isinstance(size, list) or size != [height, width]:
@@ -157,28 +174,28 @@ def _check_segmentation(seg: Any, width: int, height: int) -> tuple[list[list[fl
     if isinstance(seg, list) and seg:
         polys: list[list[float]] = []
         for poly in seg:
-            if (
-                not isinstance(poly, list)
-                or len(poly) < 6
-                or len(poly) % 2
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in poly)
-                or not is_finite([float(v) for v in poly])
-            ):
+            # type(), not isinstance: a JSON true is an int to isinstance
+            if type(poly) is not list or len(poly) < 6 or len(poly) % 2 or not _NUMBER_TYPES.issuperset(map(type, poly)):
                 raise _Rejected("invalid_mask", "a polygon must be a list of at least 3 finite x, y pairs")
-            polys.append([float(v) for v in poly])
-        xs = [v for p in polys for v in p[0::2]]
-        ys = [v for p in polys for v in p[1::2]]
-        extent = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
-        return polys, sum(_polygon_area(p) for p in polys), extent
+            values = list(map(float, poly))
+            if not all(map(math.isfinite, values)):
+                raise _Rejected("invalid_mask", "a polygon must be a list of at least 3 finite x, y pairs")
+            polys.append(values)
+        extent = None
+        if need_extent:
+            xs = [v for p in polys for v in p[0::2]]
+            ys = [v for p in polys for v in p[1::2]]
+            extent = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+        return polys, (sum(_polygon_area(p) for p in polys) if need_area else None), extent
     raise _Rejected("invalid_mask", f"segmentation must be polygons or an RLE object, got {type(seg).__name__}")
 
 
-def _object(obj: RawObject, width: int, height: int, label_map: LabelMap) -> ObjectAnnotation:
+def _object(obj: RawObject, width: int, height: int, label_map: LabelMap, class_ids: Mapping[str, int]) -> ObjectAnnotation:
     """The canonical object; raises _Rejected."""
     if obj.problem is not None:
         raise _Rejected(*obj.problem)
     name = obj.class_name
-    class_id = label_map.id_of(name) if name else None
+    class_id = class_ids.get(name) if name else None
     if class_id is None:
         raise _Rejected("unknown_class", f"class {name!r} is not in the label map ({', '.join(label_map.names)})")
     bbox = obj.bbox
@@ -190,8 +207,9 @@ def _object(obj: RawObject, width: int, height: int, label_map: LabelMap) -> Obj
         if isinstance(seg, list):
             seg = [[v * (width if i % 2 == 0 else height) for i, v in enumerate(p)] for p in seg]
     seg_area: float | None = None
+    given_area = obj.area if obj.area is not None and math.isfinite(obj.area) and obj.area >= 0 else None
     if seg is not None:
-        seg, seg_area, extent = _check_segmentation(seg, width, height)
+        seg, seg_area, extent = _check_segmentation(seg, width, height, need_area=given_area is None, need_extent=bbox is None)
         if bbox is None:
             bbox = extent
     if bbox is None:
@@ -199,7 +217,7 @@ def _object(obj: RawObject, width: int, height: int, label_map: LabelMap) -> Obj
     clipped, problem = check_box(bbox, width, height)
     if problem is not None or clipped is None:
         raise _Rejected(*(problem or ("invalid_coordinates", "unusable box")))
-    area = obj.area if obj.area is not None and math.isfinite(obj.area) and obj.area >= 0 else None
+    area = given_area
     if area is None:
         area = seg_area if seg_area is not None else clipped[2] * clipped[3]
     return ObjectAnnotation(
@@ -250,6 +268,8 @@ class _Rules:
     max_pixels: int
     allow_outside_root: bool
     real_root: str
+    class_ids: dict[str, int] = field(default_factory=dict)
+    """class name -> id of the label map, built once (ingest asks once per object)."""
 
 
 SHARED_STORAGE_HINT = "set data.allow_outside_root: true for a dataset on shared storage that relies on links"
@@ -263,6 +283,7 @@ def _assemble(raw: RawDataset, label_map: LabelMap, rules: _Rules, q: Quarantine
     for img in progress(raw.images, len(raw.images), "ingest: reading images", log):
         q.total += 1
         record = _image(img, raw.root, label_map, rules, ids, paths, q)
+        img.objects = []  # the record holds the checked objects now: per-image state stays bounded
         if record is not None:
             records.append(record)
     return records
@@ -380,7 +401,7 @@ def _image(
     objects: list[ObjectAnnotation] = []
     for obj in img.objects:
         try:
-            objects.append(_object(obj, width, height, label_map))
+            objects.append(_object(obj, width, height, label_map, rules.class_ids))
         except _Rejected as r:
             q.add(
                 img.origin, r.kind, f"{rel}, annotation {obj.annotation_id}: {r.reason}", image_id=image_id, annotation_id=obj.annotation_id
@@ -474,7 +495,12 @@ def read_source(
     _drop_outputs(raw, fmt, exclude)
     _displayable(raw)
     label_map, _ = _label_map(raw, data, previous)
-    rules = _Rules(max_pixels=max_pixels, allow_outside_root=data.allow_outside_root, real_root=os.path.realpath(raw.root))
+    rules = _Rules(
+        max_pixels=max_pixels,
+        allow_outside_root=data.allow_outside_root,
+        real_root=os.path.realpath(raw.root),
+        class_ids={name: cid for cid, name in reversed(list(label_map.classes.items()))},  # the first id of a name wins, as id_of
+    )
     records = _assemble(raw, label_map, rules, q)
     manifest = Manifest(
         task=task,
