@@ -724,14 +724,22 @@ class LineageStore:
 
         return LineageGraph(root=build(int(artifact_id), 0))
 
-    def downstream_ids(self, artifact_id: int) -> list[int]:
-        """Ids of artifacts produced (directly or not) from an artifact."""
+    def downstream_ids(self, artifact_id: int, limit: int | None = None) -> list[int]:
+        """Ids of artifacts produced (directly or not) from an artifact.
+
+        Args:
+            artifact_id: the artifact.
+            limit: stop once at least this many are found (a source dataset leads to most of a busy store).
+
+        Returns:
+            The ids, in the order the walk found them.
+        """
         from ml_metadata.proto import metadata_store_pb2
 
         out: list[int] = []
         frontier = [int(artifact_id)]
         seen = set(frontier)
-        while frontier:
+        while frontier and (limit is None or len(out) < limit):
             aid = frontier.pop()
             execs = {e.execution_id for e in self._store.get_events_by_artifact_ids([aid]) if e.type == metadata_store_pb2.Event.INPUT}
             if not execs:

@@ -389,7 +389,7 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
             ]
             items.append((i, item, boxes))
         files = data.artifact_files(art)
-        imported = [data.store.get(d) for d in data.store.downstream_ids(art.id)[:50]]
+        imported = [data.store.get(d) for d in data.store.downstream_ids(art.id, limit=20)]
         labels = sum(int(d.properties.get("labels") or 0) for d in imported if d.kind == "PredictionLog")
         return page(
             request,

@@ -192,7 +192,7 @@ def lineage_graph(store: LineageStore, artifact_id: int, max_nodes: int = 80) ->
             edges.add(Edge(child.artifact.id, n.artifact.id, key))
             stack.append(child)
     below = []
-    for did in store.downstream_ids(artifact_id):
+    for did in store.downstream_ids(artifact_id, limit=max_nodes):
         if len(nodes) >= max_nodes:
             break
         up = store.upstream(did, max_depth=1).root

@@ -97,7 +97,7 @@ def monitoring_view(data: ConsoleData, model_name: str) -> MonitoringView:
         view.live_metrics.extend(m for m in results if m not in view.live_metrics)
     for a in reversed(data.store.artifacts("LabellingBatch", model_name=model_name)):
         imported = None
-        for did in data.store.downstream_ids(a.id):
+        for did in data.store.downstream_ids(a.id, limit=20):  # the import is right below the batch
             d = data.store.get(did)
             if d.kind == "PredictionLog" and isinstance(d.properties.get("labels"), int):
                 imported = (imported or 0) + int(d.properties["labels"])
