@@ -12,7 +12,7 @@ ifeq ($(origin SEED),undefined)
 SEED := $(shell $(PYTHON) -c 'import random; print(random.randrange(2**32))')
 endif
 
-.PHONY: demo test lint typecheck pytest pytest-alone lock venv clean golden bench audit image image-gpu
+.PHONY: demo test lint typecheck pytest pytest-alone lock venv clean golden components bench audit image image-gpu
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench: $(STAMP)
 
 golden: $(STAMP)
 	$(BIN)/pytest tests/compile --update-golden
+
+# Each component's compiled KFP YAML (components/<name>/component.yaml), for pipelines assembled outside Python.
+components: $(STAMP)
+	$(BIN)/python -m components.library
 
 # Known vulnerabilities of the locked versions (pip-audit; needs PyPI's JSON API or OSV). Exit 2 and a
 # plain "NOT AUDITED" where no vulnerability database is reachable; known findings: docs/security.md.

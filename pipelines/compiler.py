@@ -15,7 +15,7 @@ from typing import Any
 from components.core.io import atomic_path
 from components.core.spec import PipelineSpec
 
-__all__ = ["PIPELINES", "build_pipeline", "compile_spec", "compile_to_text", "pipeline_display_name"]
+__all__ = ["PIPELINES", "build_pipeline", "compile_spec", "compile_to_text", "compiled_parameters", "pipeline_display_name"]
 
 PIPELINES: tuple[str, ...] = ("training", "continuous-eval")
 """The pipelines a spec describes: ``training`` and, with a ``monitoring`` section, ``continuous-eval``."""
@@ -59,6 +59,30 @@ def build_pipeline(spec: PipelineSpec, pipeline: str = "training", until: str | 
     from .training import build_training_pipeline
 
     return build_training_pipeline(spec, until=until)
+
+
+def compiled_parameters(spec: PipelineSpec, pipeline: str = "training", until: str | None = None) -> dict[str, dict[str, Any]]:
+    """The parameters one of a spec's compiled pipelines takes, with their defaults (the spec's values).
+
+    ``context`` (:class:`~components.core.params.PipelineContext`) and the spec
+    sections its components take; the continuous evaluation's trigger adds ``spec``.
+
+    Args:
+        spec: the spec.
+        pipeline: ``training`` or ``continuous-eval``.
+        until: last step included.
+
+    Returns:
+        Parameter name -> default value.
+    """
+    pipeline_display_name(spec, pipeline)
+    if pipeline == "continuous-eval":
+        from .continuous_eval import continuous_eval_parameters
+
+        return continuous_eval_parameters(spec, until)
+    from .training import training_parameters
+
+    return training_parameters(spec, until)
 
 
 def compile_spec(spec: PipelineSpec, output: str | os.PathLike[str], until: str | None = None, pipeline: str = "training") -> Path:

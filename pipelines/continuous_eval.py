@@ -2,8 +2,10 @@
 
 :func:`build_continuous_eval_pipeline` turns a spec with a ``monitoring``
 section into a KFP v2 pipeline named ``<name>-continuous-eval``, compiled
-and run like the training pipeline (the spec travels as ``spec_json``; each
-task gets the KFP job name as its run id)::
+and run like the training pipeline from the same reusable components (the
+spec travels as pipeline parameters: ``context``, ``monitoring``,
+``evaluate`` and, for the retraining trigger, the whole ``spec``; each task
+gets the KFP job name as its run id)::
 
     read_window ──┬──> sample ────────────────────────────────────────┐
                   ├──> import_labels ──┬──> live_metrics ──┐            │
@@ -36,9 +38,9 @@ from typing import Any
 from components.core.spec import PipelineSpec
 
 from .steps import CE_STEPS
-from .tasks import configure_task
+from .tasks import configure_task, pipeline_parameters, with_parameters
 
-__all__ = ["CE_STEPS", "build_continuous_eval_pipeline", "pipeline_name"]
+__all__ = ["CE_STEPS", "build_continuous_eval_pipeline", "continuous_eval_parameters", "pipeline_name"]
 
 
 def pipeline_name(spec: PipelineSpec) -> str:
@@ -51,6 +53,24 @@ def pipeline_name(spec: PipelineSpec) -> str:
         The name.
     """
     return f"{spec.name}-continuous-eval"
+
+
+def continuous_eval_parameters(spec: PipelineSpec, until: str | None = None) -> dict[str, dict[str, Any]]:
+    """The continuous-evaluation pipeline's parameters and their defaults.
+
+    ``context`` and ``monitoring``; ``evaluate`` with the live-metrics step
+    (its IoU and score thresholds); the whole ``spec`` with the retraining trigger.
+
+    Args:
+        spec: the spec (with a ``monitoring`` section).
+        until: last step included.
+
+    Returns:
+        Parameter name -> default (the spec's value).
+    """
+    steps = CE_STEPS[: CE_STEPS.index(until) + 1] if until else CE_STEPS
+    sections = ["evaluate", "monitoring"] if "live_metrics" in steps else ["monitoring"]
+    return pipeline_parameters(spec, sections, whole_spec="trigger" in steps)
 
 
 def build_continuous_eval_pipeline(spec: PipelineSpec, until: str | None = None) -> Any:
@@ -79,47 +99,42 @@ def build_continuous_eval_pipeline(spec: PipelineSpec, until: str | None = None)
     if until is not None and until not in CE_STEPS:
         raise ValueError(f"unknown step {until!r}; steps are {', '.join(CE_STEPS)}")
     steps = set(CE_STEPS[: CE_STEPS.index(until) + 1] if until else CE_STEPS)
-    default_spec = spec.model_dump_json()
+    defaults = continuous_eval_parameters(spec, until)
 
-    @dsl.pipeline(name=pipeline_name(spec), description=f"cvpipe continuous evaluation of {spec.model_name}@{spec.monitoring.model_alias}")
-    def continuous_eval_pipeline(spec_json: str = default_spec) -> None:
+    def continuous_eval_pipeline(**params: Any) -> None:
         run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
-        win = configure_task(read_window(spec_json=spec_json, run_id=run_id), spec, "read_window")
+        common = {"context": params["context"], "run_id": run_id, "monitoring": params["monitoring"]}
+        win = configure_task(read_window(**common), spec, "read_window")
         if "sample" not in steps:
             return
-        smp = configure_task(sample(spec_json=spec_json, run_id=run_id, window=win.outputs["window"]), spec, "sample")
+        smp = configure_task(sample(**common, window=win.outputs["window"]), spec, "sample")
         if "import_labels" not in steps:
             return
-        imp = configure_task(import_labels(spec_json=spec_json, run_id=run_id, window=win.outputs["window"]), spec, "import_labels")
+        imp = configure_task(import_labels(**common, window=win.outputs["window"]), spec, "import_labels")
         if "live_metrics" not in steps:
             return
         live = configure_task(
-            live_metrics(spec_json=spec_json, run_id=run_id, window=win.outputs["window"], labelled=imp.outputs["labelled"]),
+            live_metrics(**common, evaluate=params["evaluate"], window=win.outputs["window"], labelled=imp.outputs["labelled"]),
             spec,
             "live_metrics",
         )
         if "drift" not in steps:
             return
-        dr = configure_task(drift(spec_json=spec_json, run_id=run_id, window=win.outputs["window"]), spec, "drift")
+        dr = configure_task(drift(**common, window=win.outputs["window"]), spec, "drift")
         if "alert" not in steps:
             return
         al = configure_task(
-            alert(
-                spec_json=spec_json,
-                run_id=run_id,
-                drift_report=dr.outputs["report"],
-                live_evaluation=live.outputs["evaluation"],
-                notify="trigger" not in steps,
-            ),
+            alert(**common, drift_report=dr.outputs["report"], live_evaluation=live.outputs["evaluation"], notify="trigger" not in steps),
             spec,
             "alert",
         )
         if "trigger" not in steps:
             return
         configure_task(
-            trigger(spec_json=spec_json, run_id=run_id, alerts=al.outputs["alerts"], labelled=imp.outputs["labelled"]).after(smp),
+            trigger(spec=params["spec"], run_id=run_id, alerts=al.outputs["alerts"], labelled=imp.outputs["labelled"]).after(smp),
             spec,
             "trigger",
         )
 
-    return continuous_eval_pipeline
+    description = f"cvpipe continuous evaluation of {spec.model_name}@{spec.monitoring.model_alias}"
+    return dsl.pipeline(name=pipeline_name(spec), description=description)(with_parameters(continuous_eval_pipeline, defaults))

@@ -9,11 +9,61 @@ applied yet.)
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from components.core.params import context_parameter, section_parameter, spec_parameter
 from components.core.spec import PipelineSpec, ResourceSpec
 
-__all__ = ["configure_task", "resources_for"]
+__all__ = ["configure_task", "pipeline_parameters", "resources_for", "with_parameters"]
+
+
+def pipeline_parameters(spec: PipelineSpec, sections: list[str], whole_spec: bool = False) -> dict[str, dict[str, Any]]:
+    """The pipeline parameters of one of a spec's pipelines, with the spec's values as defaults.
+
+    ``context`` (:class:`~components.core.params.PipelineContext`) and each
+    section the pipeline's components take, so a compiled pipeline can be run
+    again with an edited section without recompiling; ``spec`` (the whole spec)
+    when the retraining trigger is in the pipeline.
+
+    Args:
+        spec: the spec.
+        sections: the sections the pipeline's components take (those the spec lacks are left out).
+        whole_spec: add ``spec``.
+
+    Returns:
+        Parameter name -> default value.
+    """
+    params: dict[str, dict[str, Any]] = {"context": context_parameter(spec)}
+    params.update({s: section_parameter(spec, s) for s in sections if getattr(spec, s) is not None})
+    if whole_spec:
+        params["spec"] = spec_parameter(spec)
+    return params
+
+
+def with_parameters(func: Callable[..., None], defaults: Mapping[str, dict[str, Any]]) -> Callable[..., None]:
+    """Gives a pipeline function taking ``**params`` the signature KFP reads: one ``dict`` parameter per default.
+
+    Args:
+        func: the function.
+        defaults: parameter name -> default value.
+
+    Returns:
+        The function, with ``__signature__`` set.
+    """
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    signature = inspect.Signature(
+        [inspect.Parameter(name, kind, default=value, annotation=dict) for name, value in defaults.items()], return_annotation=None
+    )
+
+    @functools.wraps(func)
+    def pipeline(*args: Any, **kwargs: Any) -> None:  # KFP passes the parameters by position
+        func(**signature.bind(*args, **kwargs).arguments)
+
+    pipeline.__signature__ = signature  # type: ignore[attr-defined]
+    return pipeline
 
 
 def resources_for(spec: PipelineSpec, step: str) -> ResourceSpec:

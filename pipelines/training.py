@@ -1,11 +1,15 @@
 """The training pipeline: ingest -> validate -> transform -> train -> evaluate -> push.
 
 :func:`build_training_pipeline` turns a :class:`~components.core.spec.PipelineSpec`
-into a KFP v2 pipeline function. The spec travels as the ``spec_json``
-pipeline parameter (its default is the spec the pipeline was built from), so
-a compiled pipeline can be re-run with an edited spec without recompiling;
-each task also receives the KFP job name as its run id, which is how lineage
-groups one run's executions.
+into a KFP v2 pipeline function built from cvpipe's reusable components
+(each usable on its own, :mod:`components.core.params`). The spec travels
+as pipeline parameters: ``context`` (name, task, runtime, registry,
+tracking) and one ``dict`` per section the steps take (``data``,
+``validation``, ``transform``, ``train``, ``evaluate``, and ``monitoring``
+when the spec has one), each defaulting to the spec's value, so a compiled
+pipeline can be re-run with an edited section without recompiling; each task
+also receives the KFP job name as its run id, which is how lineage groups one
+run's executions.
 
 kfp 2.13's local runner does not run ``dsl.If``, so gating (push only when
 blessed) lives inside the push component.
@@ -26,13 +30,24 @@ lineage store (:mod:`pipelines.user_steps`).
 from collections.abc import Callable
 from typing import Any
 
+from components.core.params import SECTIONS
 from components.core.spec import PipelineSpec
 
 from .steps import STEPS
-from .tasks import configure_task
-from .user_steps import component_arguments, lineage_recorder, user_step_component
+from .tasks import configure_task, pipeline_parameters, with_parameters
+from .user_steps import component_arguments, lineage_recorder, step_parameter, user_step_component
 
-__all__ = ["STEPS", "build_training_pipeline"]
+__all__ = ["STEPS", "STEP_SECTIONS", "build_training_pipeline", "training_parameters"]
+
+STEP_SECTIONS: dict[str, tuple[str, ...]] = {
+    "ingest": ("data", "validation", "monitoring"),
+    "validate": ("validation",),
+    "transform": ("data", "transform", "validation"),
+    "train": ("train",),
+    "evaluate": ("evaluate",),
+    "push": ("monitoring",),
+}
+"""The spec sections each training component takes (besides ``context`` and ``run_id``)."""
 
 
 def _component(step: str) -> Callable[..., Any]:
@@ -40,6 +55,20 @@ def _component(step: str) -> Callable[..., Any]:
 
     module = importlib.import_module(f"components.{step}.component")
     return getattr(module, step)  # type: ignore[no-any-return]
+
+
+def training_parameters(spec: PipelineSpec, until: str | None = None) -> dict[str, dict[str, Any]]:
+    """The training pipeline's parameters and their defaults: ``context`` and the sections its steps take.
+
+    Args:
+        spec: the spec.
+        until: last step included.
+
+    Returns:
+        Parameter name -> default (the spec's value).
+    """
+    steps = STEPS[: STEPS.index(until) + 1] if until else STEPS
+    return pipeline_parameters(spec, sorted({s for step in steps for s in STEP_SECTIONS[step]}, key=list(SECTIONS).index))
 
 
 def build_training_pipeline(spec: PipelineSpec, until: str | None = None) -> Any:
@@ -60,13 +89,15 @@ def build_training_pipeline(spec: PipelineSpec, until: str | None = None) -> Any
     if until is not None and until not in STEPS:
         raise ValueError(f"unknown step {until!r}; steps are {', '.join(STEPS)}")
     steps = STEPS[: STEPS.index(until) + 1] if until else STEPS
-    default_spec = spec.model_dump_json()
     comps = {s: _component(s) for s in steps}
+    defaults = training_parameters(spec, until)
     user_comps = {i: user_step_component(spec, i) for i, st in enumerate(spec.steps) if st.after in steps}
 
-    @dsl.pipeline(name=spec.name, description=spec.description or f"cvpipe {spec.task} training pipeline")
-    def training_pipeline(spec_json: str = default_spec) -> None:
-        run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
+    def training_pipeline(**params: Any) -> None:
+        context, run_id = params["context"], dsl.PIPELINE_JOB_NAME_PLACEHOLDER
+
+        def given(step: str) -> dict[str, Any]:  # the sections a built-in step takes, as this pipeline's parameters
+            return {s: params[s] for s in STEP_SECTIONS[step] if s in params}
 
         def then(task: Any, waits_for: list[Any]) -> Any:
             for before in waits_for:
@@ -81,24 +112,29 @@ def build_training_pipeline(spec: PipelineSpec, until: str | None = None) -> Any
                 if step.after != after:
                     continue
                 if step.function is not None:
-                    task = configure_task(comp(spec_json=spec_json, run_id=run_id, step=step.name, **available), spec, step.name)
+                    task = configure_task(comp(context=context, run_id=run_id, step=step_parameter(step), **available), spec, step.name)
                     last = [then(task, last)]
                     continue
                 args = component_arguments(spec, i, comp, available, run_id)
                 task = then(configure_task(comp(**args), spec, step.name, keep_image=True), last)
                 # cvpipe records the user's component in its lineage store: a task of its own, after it
                 recorder, inputs = lineage_recorder(spec, i, comp, task, {k: v for k, v in args.items() if k in available})
-                record = configure_task(recorder(spec_json=spec_json, run_id=run_id, step=step.name, **inputs), spec, recorder.name)
+                record = configure_task(recorder(context=context, run_id=run_id, step=step_parameter(step), **inputs), spec, recorder.name)
                 last = [record.after(task)]
             return last
 
-        ing = configure_task(comps["ingest"](spec_json=spec_json, run_id=run_id), spec, "ingest")
+        ing = configure_task(comps["ingest"](context=context, run_id=run_id, **given("ingest")), spec, "ingest")
         label_map = ing.outputs["label_map"]
         gate = user_steps("ingest", {"manifest": ing.outputs["manifest"], "label_map": label_map, "quarantine": ing.outputs["quarantine"]})
         if "validate" not in comps:
             return
         val = configure_task(
-            then(comps["validate"](spec_json=spec_json, run_id=run_id, manifest=ing.outputs["manifest"], label_map=label_map), gate),
+            then(
+                comps["validate"](
+                    context=context, run_id=run_id, manifest=ing.outputs["manifest"], label_map=label_map, **given("validate")
+                ),
+                gate,
+            ),
             spec,
             "validate",
         )
@@ -117,12 +153,7 @@ def build_training_pipeline(spec: PipelineSpec, until: str | None = None) -> Any
         tr = configure_task(
             then(
                 comps["transform"](
-                    spec_json=spec_json,
-                    run_id=run_id,
-                    manifest=val.outputs["validated"],
-                    label_map=label_map,
-                    statistics=val.outputs["statistics"],
-                    schema=val.outputs["schema"],
+                    context=context, run_id=run_id, manifest=val.outputs["validated"], label_map=label_map, **given("transform")
                 ),
                 gate,
             ),
@@ -134,7 +165,7 @@ def build_training_pipeline(spec: PipelineSpec, until: str | None = None) -> Any
         if "train" not in comps:
             return
         tn = configure_task(
-            then(comps["train"](spec_json=spec_json, run_id=run_id, examples=examples, label_map=label_map), gate),
+            then(comps["train"](context=context, run_id=run_id, examples=examples, label_map=label_map, **given("train")), gate),
             spec,
             "train",
             accelerated=True,
@@ -143,7 +174,9 @@ def build_training_pipeline(spec: PipelineSpec, until: str | None = None) -> Any
         if "evaluate" not in comps:
             return
         ev = configure_task(
-            then(comps["evaluate"](spec_json=spec_json, run_id=run_id, model=tn.outputs["model"], examples=examples), gate),
+            then(
+                comps["evaluate"](context=context, run_id=run_id, model=tn.outputs["model"], examples=examples, **given("evaluate")), gate
+            ),
             spec,
             "evaluate",
         )
@@ -159,9 +192,13 @@ def build_training_pipeline(spec: PipelineSpec, until: str | None = None) -> Any
         if "push" not in comps:
             return
         configure_task(
-            then(comps["push"](spec_json=spec_json, run_id=run_id, model=tn.outputs["model"], blessing=ev.outputs["blessing"]), gate),
+            then(
+                comps["push"](context=context, run_id=run_id, model=tn.outputs["model"], blessing=ev.outputs["blessing"], **given("push")),
+                gate,
+            ),
             spec,
             "push",
         )
 
-    return training_pipeline
+    description = spec.description or f"cvpipe {spec.task} training pipeline"
+    return dsl.pipeline(name=spec.name, description=description)(with_parameters(training_pipeline, defaults))

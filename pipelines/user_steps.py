@@ -20,9 +20,22 @@ import linecache
 from typing import Any
 
 from components.core.errors import SpecError
-from components.core.spec import PipelineSpec
+from components.core.params import to_parameter
+from components.core.spec import PipelineSpec, UserStepSpec
 
-__all__ = ["component_arguments", "lineage_recorder", "user_step_component"]
+__all__ = ["component_arguments", "lineage_recorder", "step_parameter", "user_step_component"]
+
+
+def step_parameter(step: UserStepSpec) -> dict[str, Any]:
+    """A user step as the ``step`` parameter of its cvpipe task (the generic function task or the lineage recorder).
+
+    Args:
+        step: the step.
+
+    Returns:
+        The parameter value.
+    """
+    return to_parameter(step)
 
 
 def user_step_component(spec: PipelineSpec, index: int) -> Any:
@@ -109,11 +122,11 @@ def component_arguments(spec: PipelineSpec, index: int, comp: Any, available: di
     return args
 
 
-_RECORDER = '''def record_user_component(spec_json: str, run_id: str, step: str{params}) -> None:
+_RECORDER = '''def record_user_component(context: dict, run_id: str, step: dict{params}) -> None:
     """Records the user component step ``step`` in cvpipe's lineage: what it was given and what it wrote."""
     from components.user_step.core import record_component
 
-    record_component(spec_json, run_id, step, {{{read}}}, {{{wrote}}})
+    record_component(context, run_id, step, {{{read}}}, {{{wrote}}})
 '''
 
 

@@ -10,8 +10,9 @@ __all__ = ["alert"]
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
 def alert(
-    spec_json: str,
+    context: dict,
     run_id: str,
+    monitoring: dict,
     drift_report: Input[Artifact],
     live_evaluation: Input[Artifact],
     alerts: Output[Artifact],
@@ -20,8 +21,9 @@ def alert(
     """Groups what drift and live metrics found into one incident per model and cause, and records them.
 
     Args:
-        spec_json: the pipeline spec as JSON.
-        run_id: the pipeline run id (groups lineage).
+        context: the pipeline context (``PipelineContext``: ``name``, ``task``, ``runtime``, ``registry``, ``tracking``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
+        monitoring: the ``monitoring`` section (:class:`~components.core.spec.MonitoringSpec`).
         drift_report: the drift step's output (its ``alerts.json``).
         live_evaluation: the live-metrics step's output (its ``alerts.json``).
         alerts: output: directory with ``alerts.json`` (each incident, its findings and its Alert artifact id).
@@ -32,7 +34,7 @@ def alert(
     from components.alert.step import run
     from components.core.step import ArtifactUris, StepContext, output_dir
 
-    ctx = StepContext.from_json(spec_json, run_id, "alert")
+    ctx = StepContext.for_component("alert", run_id, context, monitoring=monitoring)
     result = run(
         ctx,
         [Path(drift_report.path), Path(live_evaluation.path)],

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["CVPIPE_IMAGE"]
+__all__ = ["CVPIPE_IMAGE", "DEFAULT_IMAGE"]
 
-CVPIPE_IMAGE = os.environ.get("CVPIPE_IMAGE", "cvpipe:0.1.0")
+DEFAULT_IMAGE = "cvpipe:0.1.0"
+"""The image the compiled component YAML files name (``components/<name>/component.yaml``)."""
+
+CVPIPE_IMAGE = os.environ.get("CVPIPE_IMAGE", DEFAULT_IMAGE)
 """Default container image of cvpipe's components (``$CVPIPE_IMAGE`` or ``cvpipe:0.1.0``)."""

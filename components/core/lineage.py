@@ -724,6 +724,26 @@ class LineageStore:
 
         return LineageGraph(root=build(int(artifact_id), 0))
 
+    def produced_with(self, artifact_id: int) -> list[ArtifactRef]:
+        """The other outputs of the execution that wrote an artifact (validate's statistics beside its manifest).
+
+        Args:
+            artifact_id: the artifact.
+
+        Returns:
+            The artifacts, by id; empty when no recorded execution wrote it.
+        """
+        from ml_metadata.proto import metadata_store_pb2
+
+        produced = [
+            e.execution_id for e in self._store.get_events_by_artifact_ids([int(artifact_id)]) if e.type == metadata_store_pb2.Event.OUTPUT
+        ]
+        if not produced:
+            return []
+        events = self._store.get_events_by_execution_ids([produced[0]])
+        ids = sorted({e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT} - {int(artifact_id)})
+        return [self.get(i) for i in ids]
+
     def downstream_ids(self, artifact_id: int, limit: int | None = None) -> list[int]:
         """Ids of artifacts produced (directly or not) from an artifact.
 

@@ -53,7 +53,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     """Shows cvpipe's log records on stderr as ``HH:MM:SS component: message``.
 
     For applications only: the ``cvpipe`` command line and the process of a
-    KFP task (:meth:`~components.core.step.StepContext.from_json`) call it;
+    KFP task (:meth:`~components.core.step.StepContext.for_component`) call it;
     the library itself never does. Calling it again changes nothing but the level.
 
     Args:

@@ -690,8 +690,8 @@ METADATA_PASSWORD_ENV = "CVPIPE_MLMD_PASSWORD"
 class MetadataSpec(_Section):
     """The ML Metadata store.
 
-    A MySQL password never appears in the spec: the spec is the default value of
-    every compiled pipeline's ``spec_json`` parameter and the argument of every
+    A MySQL password never appears in the spec: the spec's sections are the default values of
+    every compiled pipeline's parameters and the arguments of every
     task, so a password in it would land in the compiled YAML, in command lines
     any local user can read (``ps``) and in derived spec files. The password is
     read, when the store is opened, from the file ``password_file`` names (a

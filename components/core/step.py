@@ -18,6 +18,7 @@ from typing import Any
 
 from .lineage import ArtifactRef, LineageStore, NewArtifact
 from .log import configure_logging, get_logger
+from .params import PipelineContext, spec_from_parameter, step_spec
 from .spec import PipelineSpec
 
 __all__ = ["ArtifactUris", "StepContext", "output_dir"]
@@ -117,6 +118,53 @@ class StepContext:
         # Only a KFP task's process calls this: that process is the application, so it shows cvpipe's logs.
         configure_logging()
         return cls(spec=PipelineSpec.model_validate_json(spec_json), run_id=run_id, component=component)
+
+    @classmethod
+    def for_component(
+        cls,
+        component: str,
+        run_id: str,
+        context: Mapping[str, Any] | PipelineContext,
+        *,
+        steps: Sequence[Mapping[str, Any]] = (),
+        **sections: Mapping[str, Any] | None,
+    ) -> StepContext:
+        """Builds the context from a component's typed parameters, and shows cvpipe's logs on stderr.
+
+        Args:
+            component: the component name.
+            run_id: the ``run_id`` parameter.
+            context: the ``context`` parameter (:class:`~components.core.params.PipelineContext`).
+            steps: the user steps it runs or records (``steps`` of the spec), each as a dict.
+            **sections: the spec sections the component takes, by their spec key
+                (:func:`~components.core.params.step_spec`).
+
+        Returns:
+            The context.
+
+        Raises:
+            SpecError: a parameter is not a valid section.
+        """
+        configure_logging()
+        return cls(spec=step_spec(component, context, steps=steps, **sections), run_id=run_id, component=component)
+
+    @classmethod
+    def for_spec(cls, component: str, run_id: str, spec: Mapping[str, Any] | PipelineSpec) -> StepContext:
+        """Builds the context of a component that takes the whole spec (the retraining trigger), and shows cvpipe's logs.
+
+        Args:
+            component: the component name.
+            run_id: the ``run_id`` parameter.
+            spec: the ``spec`` parameter (:func:`~components.core.params.spec_parameter`).
+
+        Returns:
+            The context.
+
+        Raises:
+            SpecError: the spec is invalid.
+        """
+        configure_logging()
+        return cls(spec=spec_from_parameter(spec), run_id=run_id, component=component)
 
     @property
     def log(self) -> logging.Logger:

@@ -10,13 +10,20 @@ __all__ = ["drift"]
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
 def drift(
-    spec_json: str, run_id: str, window: Input[Dataset], report: Output[Artifact], metrics: Output[Metrics], page: Output[HTML]
+    context: dict,
+    run_id: str,
+    monitoring: dict,
+    window: Input[Dataset],
+    report: Output[Artifact],
+    metrics: Output[Metrics],
+    page: Output[HTML],
 ) -> None:
     """Compares the window's predictions, image statistics and embeddings with the production model's training data.
 
     Args:
-        spec_json: the pipeline spec as JSON.
-        run_id: the pipeline run id (groups lineage).
+        context: the pipeline context (``PipelineContext``: ``name``, ``task``, ``runtime``, ``registry``, ``tracking``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
+        monitoring: the ``monitoring`` section (:class:`~components.core.spec.MonitoringSpec`).
         window: the read-window step's output.
         report: output: directory with ``drift_report.json``, ``drift_report.html``, ``plots/`` and ``alerts.json``.
         metrics: output: each check's value (``<check>/<feature>``).
@@ -29,7 +36,7 @@ def drift(
     from components.drift.report import REPORT_HTML
     from components.drift.step import run
 
-    ctx = StepContext.from_json(spec_json, run_id, "drift")
+    ctx = StepContext.for_component("drift", run_id, context, monitoring=monitoring)
     result = run(ctx, Path(window.path), output_dir(report.path), uris=ArtifactUris(window=window.uri, report=report.uri))
     for c in result.report.checks:
         if c.value is not None:

@@ -10,7 +10,7 @@ __all__ = ["evaluate"]
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
 def evaluate(
-    spec_json: str,
+    context: dict,
     run_id: str,
     model: Input[Model],
     examples: Input[Dataset],
@@ -19,6 +19,7 @@ def evaluate(
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
     report: Output[HTML],
+    evaluate: dict = {},
 ) -> None:
     """Evaluates the model on the test split against its thresholds and the latest blessed version (the baseline).
 
@@ -28,8 +29,8 @@ def evaluate(
     threshold of ``evaluate`` holds (none configured: not blessed).
 
     Args:
-        spec_json: the pipeline spec as JSON.
-        run_id: the pipeline run id (groups lineage).
+        context: the pipeline context (``PipelineContext``: ``name``, ``task``, ``runtime``, ``registry``, ``tracking``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
         model: the trained model directory.
         examples: the examples directory (its ``test`` split is evaluated).
         evaluation: output: directory with ``evaluation.json`` (and ``tfma/`` when a TFMA config is set).
@@ -37,13 +38,14 @@ def evaluate(
         metrics: output: scalar metrics.
         classification_metrics: output: the confusion matrix.
         report: output: the self-contained HTML report.
+        evaluate: the ``evaluate`` section (:class:`~components.core.spec.EvaluateSpec`): thresholds, slices, IoU.
     """
     from pathlib import Path
 
     from components.core.step import ArtifactUris, StepContext, output_dir
     from components.evaluate.core import run
 
-    ctx = StepContext.from_json(spec_json, run_id, "evaluate")
+    ctx = StepContext.for_component("evaluate", run_id, context, evaluate=evaluate)
     result = run(
         ctx,
         Path(model.path),

@@ -1,5 +1,7 @@
 """KFP wrapper of the ingest component (the work is in :mod:`components.ingest.core`)."""
 
+from typing import Optional
+
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Output
 
@@ -9,23 +11,35 @@ __all__ = ["ingest"]
 
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
-def ingest(spec_json: str, run_id: str, manifest: Output[Dataset], label_map: Output[Artifact], quarantine: Output[Artifact]) -> None:
-    """Reads the spec's annotated dataset (COCO, Pascal VOC, YOLO, Ground Truth, class folders) into a canonical manifest.
+def ingest(
+    context: dict,
+    run_id: str,
+    data: dict,
+    manifest: Output[Dataset],
+    label_map: Output[Artifact],
+    quarantine: Output[Artifact],
+    validation: dict = {},
+    monitoring: Optional[dict] = None,
+) -> None:
+    """Reads an annotated dataset (COCO, Pascal VOC, YOLO, Ground Truth, class folders) into a canonical manifest.
 
     Rejected images and annotations go to the quarantine report with reasons; the
     step fails only when more images are rejected than ``data`` allows.
 
     Args:
-        spec_json: the pipeline spec as JSON.
-        run_id: the pipeline run id (groups lineage).
+        context: the pipeline context (``PipelineContext``: ``name``, ``task``, ``runtime``, ``registry``, ``tracking``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
+        data: the ``data`` section (:class:`~components.core.spec.DataSpec`): source, format, quarantine limits.
         manifest: output: directory with ``manifest.json``.
         label_map: output: directory with ``label_map.json`` (stable ids, versioned).
         quarantine: output: directory with ``quarantine.json`` and ``quarantine.csv``.
+        validation: the ``validation`` section (its ``max_pixels`` bounds the images read).
+        monitoring: the ``monitoring`` section, if any (its folders are never read as data).
     """
     from components.core.step import ArtifactUris, StepContext, output_dir
     from components.ingest.core import run
 
-    ctx = StepContext.from_json(spec_json, run_id, "ingest")
+    ctx = StepContext.for_component("ingest", run_id, context, data=data, validation=validation, monitoring=monitoring)
     result = run(
         ctx,
         output_dir(manifest.path),

@@ -10,13 +10,15 @@ __all__ = ["live_metrics"]
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
 def live_metrics(
-    spec_json: str,
+    context: dict,
     run_id: str,
+    monitoring: dict,
     window: Input[Dataset],
     labelled: Input[Dataset],
     evaluation: Output[Artifact],
     metrics: Output[Metrics],
     report: Output[HTML],
+    evaluate: dict = {},
 ) -> None:
     """Measures the production model on labelled production images and compares it with its blessed evaluation.
 
@@ -24,13 +26,15 @@ def live_metrics(
     only when its confidence interval lies wholly below ``blessed - max_drop``.
 
     Args:
-        spec_json: the pipeline spec as JSON.
-        run_id: the pipeline run id (groups lineage).
+        context: the pipeline context (``PipelineContext``: ``name``, ``task``, ``runtime``, ``registry``, ``tracking``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
+        monitoring: the ``monitoring`` section (:class:`~components.core.spec.MonitoringSpec`).
         window: the read-window step's output.
         labelled: the label import's output (its labels are in the prediction log by now).
         evaluation: output: directory with ``live_metrics.json``, ``live_metrics.html`` and ``alerts.json``.
         metrics: output: the live estimates and their bounds.
         report: output: the HTML page.
+        evaluate: the ``evaluate`` section (its IoU and score thresholds when the model's evaluation has none).
     """
     import shutil
     from pathlib import Path
@@ -38,7 +42,7 @@ def live_metrics(
     from components.core.step import ArtifactUris, StepContext, output_dir
     from components.live_metrics.core import REPORT_HTML, run
 
-    ctx = StepContext.from_json(spec_json, run_id, "live_metrics")
+    ctx = StepContext.for_component("live_metrics", run_id, context, monitoring=monitoring, evaluate=evaluate)
     result = run(ctx, Path(window.path), output_dir(evaluation.path), uris=ArtifactUris(window=window.uri, evaluation=evaluation.uri))
     for name, value in result.scalars.items():
         metrics.log_metric(name, value)

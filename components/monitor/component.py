@@ -13,18 +13,19 @@ __all__ = ["import_labels", "read_window", "sample"]
 
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
-def read_window(spec_json: str, run_id: str, window: Output[Dataset]) -> None:
+def read_window(context: dict, run_id: str, monitoring: dict, window: Output[Dataset]) -> None:
     """Reads the last ``monitoring.window`` of the production model's predictions from the prediction log.
 
     Args:
-        spec_json: the pipeline spec as JSON.
-        run_id: the pipeline run id (groups lineage).
+        context: the pipeline context (``PipelineContext``: ``name``, ``task``, ``runtime``, ``registry``, ``tracking``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
+        monitoring: the ``monitoring`` section (:class:`~components.core.spec.MonitoringSpec`).
         window: output: directory with ``window.json`` (bounds, model version, counts) and ``predictions.parquet``.
     """
     from components.core.step import ArtifactUris, StepContext, output_dir
     from components.monitor.window import run
 
-    ctx = StepContext.from_json(spec_json, run_id, "read_window")
+    ctx = StepContext.for_component("read_window", run_id, context, monitoring=monitoring)
     result = run(ctx, output_dir(window.path), uris=ArtifactUris(window=window.uri))
     window.metadata["rows"] = len(result.rows)
     window.metadata["start"] = result.window.start.isoformat()
@@ -33,12 +34,13 @@ def read_window(spec_json: str, run_id: str, window: Output[Dataset]) -> None:
 
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
-def sample(spec_json: str, run_id: str, window: Input[Dataset], batch: Output[Artifact]) -> None:
+def sample(context: dict, run_id: str, monitoring: dict, window: Input[Dataset], batch: Output[Artifact]) -> None:
     """Draws a labelling batch from the window (random, per-class and uncertain strata) as Label Studio tasks.
 
     Args:
-        spec_json: the pipeline spec as JSON.
-        run_id: the pipeline run id (groups lineage).
+        context: the pipeline context (``PipelineContext``: ``name``, ``task``, ``runtime``, ``registry``, ``tracking``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
+        monitoring: the ``monitoring`` section (:class:`~components.core.spec.MonitoringSpec`).
         window: the read-window step's output (its bounds are the batch's window).
         batch: output: directory with ``batch.json``, ``tasks.json``, ``label_config.xml`` and ``predictions_coco.json``.
     """
@@ -47,7 +49,7 @@ def sample(spec_json: str, run_id: str, window: Input[Dataset], batch: Output[Ar
     from components.core.step import ArtifactUris, StepContext, output_dir
     from components.sample.step import run
 
-    ctx = StepContext.from_json(spec_json, run_id, "sample")
+    ctx = StepContext.for_component("sample", run_id, context, monitoring=monitoring)
     result = run(ctx, Path(window.path), output_dir(batch.path), uris=ArtifactUris(batch=batch.uri))
     batch.metadata["batch_id"] = result.batch.batch_id
     batch.metadata["items"] = len(result.batch.items)
@@ -55,19 +57,20 @@ def sample(spec_json: str, run_id: str, window: Input[Dataset], batch: Output[Ar
 
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
-def import_labels(spec_json: str, run_id: str, window: Input[Dataset], labelled: Output[Dataset]) -> None:
+def import_labels(context: dict, run_id: str, monitoring: dict, window: Input[Dataset], labelled: Output[Dataset]) -> None:
     """Imports the Label Studio exports waiting in ``monitoring.labels`` into the prediction log as ground truth.
 
     Args:
-        spec_json: the pipeline spec as JSON.
-        run_id: the pipeline run id (groups lineage).
+        context: the pipeline context (``PipelineContext``: ``name``, ``task``, ``runtime``, ``registry``, ``tracking``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
+        monitoring: the ``monitoring`` section (:class:`~components.core.spec.MonitoringSpec`).
         window: the read-window step's output (orders the step after it).
         labelled: output: directory with ``manifest.json`` (every image labelled so far) and ``labelled.json``.
     """
     from components.core.step import StepContext, output_dir
     from components.monitor.labels import run
 
-    ctx = StepContext.from_json(spec_json, run_id, "import_labels")
+    ctx = StepContext.for_component("import_labels", run_id, context, monitoring=monitoring)
     result = run(ctx, output_dir(labelled.path))
     labelled.metadata["images"] = len(result.manifest.images) if result.manifest else 0
     labelled.metadata["imported_now"] = len(result.imported_now)

@@ -10,7 +10,7 @@ __all__ = ["predict_batch"]
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
 def predict_batch(
-    spec_json: str,
+    context: dict,
     run_id: str,
     model_ref: str,
     images: str,
@@ -21,8 +21,8 @@ def predict_batch(
     """Predicts on a folder or manifest of images with a registry model and appends the predictions to the prediction log.
 
     Args:
-        spec_json: the pipeline spec as JSON (its registry resolves ``model_ref``).
-        run_id: the pipeline run id (groups lineage).
+        context: the pipeline context (``PipelineContext``; its ``registry`` resolves ``model_ref``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
         model_ref: the model, ``name@alias`` or ``name:version``.
         images: a folder of images or a manifest JSON file.
         feature_repo: the Feast repository of the prediction log (created when missing).
@@ -35,7 +35,7 @@ def predict_batch(
     from components.core.step import ArtifactUris, StepContext, output_dir
     from components.predict.core import run
 
-    ctx = StepContext.from_json(spec_json, run_id, "predict_batch")
+    ctx = StepContext.for_component("predict_batch", run_id, context)
     result = run(
         ctx,
         model_ref,

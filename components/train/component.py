@@ -11,15 +11,16 @@ __all__ = ["train"]
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
 def train(
-    spec_json: str,
+    context: dict,
     run_id: str,
     examples: Input[Dataset],
     label_map: Input[Artifact],
     model: Output[Model],
     report: Output[HTML],
     hyperparameters: Output[Artifact],
+    train: dict = {},
 ) -> None:
-    """Trains the spec's model on the examples and exports it as a SavedModel.
+    """Trains the ``train`` section's model on the examples and exports it as a SavedModel.
 
     Picks the distribution strategy for the machine (TPU, GPUs, several
     workers, CPU), warm-starts from ``train.parent`` when set, optionally
@@ -30,20 +31,21 @@ def train(
     optional TFLite files.
 
     Args:
-        spec_json: the pipeline spec as JSON.
-        run_id: the pipeline run id.
+        context: the pipeline context (``PipelineContext``: ``name``, ``task``, ``runtime``, ``registry``, ``tracking``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
         examples: directory with the TFRecord shards and ``examples.json``.
         label_map: directory with ``label_map.json``.
         model: output directory: ``saved_model/``, ``label_map.json``, ``model_info.json``,
             ``model.weights.h5``, ``training_report.json``, ``loss.png``, optional ``tflite/``.
         report: output directory: ``index.html``, ``loss.png``, ``training_report.json``.
         hyperparameters: output directory: ``hyperparameters.json`` when ``train.tuner.enabled``.
+        train: the ``train`` section (:class:`~components.core.spec.TrainSpec`): model, epochs, batch size, accelerator, parent.
     """
     from components.core.step import StepContext, output_dir
     from components.train.core import TrainUris, run
 
     result = run(
-        StepContext.from_json(spec_json, run_id, "train"),
+        StepContext.for_component("train", run_id, context, train=train),
         examples_dir=examples.path,
         label_map_path=f"{label_map.path}/label_map.json",
         model_dir=output_dir(model.path),

@@ -11,37 +11,41 @@ __all__ = ["transform"]
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
 def transform(
-    spec_json: str,
+    context: dict,
     run_id: str,
+    data: dict,
     manifest: Input[Dataset],
     label_map: Input[Artifact],
-    statistics: Input[Artifact],
-    schema: Input[Artifact],
     examples: Output[Dataset],
     quarantine: Output[Artifact],
+    transform: dict = {},
+    validation: dict = {},
 ) -> None:
     """Writes the validated manifest's images as sharded TFRecords per split.
 
-    Splits by content hash (presets respected), optionally balances classes in
+    Takes ingest's manifest or validate's validated one; lineage links the
+    examples to the statistics and schema the manifest was validated with, when
+    it was. Splits by content hash (presets respected), optionally balances classes in
     train, converts to RGB only where needed (upright RGB JPEGs are copied
     byte for byte), optionally resizes, and writes GZIP or plain shards plus
     ``examples.json``. Images that cannot be decoded go to the quarantine report.
 
     Args:
-        spec_json: the pipeline spec as JSON.
-        run_id: the pipeline run id.
+        context: the pipeline context (``PipelineContext``: ``name``, ``task``, ``runtime``, ``registry``, ``tracking``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
+        data: the ``data`` section (its quarantine limits apply to the images transform rejects).
         manifest: directory with the validated ``manifest.json``.
         label_map: directory with ``label_map.json``.
-        statistics: the TFDV statistics the manifest was validated with (lineage only).
-        schema: the schema it was validated against (lineage only).
         examples: output directory: shards and ``examples.json``.
         quarantine: output directory: ``quarantine.json`` and ``quarantine.csv``.
+        transform: the ``transform`` section (:class:`~components.core.spec.TransformSpec`): split, image size, shards.
+        validation: the ``validation`` section (its ``max_pixels`` bounds the images decoded).
     """
     from components.core.step import StepContext, output_dir
     from components.transform.core import TransformUris, run
 
     result = run(
-        StepContext.from_json(spec_json, run_id, "transform"),
+        StepContext.for_component("transform", run_id, context, data=data, transform=transform, validation=validation),
         manifest_path=f"{manifest.path}/manifest.json",
         label_map_path=f"{label_map.path}/label_map.json",
         examples_dir=output_dir(examples.path),
@@ -51,8 +55,6 @@ def transform(
             label_map=label_map.uri,
             examples=examples.uri,
             quarantine=quarantine.uri,
-            statistics=statistics.uri,
-            schema=schema.uri,
         ),
     )
     examples.metadata.update(result.metadata())

@@ -287,6 +287,23 @@ def _file_in(path: str | os.PathLike[str], name: str) -> Path:
     return p / name if p.is_dir() else p
 
 
+def _validated_with(ctx: StepContext, manifest: ArtifactRef | None) -> dict[str, ArtifactRef]:
+    """The statistics and schema the manifest was validated with, from lineage (none when it was not validated).
+
+    They are outputs of the validate execution that wrote the manifest, or
+    that wrote a manifest it was derived from (a user step between validate
+    and transform).
+    """
+    if manifest is None:
+        return {}
+    for m in ctx.store.upstream(manifest.id, max_depth=4).of_kind("Manifest"):
+        beside = ctx.store.produced_with(m.id)
+        found = {key: [a for a in beside if a.kind == kind] for key, kind in (("statistics", "ExampleStatistics"), ("schema", "Schema"))}
+        if any(found.values()):
+            return {key: refs[0] for key, refs in found.items() if refs}
+    return {}
+
+
 def run(
     ctx: StepContext,
     manifest_path: str | os.PathLike[str],
@@ -304,7 +321,8 @@ def run(
         examples_dir: where shards and ``examples.json`` go.
         quarantine_dir: where ``quarantine.json``/``.csv`` go.
         uris: artifact URIs for lineage (``manifest``, ``label_map``, ``examples``, ``quarantine``,
-            ``statistics``, ``schema``); by default the local paths.
+            ``statistics``, ``schema``); by default the local paths. Without ``statistics`` and
+            ``schema``, those validate recorded beside the manifest are linked (none when it was not validated).
 
     Returns:
         What was written.
@@ -337,6 +355,8 @@ def run(
         "statistics": ctx.input_artifact(u["statistics"], "ExampleStatistics") if "statistics" in u else None,
         "schema": ctx.input_artifact(u["schema"], "Schema") if "schema" in u else None,
     }
+    if inputs["statistics"] is None and inputs["schema"] is None:
+        inputs.update(_validated_with(ctx, inputs["manifest"]))
     meta = result.metadata()
     ctx.record(
         inputs=inputs,

@@ -25,9 +25,9 @@ __all__ = [
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
 def user_step_after_ingest(
-    spec_json: str,
+    context: dict,
     run_id: str,
-    step: str,
+    step: dict,
     manifest: Input[Dataset],
     label_map: Input[Artifact],
     quarantine: Input[Artifact],
@@ -36,9 +36,9 @@ def user_step_after_ingest(
     """Runs the user step ``step`` (a ``@cvpipe.step`` function) on ingest's artifacts.
 
     Args:
-        spec_json: the pipeline spec as JSON (``steps`` names the function and its params).
-        run_id: the pipeline run id (groups lineage).
-        step: the user step's name.
+        context: the pipeline context (``PipelineContext``: ``name``, ``task``, ``runtime``, ``registry``, ``tracking``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
+        step: the user step (an entry of the spec's ``steps``: name, function, params).
         manifest: input: directory with ``manifest.json``.
         label_map: input: directory with ``label_map.json``.
         quarantine: input: ingest's quarantine report directory.
@@ -46,14 +46,14 @@ def user_step_after_ingest(
     """
     from components.user_step.core import run_task
 
-    run_task(spec_json, run_id, step, {"manifest": manifest, "label_map": label_map, "quarantine": quarantine}, output)
+    run_task(context, run_id, step, {"manifest": manifest, "label_map": label_map, "quarantine": quarantine}, output)
 
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
 def user_step_after_validate(
-    spec_json: str,
+    context: dict,
     run_id: str,
-    step: str,
+    step: dict,
     manifest: Input[Dataset],
     label_map: Input[Artifact],
     statistics: Input[Artifact],
@@ -64,9 +64,9 @@ def user_step_after_validate(
     """Runs the user step ``step`` (a ``@cvpipe.step`` function) on validate's artifacts.
 
     Args:
-        spec_json: the pipeline spec as JSON (``steps`` names the function and its params).
-        run_id: the pipeline run id (groups lineage).
-        step: the user step's name.
+        context: the pipeline context (``PipelineContext``: ``name``, ``task``, ``runtime``, ``registry``, ``tracking``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
+        step: the user step (an entry of the spec's ``steps``: name, function, params).
         manifest: input: directory with the validated ``manifest.json`` (quarantined items removed).
         label_map: input: directory with ``label_map.json``.
         statistics: input: TFDV statistics directory.
@@ -77,7 +77,7 @@ def user_step_after_validate(
     from components.user_step.core import run_task
 
     run_task(
-        spec_json,
+        context,
         run_id,
         step,
         {"manifest": manifest, "label_map": label_map, "statistics": statistics, "schema": schema, "anomalies": anomalies},
@@ -87,9 +87,9 @@ def user_step_after_validate(
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
 def user_step_after_transform(
-    spec_json: str,
+    context: dict,
     run_id: str,
-    step: str,
+    step: dict,
     examples: Input[Dataset],
     label_map: Input[Artifact],
     output: Output[Artifact],
@@ -97,23 +97,23 @@ def user_step_after_transform(
     """Runs the user step ``step`` (a ``@cvpipe.step`` function) on transform's artifacts.
 
     Args:
-        spec_json: the pipeline spec as JSON (``steps`` names the function and its params).
-        run_id: the pipeline run id (groups lineage).
-        step: the user step's name.
+        context: the pipeline context (``PipelineContext``: ``name``, ``task``, ``runtime``, ``registry``, ``tracking``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
+        step: the user step (an entry of the spec's ``steps``: name, function, params).
         examples: input: directory with the TFRecord shards and ``examples.json``.
         label_map: input: directory with ``label_map.json``.
         output: output: directory with ``step.json`` (outcome, veto reason, returned values) and the function's own files.
     """
     from components.user_step.core import run_task
 
-    run_task(spec_json, run_id, step, {"examples": examples, "label_map": label_map}, output)
+    run_task(context, run_id, step, {"examples": examples, "label_map": label_map}, output)
 
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
 def user_step_after_train(
-    spec_json: str,
+    context: dict,
     run_id: str,
-    step: str,
+    step: dict,
     model: Input[Model],
     examples: Input[Dataset],
     label_map: Input[Artifact],
@@ -122,9 +122,9 @@ def user_step_after_train(
     """Runs the user step ``step`` (a ``@cvpipe.step`` function) on train's artifacts.
 
     Args:
-        spec_json: the pipeline spec as JSON (``steps`` names the function and its params).
-        run_id: the pipeline run id (groups lineage).
-        step: the user step's name.
+        context: the pipeline context (``PipelineContext``: ``name``, ``task``, ``runtime``, ``registry``, ``tracking``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
+        step: the user step (an entry of the spec's ``steps``: name, function, params).
         model: input: the trained model directory (SavedModel, label map, model info).
         examples: input: the TFRecords it was trained on.
         label_map: input: directory with ``label_map.json``.
@@ -132,14 +132,14 @@ def user_step_after_train(
     """
     from components.user_step.core import run_task
 
-    run_task(spec_json, run_id, step, {"model": model, "examples": examples, "label_map": label_map}, output)
+    run_task(context, run_id, step, {"model": model, "examples": examples, "label_map": label_map}, output)
 
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
 def user_step_after_evaluate(
-    spec_json: str,
+    context: dict,
     run_id: str,
-    step: str,
+    step: dict,
     model: Input[Model],
     evaluation: Input[Artifact],
     blessing: Input[Artifact],
@@ -149,9 +149,9 @@ def user_step_after_evaluate(
     """Runs the user step ``step`` (a ``@cvpipe.step`` function) on evaluate's artifacts, before push.
 
     Args:
-        spec_json: the pipeline spec as JSON (``steps`` names the function and its params).
-        run_id: the pipeline run id (groups lineage).
-        step: the user step's name.
+        context: the pipeline context (``PipelineContext``: ``name``, ``task``, ``runtime``, ``registry``, ``tracking``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
+        step: the user step (an entry of the spec's ``steps``: name, function, params).
         model: input: the trained model directory.
         evaluation: input: directory with the evaluation's metrics.
         blessing: input: directory with ``blessing.json``.
@@ -160,7 +160,7 @@ def user_step_after_evaluate(
     """
     from components.user_step.core import run_task
 
-    run_task(spec_json, run_id, step, {"model": model, "evaluation": evaluation, "blessing": blessing, "examples": examples}, output)
+    run_task(context, run_id, step, {"model": model, "evaluation": evaluation, "blessing": blessing, "examples": examples}, output)
 
 
 USER_STEP_COMPONENTS = {

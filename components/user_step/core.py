@@ -171,21 +171,21 @@ def _short(v: Any) -> str:
     return json.dumps(v) if isinstance(v, str) and " " in v else str(v)
 
 
-def run_task(spec_json: str, run_id: str, step: str, artifacts: Mapping[str, Any], output: Any) -> StepResult:
+def run_task(context: Mapping[str, Any], run_id: str, step: Mapping[str, Any], artifacts: Mapping[str, Any], output: Any) -> StepResult:
     """The body of every generic user-step KFP task: KFP artifacts in, :func:`run` called.
 
     Args:
-        spec_json: the pipeline spec as JSON.
+        context: the pipeline context (:class:`~components.core.params.PipelineContext` as a dict).
         run_id: the pipeline run id.
-        step: the user step's name (in ``spec.steps``).
+        step: the user step (an entry of the spec's ``steps``, as a dict).
         artifacts: the task's input artifacts by name (objects with ``path``, ``uri`` and ``metadata``).
         output: the task's output artifact (its ``path`` becomes the step's output directory).
 
     Returns:
         The result.
     """
-    ctx = StepContext.from_json(spec_json, run_id, step)
-    _, spec = _user_step(ctx, step)
+    ctx = StepContext.for_component(str(step.get("name")), run_id, context, steps=[step])
+    _, spec = _user_step(ctx, ctx.component)
     kinds = ARTIFACTS_AFTER[spec.after]
     received = {
         name: StepArtifact(name=name, kind=kinds[name], path=Path(a.path), uri=str(a.uri or a.path), metadata=dict(a.metadata or {}))
@@ -197,24 +197,26 @@ def run_task(spec_json: str, run_id: str, step: str, artifacts: Mapping[str, Any
     return result
 
 
-def record_component(spec_json: str, run_id: str, step: str, read: Mapping[str, Any], wrote: Mapping[str, Any]) -> dict[str, int]:
+def record_component(
+    context: Mapping[str, Any], run_id: str, step: Mapping[str, Any], read: Mapping[str, Any], wrote: Mapping[str, Any]
+) -> dict[str, int]:
     """Records a user *component* step in lineage: one execution named after the step, what it read and wrote.
 
     The ``<name>-lineage`` task that follows a component step calls this; the
     component itself succeeded (else the run stopped before).
 
     Args:
-        spec_json: the pipeline spec as JSON.
+        context: the pipeline context (:class:`~components.core.params.PipelineContext` as a dict).
         run_id: the pipeline run id.
-        step: the user step's name.
+        step: the user step (an entry of the spec's ``steps``, as a dict).
         read: the artifacts the component was given, by input name (objects with ``uri`` and ``path``).
         wrote: the artifacts it wrote, by output name.
 
     Returns:
         Output name -> recorded artifact id.
     """
-    ctx = StepContext.from_json(spec_json, run_id, step)
-    index, spec = _user_step(ctx, step)
+    ctx = StepContext.for_component(str(step.get("name")), run_id, context, steps=[step])
+    index, spec = _user_step(ctx, ctx.component)
     if spec.component is None:
         raise SpecError([(f"steps.{index}", "a function step records its own lineage")])
     kinds = ARTIFACTS_AFTER[spec.after]

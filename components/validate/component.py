@@ -16,7 +16,7 @@ __all__ = ["validate"]
 
 @dsl.component(base_image=CVPIPE_IMAGE, install_kfp_package=False)
 def validate(
-    spec_json: str,
+    context: dict,
     run_id: str,
     manifest: Input[Dataset],
     label_map: Input[Artifact],
@@ -26,6 +26,7 @@ def validate(
     anomalies: Output[Artifact],
     report: Output[HTML],
     quarantine: Output[Artifact],
+    validation: dict = {},
 ) -> None:
     """Validates a dataset version: TFDV statistics, schema and drift, plus image and annotation checks.
 
@@ -33,8 +34,8 @@ def validate(
     (``validation.policy``); the step fails only after every output is written.
 
     Args:
-        spec_json: the pipeline spec as JSON.
-        run_id: the pipeline run id (groups lineage).
+        context: the pipeline context (``PipelineContext``: ``name``, ``task``, ``runtime``, ``registry``, ``tracking``).
+        run_id: the pipeline run id (groups lineage; ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` in a pipeline).
         manifest: input: directory with ``manifest.json``.
         label_map: input: directory with ``label_map.json``.
         validated: output: directory with ``manifest.json``, the input minus quarantined items.
@@ -43,13 +44,14 @@ def validate(
         anomalies: output: directory with ``anomalies.json``, ``summary.md`` and TFDV anomalies text protos.
         report: output: the HTML report (statistics view, TFDV anomalies, problems by file).
         quarantine: output: directory with ``quarantine.json`` and ``quarantine.csv``.
+        validation: the ``validation`` section (:class:`~components.core.spec.ValidationSpec`): policies, schema file, drift bounds.
     """
     from pathlib import Path
 
     from components.core.step import ArtifactUris, StepContext
     from components.validate.core import ValidateOutputs, run
 
-    ctx = StepContext.from_json(spec_json, run_id, "validate")
+    ctx = StepContext.for_component("validate", run_id, context, validation=validation)
     result = run(
         ctx,
         manifest.path,

@@ -8,7 +8,8 @@ a run of that version. Versions are named after the compiled YAML's digest
 its version instead of piling up copies.
 
 The spec is not edited for the cluster: the spec the pipeline was compiled
-from travels as the ``spec_json`` parameter's default, as it does locally.
+from travels as the pipeline parameters' defaults (``context`` and one ``dict``
+per section), as it does locally.
 """
 
 from __future__ import annotations
@@ -269,7 +270,7 @@ def submit_kubeflow(
         run_name: the run's display name (default: ``<spec name>-<UTC time>``).
         until: last step to include (``ingest`` ... ``push``); None for the whole pipeline.
         service_account: Kubernetes service account the run's pods use.
-        parameters: pipeline parameters to override (the spec travels as ``spec_json``'s default).
+        parameters: pipeline parameters to override (the spec travels as the parameters' defaults: ``context`` and its sections).
         package_path: an already compiled pipeline YAML to submit instead of compiling ``spec``.
         pipeline: ``training`` or ``continuous-eval``.
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from components.core.spec import parse_spec
-from pipelines.compiler import compile_spec, compile_to_text
+from pipelines.compiler import compile_spec, compile_to_text, compiled_parameters
 
 HERE = Path(__file__).parent
 SPECS = sorted((HERE / "specs").glob("*.yaml"))
@@ -70,9 +70,15 @@ def test_continuous_eval_dag_wiring_and_settings(tmp_path: Path) -> None:
     assert _executors(doc)["exec-drift"]["container"]["resources"]["memoryLimit"] == 4.0
     for name, ex in _executors(doc).items():
         assert "pip install" not in " ".join(ex["container"]["command"]), f"{name} installs packages at run time"
-    default = doc["root"]["inputDefinitions"]["parameters"]["spec_json"]["defaultValue"]
-    monitoring = parse_spec(yaml.safe_load(default)).monitoring
+    params = doc["root"]["inputDefinitions"]["parameters"]
+    assert set(params) == {"context", "monitoring", "evaluate", "spec"}
+    monitoring = parse_spec(params["spec"]["defaultValue"]).monitoring
     assert monitoring is not None and monitoring.live_metrics[1].severity == "critical"
+    assert params["monitoring"]["defaultValue"]["live_metrics"][1]["severity"] == "critical"
+    # every step but the trigger takes the context and the monitoring section, not the whole spec
+    for name, task in tasks.items():
+        given = task["inputs"]["parameters"]
+        assert ("spec" in given) == (name == "trigger") and ("monitoring" in given) == (name != "trigger"), name
     assert components.load_component_from_file(str(path)).name == "shelf-detector-continuous-eval"
     job = aiplatform.PipelineJob(
         display_name="shelf-detector-continuous-eval",
@@ -124,9 +130,21 @@ def test_dag_wiring_and_no_pip_at_run_time() -> None:
     for name, ex in _executors(doc).items():
         command = " ".join(ex["container"]["command"])
         assert "pip install" not in command, f"{name} installs packages at run time"
-    # the spec travels as a pipeline parameter whose default is the spec itself
-    default = doc["root"]["inputDefinitions"]["parameters"]["spec_json"]["defaultValue"]
-    assert parse_spec(yaml.safe_load(default)).name == "demo-detector"
+    # the spec travels as pipeline parameters: the context and each section the steps take, the spec's values as defaults
+    params = doc["root"]["inputDefinitions"]["parameters"]
+    assert set(params) == {"context", "data", "validation", "transform", "train", "evaluate"}
+    assert params["context"]["defaultValue"]["name"] == "demo-detector"
+    assert {k: p["defaultValue"] for k, p in params.items()} == compiled_parameters(_spec(HERE / "specs" / "detection.yaml"))
+    # each component takes only its own sections
+    taken = {name: set(t["inputs"]["parameters"]) - {"context", "run_id"} for name, t in tasks.items()}
+    assert taken == {
+        "ingest": {"data", "validation"},
+        "validate": {"validation"},
+        "transform": {"data", "transform", "validation"},
+        "train": {"train"},
+        "evaluate": {"evaluate"},
+        "push": set(),
+    }
 
 
 def test_loads_in_kfp_and_vertex_pipeline_job(tmp_path: Path) -> None:

@@ -44,7 +44,9 @@ def test_example_compiles_to_golden_and_loads_for_kubeflow_and_vertex(
     gate = tasks["near-duplicates"]
     assert gate["dependentTasks"] == ["ingest"]
     assert gate["inputs"]["artifacts"]["manifest"]["taskOutputArtifact"] == {"outputArtifactKey": "manifest", "producerTask": "ingest"}
-    assert gate["inputs"]["parameters"]["step"]["runtimeValue"]["constant"] == "near-duplicates"
+    assert (
+        gate["inputs"]["parameters"]["step"]["runtimeValue"]["constant"]["name"] == "near-duplicates"
+    )  # the step itself, not the whole spec
     assert tasks["class-floor"]["dependentTasks"] == ["ingest", "near-duplicates"]
     # cvpipe's task that records the user's component in lineage: what it was given and what it wrote
     recorder = tasks["class-floor-lineage"]["inputs"]["artifacts"]

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from components.core.lineage import LineageStore
-from components.core.spec import parse_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from evaluate_testdata import save_colour_model, write_examples
@@ -25,21 +24,20 @@ def test_evaluate_component_writes_blessing_metrics_and_report(tmp_path: Path, m
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     examples, _ = write_examples(tmp_path / "examples", "detection", [1, 2, 3, 1], [(40, 40), (32, 48), (64, 64), (30, 30)])
     model = save_colour_model(tmp_path / "model", "detection")
-    spec = parse_spec(
-        {
-            "name": "demo",
-            "task": "detection",
-            "data": {"source": str(tmp_path / "annotations.json")},
-            "evaluate": {"thresholds": [{"metric": "map_50", "lower": 0.5}]},
-            "runtime": {"root": str(tmp_path / "runs"), "metadata": {"url": mlmd_url}},
-        }
-    )
+    # no whole spec: the pipeline context and the evaluate section, as plain dicts
+    context = {"name": "demo", "task": "detection", "runtime": {"root": str(tmp_path / "runs"), "metadata": {"url": mlmd_url}}}
 
     @dsl.pipeline(name="evaluate-only")
     def only_evaluate() -> None:
         m = dsl.importer(artifact_uri=str(model), artifact_class=Model, reimport=False)
         e = dsl.importer(artifact_uri=str(examples), artifact_class=Dataset, reimport=False)
-        evaluate(spec_json=spec.model_dump_json(), run_id="local-run", model=m.output, examples=e.output)
+        evaluate(
+            context=context,
+            run_id="local-run",
+            evaluate={"thresholds": [{"metric": "map_50", "lower": 0.5}]},
+            model=m.output,
+            examples=e.output,
+        )
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"), raise_on_error=True)
     only_evaluate()

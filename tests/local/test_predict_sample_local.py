@@ -9,6 +9,7 @@ import pytest
 
 from components.core.labelmap import LabelMap
 from components.core.lineage import LineageStore
+from components.core.params import context_parameter, section_parameter
 from components.core.spec import parse_spec
 from components.predict.logs import PredictionLog
 from components.registry import RegisterRequest, get_registry
@@ -50,15 +51,13 @@ def test_components_predict_sample_and_import_in_kfp_local(tmp_path: Path, mlmd_
         )
     )
     truth = make_images(tmp_path / "prod", 10, LABELS, "detection", seed=11)
-    spec_json = spec.model_dump_json()
+    context, monitoring = context_parameter(spec), section_parameter(spec, "monitoring")
 
     @dsl.pipeline(name="predict-and-sample")
     def predict_and_sample(images: str) -> None:
-        p = predict_batch(
-            spec_json=spec_json, run_id="local-ce", model_ref="shapes@champion", images=images, feature_repo=repo, batch_size=4
-        )
-        win = read_window(spec_json=spec_json, run_id="local-ce").after(p)
-        sample(spec_json=spec_json, run_id="local-ce", window=win.outputs["window"])
+        p = predict_batch(context=context, run_id="local-ce", model_ref="shapes@champion", images=images, feature_repo=repo, batch_size=4)
+        win = read_window(context=context, run_id="local-ce", monitoring=monitoring).after(p)
+        sample(context=context, run_id="local-ce", monitoring=monitoring, window=win.outputs["window"])
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"), raise_on_error=True)
     predict_and_sample(images=str(tmp_path / "prod"))
@@ -78,8 +77,8 @@ def test_components_predict_sample_and_import_in_kfp_local(tmp_path: Path, mlmd_
 
     @dsl.pipeline(name="import-labels")
     def import_only() -> None:
-        win = read_window(spec_json=spec_json, run_id="local-ce")
-        import_labels(spec_json=spec_json, run_id="local-ce", window=win.outputs["window"])
+        win = read_window(context=context, run_id="local-ce", monitoring=monitoring)
+        import_labels(context=context, run_id="local-ce", monitoring=monitoring, window=win.outputs["window"])
 
     import_only()
     labels = PredictionLog(repo).read_labels()

@@ -9,6 +9,7 @@ import pytest
 from fakes.models import make_blessing, make_model
 
 from components.core.lineage import LineageStore
+from components.core.params import context_parameter
 from components.core.spec import parse_spec
 from components.registry import LocalRegistry
 
@@ -39,7 +40,7 @@ def test_push_component_registers_blessed_and_refuses_unblessed(tmp_path: Path, 
     def only_push(blessing_uri: str) -> None:
         model = dsl.importer(artifact_uri=str(model_dir), artifact_class=Model, reimport=False)
         blessing = dsl.importer(artifact_uri=blessing_uri, artifact_class=Artifact, reimport=False)
-        push(spec_json=spec.model_dump_json(), run_id="local-run", model=model.output, blessing=blessing.output)
+        push(context=context_parameter(spec), run_id="local-run", model=model.output, blessing=blessing.output)
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"), raise_on_error=True)
     only_push(blessing_uri=str(no))

@@ -11,6 +11,7 @@ from PIL import Image
 from components.core.labelmap import LabelMap
 from components.core.lineage import LineageStore
 from components.core.manifest import ImageRecord, Manifest, ObjectAnnotation
+from components.core.params import context_parameter, section_parameter
 from components.core.spec import PipelineSpec
 
 pytestmark = pytest.mark.local
@@ -56,13 +57,18 @@ def test_validate_component_runs_locally(tmp_path: Path) -> None:
     )
 
     @dsl.pipeline(name="validate-only")
-    def pipeline(spec_json: str, manifest_uri: str, label_map_uri: str) -> None:
+    def pipeline(context: dict, validation: dict, manifest_uri: str, label_map_uri: str) -> None:
         m = dsl.importer(artifact_uri=manifest_uri, artifact_class=dsl.Dataset, reimport=False)
         lm = dsl.importer(artifact_uri=label_map_uri, artifact_class=dsl.Artifact, reimport=False)
-        validate(spec_json=spec_json, run_id="local-run", manifest=m.output, label_map=lm.output)
+        validate(context=context, run_id="local-run", validation=validation, manifest=m.output, label_map=lm.output)
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"), raise_on_error=True)
-    pipeline(spec_json=spec.model_dump_json(), manifest_uri=str(manifest_dir), label_map_uri=str(label_map_dir))
+    pipeline(
+        context=context_parameter(spec),
+        validation=section_parameter(spec, "validation"),
+        manifest_uri=str(manifest_dir),
+        label_map_uri=str(label_map_dir),
+    )
 
     [task_dir] = (tmp_path / "root").glob("validate-only-*/validate")
     report = task_dir / "report"

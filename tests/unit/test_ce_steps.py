@@ -243,8 +243,8 @@ def test_retraining_on_vertex_ai_is_one_pipeline_job_until_it_finishes(world, ev
         [job] = vertex.jobs.values()
         assert job.body["name"].endswith(first.run.run_id) and job.body["serviceAccount"].startswith("retrain@")
         params = job.body["runtimeConfig"].get("parameterValues", {})
-        default = job.body["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]["spec_json"]["defaultValue"]
-        assert json.loads(params.get("spec_json", default))["data"]["source"] == first.artifacts["dataset"].uri
+        default = job.body["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]["data"]["defaultValue"]
+        assert params.get("data", default)["source"] == first.artifacts["dataset"].uri
         blocked = trigger(
             _ctx(world, "vx-2", "trigger", spec),
             out / "alerts",

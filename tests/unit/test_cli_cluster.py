@@ -134,7 +134,7 @@ def test_submit_vertex_with_the_settings_file(cvpipe: click.Group, vertex: FakeV
     assert run["run_id"] == create.query["pipelineJobId"] and run["state"] == "PENDING"
     assert body["network"] == "projects/123456789012/global/networks/ml-vpc"
     # the spec kept the default SQLite lineage file: the settings' MySQL store replaces it; its own image stays
-    default = json.loads(body["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]["spec_json"]["defaultValue"])
+    default = body["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]["context"]["defaultValue"]
     assert default["runtime"]["metadata"]["url"] == "mysql://cvpipe@10.20.0.3:3306/mlmd"
     assert default["runtime"]["image"] == "europe-west4-docker.pkg.dev/acme-ml/cvpipe/cvpipe:0.1.0"
     assert yaml.safe_load(spec_file.read_text())["runtime"] == {"image": "europe-west4-docker.pkg.dev/acme-ml/cvpipe/cvpipe:0.1.0"}

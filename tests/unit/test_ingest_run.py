@@ -153,7 +153,7 @@ def test_component_compiles_with_its_outputs(tmp_path: Path) -> None:
     compiler.Compiler().compile(ingest, str(path))
     doc = yaml.safe_load(path.read_text())
     comp = doc["components"]["comp-ingest"]
-    assert sorted(comp["inputDefinitions"]["parameters"]) == ["run_id", "spec_json"]
+    assert sorted(comp["inputDefinitions"]["parameters"]) == ["context", "data", "monitoring", "run_id", "validation"]
     outputs = {k: v["artifactType"]["schemaTitle"] for k, v in comp["outputDefinitions"]["artifacts"].items()}
     assert outputs == {"manifest": "system.Dataset", "label_map": "system.Artifact", "quarantine": "system.Artifact"}
     executor = doc["deploymentSpec"]["executors"]["exec-ingest"]["container"]

@@ -1,6 +1,6 @@
 """The ML Metadata password never travels inside ``runtime.metadata.url``.
 
-The spec is the default of every compiled pipeline's ``spec_json`` parameter
+The spec's sections are the defaults of every compiled pipeline's parameters
 and the argument of every task, so a password in the URL used to land in the
 compiled YAML, task command lines, derived spec files and error messages. The
 URL is now refused with a password; the password comes from the variable or

@@ -137,7 +137,7 @@ def test_component_interface() -> None:
     from components.push.component import push
 
     spec = push.component_spec
-    assert set(spec.inputs) == {"spec_json", "run_id", "model", "blessing"}
+    assert set(spec.inputs) == {"context", "run_id", "monitoring", "model", "blessing"}
     assert spec.inputs["model"].type == "system.Model@0.0.1" and spec.inputs["blessing"].type == "system.Artifact@0.0.1"
     assert set(spec.outputs) == {"pushed"}
     assert "from components.push.core import run" in spec.implementation.container.command[-1]

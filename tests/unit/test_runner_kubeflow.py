@@ -13,7 +13,7 @@ from fakes.kfp_server import FakeKfpServer
 
 from components.core.errors import PipelineRunError
 from components.core.spec import PipelineSpec, load_spec
-from pipelines.compiler import compile_to_text
+from pipelines.compiler import compile_to_text, compiled_parameters
 from pipelines.runners.kubeflow import KubeflowConnection, get_run, list_runs, submit_kubeflow, wait_run
 
 TOKEN = "test-token-123"
@@ -94,8 +94,8 @@ def test_spec_travels_unchanged_as_the_pipeline_parameter_default(server: FakeKf
     submit_kubeflow(load_spec(path), server.url, token=TOKEN, until=UNTIL)
     [pipeline] = server.pipelines.values()
     [version] = server.versions[pipeline["pipeline_id"]]
-    default = version["pipeline_spec"]["root"]["inputDefinitions"]["parameters"]["spec_json"]["defaultValue"]
-    assert PipelineSpec.model_validate_json(default) == local
+    parameters = version["pipeline_spec"]["root"]["inputDefinitions"]["parameters"]
+    assert {k: v["defaultValue"] for k, v in parameters.items()} == compiled_parameters(local, until=UNTIL)
     executors = version["pipeline_spec"]["deploymentSpec"]["executors"]
     assert {e["container"]["image"] for e in executors.values()} == {"europe-docker.pkg.dev/acme/cvpipe/cvpipe:0.1.0"}
 

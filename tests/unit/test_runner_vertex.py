@@ -12,7 +12,7 @@ from fakes.vertex_pipelines_server import FakeVertexPipelinesServer
 
 from components.core.errors import PipelineRunError, SpecError
 from components.core.spec import PipelineSpec, load_spec, parse_spec
-from pipelines.compiler import compile_to_text
+from pipelines.compiler import compile_to_text, compiled_parameters
 from pipelines.runners import vertex
 from pipelines.runners.vertex import VertexSettings, apply_settings, get_run, list_runs, load_settings, submit_vertex, wait_run
 from pipelines.tasks import resources_for
@@ -84,8 +84,8 @@ def test_submit_sends_the_compiled_pipeline_as_a_pipeline_job(server: FakeVertex
     compiled = yaml.safe_load(compile_to_text(spec, until=UNTIL))
     assert body["pipelineSpec"]["deploymentSpec"] == compiled["deploymentSpec"]
     assert body["pipelineSpec"]["root"] == compiled["root"]
-    default = body["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]["spec_json"]["defaultValue"]
-    assert PipelineSpec.model_validate_json(default) == spec  # the spec travels unchanged
+    parameters = body["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]
+    assert {k: v["defaultValue"] for k, v in parameters.items()} == compiled_parameters(spec, until=UNTIL)  # the spec travels unchanged
     # the pipeline root's bucket was created in the project's region, with the job's account allowed to use it
     [bucket] = server.calls("POST", "/storage/v1/b")
     assert bucket.query["project"] == PROJECT and bucket.body["name"] == "acme-pipelines" and bucket.body["location"] == REGION

@@ -93,7 +93,7 @@ def test_component_signature() -> None:
     from components.train.component import train
 
     spec = train.component_spec
-    assert set(spec.inputs) == {"spec_json", "run_id", "examples", "label_map"}
+    assert set(spec.inputs) == {"context", "run_id", "train", "examples", "label_map"}
     assert spec.inputs["examples"].type == "system.Dataset@0.0.1"
     assert spec.inputs["label_map"].type == "system.Artifact@0.0.1"
     assert {k: v.type for k, v in spec.outputs.items()} == {

@@ -509,6 +509,35 @@ def test_run_records_lineage_and_writes_quarantine(tmp_path) -> None:
     assert (tmp_path / "q2" / "quarantine.csv").exists()
 
 
+def test_lineage_links_the_statistics_and_schema_the_manifest_was_validated_with(tmp_path) -> None:
+    from components.core.lineage import NewArtifact
+
+    recs = [_record(tmp_path, _save(tmp_path, f"v{i}.jpg", _pixels(8, 8, i), "JPEG"), objects=[]) for i in range(3)]
+    (tmp_path / "m").mkdir()
+    _manifest(tmp_path, "detection", recs).save(tmp_path / "m" / "manifest.json")
+    LM.save(tmp_path / "label_map.json")
+    ctx = _ctx(tmp_path)
+    validate = StepContext(spec=ctx.spec, run_id="run-1", component="validate", _store=ctx.store)
+    validate.record(
+        {},
+        {
+            "validated": NewArtifact("Manifest", "mem://validated", {}),
+            "statistics": NewArtifact("ExampleStatistics", "mem://stats", {}),
+            "schema": NewArtifact("Schema", "mem://schema", {}),
+        },
+    )
+    uris = TransformUris(manifest="mem://validated", examples="mem://ex")  # no statistics or schema given (no validate upstream in KFP)
+    core.run(ctx, tmp_path / "m", tmp_path / "label_map.json", tmp_path / "ex", tmp_path / "q", uris)
+    ex = ctx.store.find_by_uri("mem://ex", "Examples")
+    assert ex is not None
+    direct = {path: node.artifact.uri for path, node in ctx.store.upstream(ex.id).root.inputs}
+    assert direct["statistics"] == "mem://stats" and direct["schema"] == "mem://schema"
+    # a manifest nobody validated: nothing to link, and no error
+    core.run(ctx, tmp_path / "m", tmp_path / "label_map.json", tmp_path / "ex2", tmp_path / "q2", TransformUris(examples="mem://ex2"))
+    ex2 = ctx.store.find_by_uri("mem://ex2", "Examples")
+    assert ex2 is not None and {path for path, _ in ctx.store.upstream(ex2.id).root.inputs} == {"manifest", "label_map"}
+
+
 def test_label_map_disagreeing_with_manifest_is_refused(tmp_path) -> None:
     m = _manifest(tmp_path, "classification", _many(tmp_path, 1))
     with pytest.raises(DataError, match="gives id 1 to 'dog'"):
@@ -519,6 +548,6 @@ def test_component_signature() -> None:
     from components.transform.component import transform
 
     spec = transform.component_spec
-    assert set(spec.inputs) == {"spec_json", "run_id", "manifest", "label_map", "statistics", "schema"}
+    assert set(spec.inputs) == {"context", "run_id", "data", "transform", "validation", "manifest", "label_map"}
     assert set(spec.outputs) == {"examples", "quarantine"}
     assert spec.outputs["examples"].type == "system.Dataset@0.0.1"
