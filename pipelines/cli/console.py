@@ -41,7 +41,10 @@ def ui_cmd(spec: str | None, metadata: str | None, root: str, host: str, port: i
     from ..console.data import ConsoleData
 
     if spec and metadata:
-        raise click.UsageError("give --spec SPEC or --metadata URL, not both")
+        source = click.get_current_context().get_parameter_source("metadata")
+        if source != click.core.ParameterSource.ENVIRONMENT:
+            raise click.UsageError("give --spec SPEC or --metadata URL, not both")
+        metadata = None  # $CVPIPE_METADATA is a default; a spec named on the command line wins
     if not spec and not metadata:
         raise click.UsageError("give --spec SPEC or --metadata URL (or set CVPIPE_METADATA)")
     data = ConsoleData.open(load_spec_arg(spec) if spec else None, metadata=metadata, base_dir=root)

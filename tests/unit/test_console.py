@@ -288,6 +288,10 @@ def test_ui_needs_a_store(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(cli, ["ui"], env={"CVPIPE_METADATA": ""})
     assert result.exit_code == 2 and "--spec SPEC or --metadata URL" in result.output
+    both = CliRunner().invoke(cli, ["ui", "--spec", "s.yaml", "--metadata", "sqlite:///x.sqlite"])
+    assert both.exit_code == 2 and "not both" in both.output
+    spec_wins = CliRunner().invoke(cli, ["ui", "--spec", str(tmp_path / "none.yaml")], env={"CVPIPE_METADATA": "sqlite:///x.sqlite"})
+    assert spec_wins.exit_code == 1 and "not both" not in spec_wins.output and "none.yaml" in spec_wins.output
     missing = CliRunner().invoke(cli, ["ui", "--metadata", f"sqlite:///{tmp_path / 'none.sqlite'}"])
     assert missing.exit_code == 1 and "no ML Metadata store" in missing.output
     assert not (tmp_path / "none.sqlite").exists()
