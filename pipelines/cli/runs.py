@@ -348,7 +348,9 @@ def run_overview(store: LineageStore, run_id: str) -> dict[str, Any]:
     vetoed = [e for e in execs if e["state"] == "FAILED" and e["properties"].get("veto")]
     if vetoed:
         outcome = f"vetoed by {vetoed[0]['component']}: {vetoed[0]['properties']['veto']}"
-    pushed = push_outcome(store.artifacts_of_run(run_id))
+    # only a run with a push step has a push outcome: a continuous-evaluation run's context also holds the
+    # production model's PushedModel record (an input of its steps), which is not news about this run
+    pushed = push_outcome(store.artifacts_of_run(run_id)) if "push" in comps else ""
     if pushed:
         outcome = pushed
     elif status == "incomplete":

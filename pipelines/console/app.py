@@ -138,7 +138,7 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
                     "versions": versions,
                     "aliases": sorted({(a, v.version) for v in versions for a in v.aliases}),
                     "newest": newest,
-                    "open": [i for i in incidents if i.status == "firing" and i.alert.model == name],
+                    "open": [i for i in incidents if i.status == "firing" and i.alert.model == name and not _is_news(i)],
                     "last_training": next((r for r in model_runs if r["kind"] == "training"), None),
                     "last_ce": next((r for r in model_runs if r["kind"] == "continuous-eval"), None),
                 }
@@ -597,6 +597,11 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
 
 
 _READ_ONLY = f"this console is read-only: it was started without ${TOKEN_ENV}, so no action can be taken here"
+
+
+def _is_news(incident: Any) -> bool:
+    """An announcement (an alias moved), logged like an incident but nothing to act on."""
+    return incident.status == "announced" or incident.alert.cause == "alias" or incident.alert.name == "ModelAliasMoved"
 
 
 def _json_list(value: Any) -> list[str]:

@@ -136,6 +136,14 @@ def test_lineage_of_the_retrained_model_reaches_the_alert(console: str, world: C
     assert f'xlink:href="/artifacts/{world.alert_id}"' in graph
 
 
+def test_runs_page_says_each_runs_kind_and_outcome(console: str) -> None:
+    html = requests.get(f"{console}/runs", timeout=60).text
+    rows = {m.group(1): m.group(0) for m in re.finditer(r'<tr>\s*<td><a href="/runs/([^"]+)">.*?</tr>', html, re.S)}
+    assert "training" in rows["shelf-train-2"] and "pushed shelf:2" in rows["shelf-train-2"]
+    # the evaluation run read the production model's push record: that is not a push of its own
+    assert "continuous-eval" in rows["shelf-ce-1"] and "pushed" not in rows["shelf-ce-1"]
+
+
 def test_labelling_queue_shows_the_batch_its_labels_and_images(console: str, world: ConsoleWorld) -> None:
     html = requests.get(f"{console}/models/{world.spec.model_name}/monitoring", timeout=60).text
     queue = html.split('id="batches"')[1].split("</table>")[0]
