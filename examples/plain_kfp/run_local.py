@@ -26,7 +26,7 @@ def run(workdir: str | Path, images: int = 32) -> dict[str, Any]:
         images: images per store.
 
     Returns:
-        Evaluation (display name) -> its ``evaluation.json``.
+        Evaluation (display name) -> the model's evaluation (``candidate`` of its ``evaluation.json``).
     """
     from kfp import local
 
@@ -39,7 +39,9 @@ def run(workdir: str | Path, images: int = 32) -> dict[str, Any]:
         store_b={"source": str(data["store-b"])},
         context={**CONTEXT, "runtime": runtime},
     )
-    found = {p.parent.parent.name: json.loads(p.read_text()) for p in (work / "pipeline-root").rglob("evaluation/evaluation.json")}
+    found = {
+        p.parent.parent.name: json.loads(p.read_text())["candidate"] for p in (work / "pipeline-root").rglob("evaluation/evaluation.json")
+    }
     return {TASKS.get(task, task): evaluation for task, evaluation in sorted(found.items())}
 
 
