@@ -138,7 +138,9 @@ def read_coco(data: DataSpec, task: Task, quarantine: QuarantineReport) -> RawDa
 
     by_image: dict[str, list[RawObject]] = defaultdict(list)
     seen_ann: set[str] = set()
-    for i, ann in enumerate(doc.get("annotations", [])):
+    annotations = doc.pop("annotations", [])
+    for i, ann in enumerate(annotations):
+        annotations[i] = None  # each annotation's dict goes as soon as it is read: the parsed file and the objects never coexist whole
         where = f"annotations[{i}]"
         if not isinstance(ann, dict) or "image_id" not in ann:
             quarantine.add(origin, "invalid_annotation", f"{where}: an annotation needs an 'image_id'", annotation_id=where)
