@@ -41,6 +41,8 @@ HEAVY = {
     "tests/unit/test_label_studio_real.py": "starts Label Studio (170 s alone)",
     "tests/unit/test_registry.py": "every registry test on local, Vertex and a real MLflow server (386 s alone)",
     "tests/unit/test_registry_concurrency.py": "concurrent and crashing pushes in real processes (609 s alone)",
+    "tests/unit/test_beam_distributed.py": "Beam's multi-process DirectRunner and a Dask cluster of two processes (447 s alone at load 12)",
+    "tests/unit/test_train_multiworker.py": "two TensorFlow worker processes training in sync (121 s alone at load 10)",
 }
 
 
