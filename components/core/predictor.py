@@ -40,6 +40,7 @@ __all__ = [
     "SERVING_IMAGES",
     "ImagePrediction",
     "Predictor",
+    "signature_problems",
 ]
 
 SAVED_MODEL_DIR = "saved_model"
@@ -52,6 +53,93 @@ SERVING_BYTES = "serving_default"
 """Signature taking ``image_bytes: tf.string [None]`` (encoded JPEG/PNG/BMP/GIF)."""
 SERVING_IMAGES = "serving_images"
 """Signature taking ``images: tf.float32 [None, H, W, 3]`` (0..255, already at the model's input size)."""
+
+
+_OUTPUTS: dict[str, dict[str, tuple[int, str]]] = {
+    "detection": {
+        "detection_boxes": (3, "float"),
+        "detection_scores": (2, "float"),
+        "detection_classes": (2, "int"),
+        "num_detections": (1, "int"),
+    },
+    "classification": {"probabilities": (2, "float")},
+    "segmentation": {"mask": (3, "int")},
+}
+
+
+_KIND = {"float": "float", "int": "numeric (ids)"}
+
+
+def signature_problems(saved_model: Any, task: Task, num_classes: int | None = None, require_embedding: bool = True) -> list[str]:
+    """What about a loaded SavedModel's signatures does not follow cvpipe's serving contract.
+
+    The contract (what :mod:`components.train.export` writes and :class:`Predictor`,
+    the server and evaluation call): ``serving_default`` takes ``image_bytes``
+    ``tf.string [None]``; every signature returns ``embedding`` float ``[B, D]`` and the
+    task's outputs: detection ``detection_boxes`` float ``[B, K, 4]`` (normalised
+    ``ymin, xmin, ymax, xmax``), ``detection_scores`` float ``[B, K]``,
+    ``detection_classes`` ``[B, K]`` (label-map ids), ``num_detections`` ``[B]``;
+    classification ``probabilities`` float ``[B, C]`` (label-map id order; ``classes``
+    ``[B]`` may come beside it); segmentation ``mask`` ``[B, H, W]`` (label-map ids, 0
+    background). Ids and counts may be integers or floats holding integers. ``serving_images`` (float32 ``[None, H, W, 3]`` pixels) is optional and
+    checked the same way when present.
+
+    Args:
+        saved_model: what ``tf.saved_model.load`` returned.
+        task: the task the model is for.
+        num_classes: when given, the classification probabilities' width is checked against it.
+        require_embedding: whether ``embedding`` must be there (drift needs it; prediction alone does not).
+
+    Returns:
+        Problems in words (empty: it fits).
+    """
+    import tensorflow as tf
+
+    sigs = getattr(saved_model, "signatures", None) or {}
+    problems: list[str] = []
+    if SERVING_BYTES not in sigs:
+        return [f"no {SERVING_BYTES!r} signature (it has: {', '.join(sorted(sigs)) or 'none'})"]
+    names = [SERVING_BYTES] + ([SERVING_IMAGES] if SERVING_IMAGES in sigs else [])
+    for name in names:
+        fn = sigs[name]
+        _, inputs = fn.structured_input_signature
+        if name == SERVING_BYTES:
+            spec = inputs.get("image_bytes")
+            if spec is None or spec.dtype != tf.string or spec.shape.rank != 1:
+                got = ", ".join(f"{k}: {v.dtype.name} {v.shape}" for k, v in inputs.items()) or "nothing"
+                problems.append(f"{name} must take image_bytes: string [None]; it takes {got}")
+        else:
+            spec = inputs.get("images")
+            if spec is None or not spec.dtype.is_floating or spec.shape.rank != 4:
+                got = ", ".join(f"{k}: {v.dtype.name} {v.shape}" for k, v in inputs.items()) or "nothing"
+                problems.append(f"{name} must take images: float32 [None, H, W, 3]; it takes {got}")
+        outputs = fn.structured_outputs
+        if not isinstance(outputs, dict):
+            problems.append(f"{name} must return a dict of named tensors")
+            continue
+        wanted = {**({"embedding": (2, "float")} if require_embedding else {}), **_OUTPUTS[task]}
+        for key, (rank, kind) in wanted.items():
+            out = outputs.get(key)
+            if out is None:
+                problems.append(f"{name} has no output {key!r} (it returns: {', '.join(sorted(outputs))})")
+                continue
+            # ids may come as floats (TF Object Detection API exports do that); the predictor casts them
+            ok_kind = out.dtype.is_floating if kind == "float" else (out.dtype.is_integer or out.dtype.is_floating)
+            if not ok_kind or out.shape.rank != rank:
+                problems.append(f"{name} output {key!r} is {out.dtype.name} {out.shape}, expected {_KIND[kind]} of rank {rank}")
+        boxes = outputs.get("detection_boxes")
+        if task == "detection" and boxes is not None and boxes.shape.rank == 3 and boxes.shape[-1] not in (None, 4):
+            problems.append(f"{name} output 'detection_boxes' is {boxes.shape}, expected [B, K, 4]")
+        probs = outputs.get("probabilities")
+        if (
+            task == "classification"
+            and num_classes
+            and probs is not None
+            and probs.shape.rank == 2
+            and probs.shape[-1] not in (None, num_classes)
+        ):
+            problems.append(f"{name} output 'probabilities' has {probs.shape[-1]} columns, the label map has {num_classes} classes")
+    return problems
 
 
 def _empty_boxes() -> np.ndarray:
@@ -160,7 +248,8 @@ class Predictor:
             The predictor.
 
         Raises:
-            EvaluationError: the directory holds no cvpipe SavedModel or its metadata is unreadable.
+            EvaluationError: the directory holds no cvpipe SavedModel, its metadata is unreadable or its
+                signatures do not follow the serving contract (:func:`signature_problems`).
         """
         import tensorflow as tf
 
@@ -177,6 +266,13 @@ class Predictor:
             loaded = tf.saved_model.load(str(sm_dir))
         except Exception as e:
             raise EvaluationError(f"{sm_dir}: cannot load SavedModel: {e}") from None
+        problems = (
+            signature_problems(loaded, info.get("task", ""), label_map.num_classes, require_embedding=False)
+            if info.get("task") in _OUTPUTS
+            else []
+        )
+        if problems:
+            raise EvaluationError(f"{sm_dir}: not cvpipe's serving signature: " + "; ".join(problems))
         return cls(loaded, info, label_map, root)
 
     # -- prediction ----------------------------------------------------------------

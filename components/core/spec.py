@@ -46,7 +46,9 @@ from .errors import SpecError
 from .manifest import Task
 
 __all__ = [
+    "ARCHITECTURES",
     "METADATA_PASSWORD_ENV",
+    "RETINANET_BACKBONES",
     "USER_STEP_POINTS",
     "AcceleratorSpec",
     "BeamSpec",
@@ -73,6 +75,7 @@ __all__ = [
     "ValidationSpec",
     "check_local_paths",
     "dump_spec",
+    "is_function_ref",
     "load_spec",
     "name_problems",
     "parse_duration",
@@ -81,6 +84,30 @@ __all__ = [
 ]
 
 AnnotationFormat = Literal["coco", "voc", "yolo", "groundtruth", "folders"]
+
+ARCHITECTURES: dict[str, tuple[str, ...]] = {
+    "classification": ("mobilenet_v3_small", "efficientnet_b0"),
+    "detection": ("compact_detector", "retinanet"),
+    "segmentation": ("unet",),
+}
+"""Built-in architectures per task (``train.model``); the first is the default (``auto``)."""
+RETINANET_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet_tiny")
+"""keras-hub ResNet backbones ``train.backbone`` may name for ``retinanet`` (the first is the default)."""
+_FUNCTION_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def is_function_ref(value: str) -> bool:
+    """Whether a ``train.model`` / ``train.run_fn`` value names a user function (``package.module:function``).
+
+    Args:
+        value: the spec value.
+
+    Returns:
+        True for ``module:function`` references.
+    """
+    return ":" in value
+
+
 Policy = Literal["fail", "warn", "quarantine"]
 
 
@@ -277,15 +304,23 @@ class TrainSpec(_Section):
     """Training options.
 
     Attributes:
-        model: architecture name (``mobilenet_v3_small``, ``efficientnet_b0``, ``compact_detector``, ``unet``...);
-            ``auto`` picks the default for the task.
+        model: architecture name (``mobilenet_v3_small``, ``efficientnet_b0``, ``compact_detector``,
+            ``retinanet``, ``unet``), ``auto`` for the task's default, or a user build function
+            ``"package.module:function"`` (see docs/train.md, "Your own model").
+        backbone: RetinaNet's keras-hub ResNet backbone (``resnet18`` when unset; ``resnet34``,
+            ``resnet50``, ``resnet_tiny``); only for ``model: retinanet``.
+        hyperparameters: free-form values handed to a user build function or ``run_fn``
+            (and architecture options such as ``dropout`` and ``neck_width``).
+        run_fn: a user training function ``"package.module:run_fn"`` that replaces cvpipe's
+            training loop (TFX Trainer style) and writes a SavedModel with cvpipe's serving signature.
         epochs: maximum epochs.
         batch_size: global batch size.
         learning_rate: initial learning rate.
         image_size: model input ``[height, width]``.
         accelerator: accelerator type and count.
         parent: registry model to warm-start from (``name:version`` or ``name@alias``).
-        pretrained_weights: a weights file to initialise the backbone from (never downloaded).
+        pretrained_weights: a weights file to initialise the backbone from; for ``retinanet`` a
+            keras-hub preset directory (local or ``gs://``) loaded with ``from_preset`` (never downloaded).
         early_stopping_patience: epochs without validation-loss improvement before stopping.
         checkpoint_every_steps: checkpoint interval.
         tuner: optional hyperparameter search.
@@ -294,6 +329,9 @@ class TrainSpec(_Section):
     """
 
     model: str = "auto"
+    backbone: str | None = None
+    hyperparameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    run_fn: str | None = None
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(1e-3, gt=0.0)
@@ -306,6 +344,28 @@ class TrainSpec(_Section):
     tuner: TunerSpec = Field(default_factory=TunerSpec)
     export_tflite: list[Literal["float16", "int8"]] = Field(default_factory=list)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _user_code(self) -> TrainSpec:
+        for key in ("model", "run_fn"):
+            value = getattr(self, key)
+            if value and is_function_ref(value) and not _FUNCTION_REF.match(value):
+                raise ValueError(f"train.{key} {value!r}: a user function is named 'package.module:function'")
+        if self.run_fn is not None:
+            if not is_function_ref(self.run_fn):
+                raise ValueError(f"train.run_fn {self.run_fn!r}: name the function as 'package.module:run_fn'")
+            if self.tuner.enabled:
+                raise ValueError("train.run_fn replaces cvpipe's training loop: tuner.enabled needs cvpipe's loop (tune inside run_fn)")
+            if self.export_tflite:
+                raise ValueError("train.run_fn: export_tflite needs cvpipe's Keras model; convert inside run_fn")
+        retina = self.model.strip().lower() == "retinanet"
+        if self.backbone is not None and not retina:
+            raise ValueError(f"train.backbone {self.backbone!r} applies to model: retinanet only")
+        if self.backbone is not None and self.backbone not in RETINANET_BACKBONES:
+            raise ValueError(f"train.backbone {self.backbone!r}: choose one of {', '.join(RETINANET_BACKBONES)}")
+        if retina and self.export_tflite:
+            raise ValueError("train.export_tflite is not available for retinanet (its decoding is not TFLite-ready here)")
+        return self
 
 
 class ChangeThreshold(_Section):
@@ -1051,6 +1111,17 @@ def name_problems(spec: PipelineSpec) -> list[tuple[str, str]]:
                 out.append((f"{where}.{key}", f"{v:g} is outside the range of {name} (0 to 1)"))
         if t.lower is not None and t.upper is not None and t.lower > t.upper:
             out.append((where, f"lower {t.lower:g} is greater than upper {t.upper:g}: no value can pass"))
+    model = spec.train.model.strip().lower().replace("-", "_")
+    if not is_function_ref(model) and model != "auto" and model not in ARCHITECTURES[task]:
+        other = [t for t, names in ARCHITECTURES.items() if model in names]
+        hint = f" is a {other[0]} architecture" if other else " is not a built-in architecture"
+        out.append(
+            (
+                "train.model",
+                f"{spec.train.model!r}{hint}; a {task} pipeline can use: auto, {', '.join(ARCHITECTURES[task])} "
+                "or a user function 'package.module:function'",
+            )
+        )
     for kind in spec.validation.policy:
         if kind not in VALIDATION_KINDS:
             out.append((f"validation.policy.{kind}", f"unknown anomaly kind {kind!r}{_closest(kind, VALIDATION_KINDS)}"))

@@ -8,7 +8,9 @@ weight transfer), ``detector`` (the compact detector's targets, losses and
 decoding), ``data`` (input pipeline), ``loop`` (training loop with early
 stopping and resumable step checkpoints), ``strategy`` (distribution and
 mixed precision), ``tuner`` (KerasTuner search), ``export`` (SavedModel,
-TFLite), ``report`` (loss curves, over-fitting check).
+TFLite), ``report`` (loss curves, over-fitting check), ``retinanet``
+(keras-hub's RetinaNet as a cvpipe detector), ``user`` (user build functions
+and ``run_fn``).
 
 Importing this package imports neither TensorFlow nor kfp.
 """

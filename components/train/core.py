@@ -40,6 +40,7 @@ from components.core.labelmap import LabelMap
 from components.core.lineage import ArtifactRef, NewArtifact
 from components.core.manifest import Task
 from components.core.predictor import LABEL_MAP_FILE, MODEL_INFO_FILE, SERVING_BYTES, SERVING_IMAGES
+from components.core.spec import RETINANET_BACKBONES
 from components.core.step import ArtifactUris, StepContext
 
 from .data import InputPipeline
@@ -142,20 +143,28 @@ class _Setup:
     pretrained: str | None
     parent_dir: Path | None
     parent_info: dict[str, Any] | None
+    model_hparams: dict[str, Any] = field(default_factory=dict)
 
 
 def _build(setup: _Setup, log: Any) -> Any:
     """A model for this run, initialised from pretrained weights and/or the parent."""
     import tensorflow as tf
 
+    retina = setup.architecture == "retinanet"
+    hparams = {**setup.model_hparams, "preset": setup.pretrained} if retina and setup.pretrained else setup.model_hparams
     with setup.strategy.scope(), mixed_precision(setup.plan.precision):
-        model = build_model(setup.task, setup.architecture, setup.label_map.num_classes, setup.image_size)
-    if setup.pretrained:
+        if retina:
+            from .retinanet import build_retinanet
+
+            model = build_retinanet(setup.label_map.num_classes, setup.image_size, hparams, log)
+        else:
+            model = build_model(setup.task, setup.architecture, setup.label_map.num_classes, setup.image_size, hparams)
+    if setup.pretrained and not retina:
         load_backbone_weights(model, setup.pretrained)
     if setup.parent_dir is not None and setup.parent_info is not None:
         parent_lm = LabelMap.load(setup.parent_dir / LABEL_MAP_FILE)
         with tf.device("/cpu:0"):
-            parent = build_model(setup.task, setup.architecture, parent_lm.num_classes, setup.image_size)
+            parent = build_model(setup.task, setup.architecture, parent_lm.num_classes, setup.image_size, setup.model_hparams)
             try:
                 parent.load_weights(str(setup.parent_dir / WEIGHTS_FILE))
             except Exception as e:
@@ -177,8 +186,22 @@ def _train(
     model = _build(setup, log)
     with setup.strategy.scope():
         optimizer = make_optimizer(hp["learning_rate"], hp["weight_decay"], epochs * setup.train.steps_per_epoch, setup.plan.precision)
+    loss_fn = None
+    if setup.architecture == "retinanet":
+        from .retinanet import RetinaNetLoss
+
+        loss_fn = RetinaNetLoss(model)
     trainer = Trainer(
-        model, setup.task, optimizer, setup.strategy, setup.train, setup.val, LoopConfig(epochs, patience, checkpoint_every), log, work_dir
+        model,
+        setup.task,
+        optimizer,
+        setup.strategy,
+        setup.train,
+        setup.val,
+        LoopConfig(epochs, patience, checkpoint_every),
+        log,
+        work_dir,
+        loss_fn=loss_fn,
     )
     return model, trainer.fit()
 
@@ -227,8 +250,9 @@ def run(
     log = ctx.log
     label_map = LabelMap.load(label_map_path)
     task = _check_inputs(ctx, examples_dir, label_map)
-    architecture = resolve_architecture(task, spec.model)
+    architecture = spec.run_fn if spec.run_fn else resolve_architecture(task, spec.model)
     image_size = (int(spec.image_size[0]), int(spec.image_size[1]))
+    backbone = (spec.backbone or RETINANET_BACKBONES[0]) if architecture == "retinanet" else None
 
     strategy, plan = build_strategy(spec.accelerator)
     log.info(
@@ -250,28 +274,65 @@ def run(
             parent_info = read_json(parent_dir / MODEL_INFO_FILE)
         except (OSError, ValueError) as e:
             raise TrainingError(f"train.parent {spec.parent}: {parent_dir} has no readable {MODEL_INFO_FILE}: {e}") from None
-        if parent_info.get("task") != task or parent_info.get("architecture") != architecture:
+        same = parent_info.get("architecture") == architecture and parent_info.get("backbone") == backbone
+        if parent_info.get("task") != task or (not spec.run_fn and not same):
+            parent_arch = "/".join(str(v) for v in (parent_info.get("architecture"), parent_info.get("backbone")) if v)
+            arch = "/".join(v for v in (architecture, backbone) if v)
             raise TrainingError(
-                f"train.parent {spec.parent} is a {parent_info.get('task')} {parent_info.get('architecture')} model; "
-                f"it cannot warm-start a {task} {architecture} model"
+                f"train.parent {spec.parent} is a {parent_info.get('task')} {parent_arch} model; it cannot warm-start a {task} {arch} model"
             )
         log.info("warm start from %s (%s, Model artifact %d)", spec.parent, parent_dir, parent_id)
 
-    train = InputPipeline(str(examples_dir), "train", task, label_map, image_size, spec.batch_size, training=True, seed=spec.seed)
+    if spec.run_fn:
+        return _run_user_fn(
+            ctx,
+            examples_dir,
+            Path(label_map_path),
+            label_map,
+            model_dir,
+            report_dir,
+            image_size,
+            strategy,
+            plan,
+            (parent_dir, parent_id),
+            u,
+            t_start,
+        )
+
+    targets: Any = "boxes" if architecture == "retinanet" else "dense"
+    train = InputPipeline(
+        str(examples_dir), "train", task, label_map, image_size, spec.batch_size, training=True, seed=spec.seed, targets=targets
+    )
     val_split = "validation"
-    val = InputPipeline(str(examples_dir), val_split, task, label_map, image_size, spec.batch_size)
+    val = InputPipeline(str(examples_dir), val_split, task, label_map, image_size, spec.batch_size, targets=targets)
     if val.num_examples == 0:
         val_split = "train"
-        val = InputPipeline(str(examples_dir), "train", task, label_map, image_size, spec.batch_size)
+        val = InputPipeline(str(examples_dir), "train", task, label_map, image_size, spec.batch_size, targets=targets)
         log.warning("no validation examples: early stopping watches the training split's loss")
     log.info("%d training and %d validation examples, %d steps per epoch", train.num_examples, val.num_examples, train.steps_per_epoch)
 
-    setup = _Setup(task, architecture, label_map, image_size, strategy, plan, train, val, spec.pretrained_weights, parent_dir, parent_info)
+    model_hparams: dict[str, Any] = {**spec.hyperparameters, "learning_rate": float(spec.learning_rate)}
+    if backbone:
+        model_hparams["backbone"] = backbone
+    setup = _Setup(
+        task,
+        architecture,
+        label_map,
+        image_size,
+        strategy,
+        plan,
+        train,
+        val,
+        spec.pretrained_weights,
+        parent_dir,
+        parent_info,
+        model_hparams,
+    )
     import keras
 
     keras.utils.set_random_seed(spec.seed)
     work = model_dir / CHECKPOINT_DIR
-    hp = {"learning_rate": float(spec.learning_rate), "weight_decay": 1e-4}
+    hp = {"learning_rate": float(spec.learning_rate), "weight_decay": float(spec.hyperparameters.get("weight_decay", 1e-4))}
     outcome: TunerOutcome | None = None
     if spec.tuner.enabled:
 
@@ -319,15 +380,24 @@ def run(
         "weights_file": WEIGHTS_FILE,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    if task == "detection":
+    if backbone:
+        info["backbone"] = backbone
+        info["preset"] = "preset"
+    elif task == "detection":
         from .detector import STRIDE
 
         info["output_stride"] = STRIDE
+    if spec.hyperparameters:
+        info["model_hyperparameters"] = dict(spec.hyperparameters)
     import tensorflow as tf
 
     info["tensorflow"] = tf.__version__
     info["keras"] = keras.__version__
     export_saved_model(model, task, image_size, label_map, model_dir, info)
+    if backbone:
+        from .retinanet import save_preset
+
+        save_preset(model, model_dir / "preset")
     tflite: dict[str, Path] = {}
     if spec.export_tflite:
         rep = train.images(_REPRESENTATIVE_IMAGES) if "int8" in spec.export_tflite else None
@@ -449,5 +519,224 @@ def run(
         tuned=outcome is not None,
         parent_artifact_id=parent_id,
         tflite=tflite,
+        artifacts=recorded,
+    )
+
+
+def _smoke_outputs(sig: Any, eval_files: list[str], task: Task, label_map: LabelMap) -> tuple[list[str], int]:
+    """Runs ``serving_default`` on two stored images; problems with what comes back, and the embedding width."""
+    import numpy as np
+    import tensorflow as tf
+
+    from components.core.examples.features import IMAGE_ENCODED
+
+    encoded = []
+    for raw in tf.data.TFRecordDataset(eval_files, compression_type="GZIP" if eval_files[0].endswith(".gz") else None).take(2):
+        parsed = tf.io.parse_single_example(raw, {IMAGE_ENCODED: tf.io.FixedLenFeature([], tf.string)})
+        encoded.append(parsed[IMAGE_ENCODED])
+    if not encoded:
+        return [], 0
+    try:
+        out = {k: np.asarray(v) for k, v in sig(image_bytes=tf.stack(encoded)).items()}
+    except Exception as e:
+        return [f"serving_default failed on two of the examples' images: {type(e).__name__}: {e}"], 0
+    n = len(encoded)
+    problems = [f"output {k!r} has {v.shape[0]} rows for {n} images" for k, v in out.items() if v.ndim == 0 or v.shape[0] != n]
+    if problems:
+        return problems, 0
+    known = set(label_map.ids)
+    if task == "detection":
+        for i in range(n):
+            k = int(out["num_detections"][i])
+            bad = sorted({int(c) for c in out["detection_classes"][i][:k]} - known)
+            if bad:
+                problems.append(f"detection_classes holds {bad}, not label-map ids {sorted(known)}")
+                break
+    elif task == "classification":
+        bad = sorted({int(c) for c in out["classes"]} - known)
+        if bad:
+            problems.append(f"classes holds {bad}, not label-map ids {sorted(known)}")
+    else:
+        bad = sorted({int(c) for c in np.unique(out["mask"])} - known - {0})
+        if bad:
+            problems.append(f"mask holds {bad}, not 0 or label-map ids {sorted(known)}")
+    return problems, int(out["embedding"].shape[-1])
+
+
+def _run_user_fn(
+    ctx: StepContext,
+    examples_dir: Path,
+    label_map_path: Path,
+    label_map: LabelMap,
+    model_dir: Path,
+    report_dir: Path,
+    image_size: tuple[int, int],
+    strategy: Any,
+    plan: StrategyPlan,
+    parent: tuple[Path | None, int | None],
+    u: ArtifactUris,
+    t_start: float,
+) -> TrainResult:
+    """``train.run_fn``: the user's function trains and writes the SavedModel; cvpipe checks it and records lineage."""
+    import tensorflow as tf
+
+    from components.core.examples import shard_paths
+    from components.core.io import atomic_write_json
+    from components.core.predictor import SAVED_MODEL_DIR, signature_problems
+
+    from .user import FnArgs, call_run_fn
+
+    spec = ctx.spec.train
+    ref = str(spec.run_fn)
+    task: Task = ctx.spec.task
+    log = ctx.log
+    parent_dir, parent_id = parent
+    train_files = [str(p) for p in shard_paths(examples_dir, "train")]
+    index = load_index(examples_dir)
+    has_val = index.splits.get("validation") is not None and index.splits["validation"].records > 0
+    eval_files = [str(p) for p in shard_paths(examples_dir, "validation")] if has_val else train_files
+    sm_dir = model_dir / SAVED_MODEL_DIR
+    shutil.rmtree(sm_dir, ignore_errors=True)  # a retried task must not pass on the last attempt's export
+    hp: dict[str, Any] = {
+        **spec.hyperparameters,
+        "learning_rate": float(spec.learning_rate),
+        "epochs": spec.epochs,
+        "batch_size": spec.batch_size,
+        "seed": spec.seed,
+    }
+    args = FnArgs(
+        train_files=train_files,
+        eval_files=eval_files,
+        examples_dir=str(examples_dir),
+        label_map=label_map,
+        label_map_path=str(label_map_path),
+        task=task,
+        image_size=image_size,
+        hyperparameters=hp,
+        strategy=strategy,
+        serving_model_dir=str(sm_dir),
+        model_run_dir=str(model_dir / "run"),
+        model_dir=str(model_dir),
+        base_model=str(parent_dir) if parent_dir is not None else None,
+        log=log,
+        custom_config=spec.model_dump(mode="json"),
+    )
+    log.info("train.run_fn %s: %d training and %d evaluation shards, strategy %s", ref, len(train_files), len(eval_files), plan.description)
+    returned = call_run_fn(ref, args)
+
+    where = f"train.run_fn {ref!r} wrote {sm_dir}"
+    if not (sm_dir / "saved_model.pb").is_file():
+        raise TrainingError(f"train.run_fn {ref!r} returned without writing a SavedModel to fn_args.serving_model_dir ({sm_dir})")
+    try:
+        loaded = tf.saved_model.load(str(sm_dir))
+    except Exception as e:
+        raise TrainingError(f"{where}, which cannot be loaded: {e}") from None
+    problems = signature_problems(loaded, task, label_map.num_classes)
+    emb_dim = 0
+    if not problems:
+        problems, emb_dim = _smoke_outputs(loaded.signatures[SERVING_BYTES], eval_files, task, label_map)
+    if problems:
+        raise TrainingError(
+            f"{where}, which does not follow cvpipe's serving signature for {task}: "
+            + "; ".join(problems)
+            + " (components.train.export.export_saved_model writes one from a model that follows the output contract; see docs/train.md)"
+        )
+    images_sig = loaded.signatures.get(SERVING_IMAGES)
+    if images_sig is not None:
+        shape = images_sig.structured_input_signature[1]["images"].shape
+        if shape[1] is not None and shape[2] is not None:
+            image_size = (int(shape[1]), int(shape[2]))
+    history = [dict(r) for r in returned.get("history", [])]
+    best = float(returned.get("best_val_loss", min((r.get("val_loss", math.inf) for r in history), default=math.nan)))
+    best_epoch = int(returned.get("best_epoch", 0))
+    epochs_run = int(returned.get("epochs", len(history)))
+    info: dict[str, Any] = {
+        "task": task,
+        "architecture": ref,
+        "trained_by": "run_fn",
+        "model_name": ctx.spec.model_name,
+        "pipeline": ctx.spec.name,
+        "run_id": ctx.run_id,
+        "image_size": list(image_size),
+        "num_classes": label_map.num_classes,
+        "label_map_version": label_map.version,
+        "label_ids": label_map.ids,
+        "embedding_dim": emb_dim,
+        "epochs_run": epochs_run,
+        "best_epoch": best_epoch,
+        "best_val_loss": best,
+        "hyperparameters": hp,
+        "precision": plan.precision,
+        "strategy": plan.description,
+        "parent": {"ref": spec.parent, "artifact_id": parent_id} if spec.parent else None,
+        "signatures": sorted(loaded.signatures),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "tensorflow": tf.__version__,
+    }
+    label_map.save(model_dir / LABEL_MAP_FILE)
+    atomic_write_json(model_dir / MODEL_INFO_FILE, info)
+    overfit = detect_overfitting(history)
+    report: dict[str, Any] = {
+        **{k: info[k] for k in ("task", "architecture", "model_name", "image_size", "num_classes", "label_map_version")},
+        "trained_by": f"train.run_fn {ref}",
+        "epochs_max": spec.epochs,
+        "epochs_run": epochs_run,
+        "best_epoch": best_epoch,
+        "best_val_loss": best,
+        "stopped_early": False,
+        "overfitting": overfit,
+        "history": history,
+        "resumed_from_step": 0,
+        "hyperparameters": hp,
+        "strategy": plan.description,
+        "precision": plan.precision,
+        "parent": info["parent"],
+        "seconds": round(time.monotonic() - t_start, 1),
+    }
+    write_report(report, report_dir, model_dir)
+    inputs: dict[str, ArtifactRef | None] = {
+        "examples": ctx.input_artifact(u.uri("examples", examples_dir), "Examples"),
+        "label_map": ctx.input_artifact(
+            u.uri("label_map", label_map_path), "LabelMap", {"version": label_map.version, "num_classes": label_map.num_classes}
+        ),
+        "parent_model": ctx.store.get(parent_id) if parent_id is not None else None,
+    }
+    props: dict[str, Any] = {
+        "model_name": ctx.spec.model_name,
+        "architecture": ref,
+        "task": task,
+        "image_size": f"{image_size[0]}x{image_size[1]}",
+        "val_loss": best if math.isfinite(best) else None,
+        "epochs": epochs_run,
+        "pipeline": ctx.spec.name,
+        "run_id": ctx.run_id,
+        "parent": parent_id,
+        "num_classes": label_map.num_classes,
+        "label_map_version": label_map.version,
+    }
+    recorded = ctx.record(
+        inputs,
+        {
+            "model": NewArtifact("Model", u.uri("model", model_dir), props),
+            "report": NewArtifact("Report", u.uri("report", report_dir), {"kind": "training", "overfitting": bool(overfit["overfitting"])}),
+        },
+        {"epochs_run": epochs_run, "strategy": plan.description, "run_fn": ref},
+    )
+    log.info("train.run_fn %s: SavedModel checked (%s), %d epochs", ref, ", ".join(sorted(loaded.signatures)), epochs_run)
+    return TrainResult(
+        model_dir=model_dir,
+        report_dir=report_dir,
+        task=task,
+        architecture=ref,
+        image_size=image_size,
+        epochs_run=epochs_run,
+        best_epoch=best_epoch,
+        best_val_loss=best,
+        stopped_early=False,
+        overfitting=bool(overfit["overfitting"]),
+        resumed_from_step=0,
+        strategy=plan.description,
+        hyperparameters={k: float(v) for k, v in hp.items() if isinstance(v, int | float) and not isinstance(v, bool)},
+        parent_artifact_id=parent_id,
         artifacts=recorded,
     )

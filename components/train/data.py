@@ -18,6 +18,8 @@ exported serving graph use. Targets per task:
 
 - classification: ``label`` int32 dense class index;
 - detection: ``heatmap``, ``box_target``, ``box_weight`` (:func:`components.train.detector.build_targets`);
+  with ``targets="boxes"`` (RetinaNet) the boxes themselves: ``boxes`` ``[N, 4]`` ``yxyx`` in input
+  pixels and ``labels`` ``[N]`` (dense class index, crowd ``-2``: ignored), padded per batch with ``-1``;
 - segmentation: ``mask`` int32 ``[H, W]`` (0 background, 1..C dense classes).
 """
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from components.core.examples import load_index, read_dataset
 from components.core.labelmap import LabelMap
@@ -64,6 +66,7 @@ class InputPipeline:
         training: shuffle and augment (random horizontal flips).
         seed: base seed.
         cache: keep decoded images in memory (None: when the split is small enough).
+        targets: detection target form: ``dense`` (the compact detector's maps) or ``boxes`` (RetinaNet).
     """
 
     examples_dir: str
@@ -75,6 +78,7 @@ class InputPipeline:
     training: bool = False
     seed: int = 0
     cache: bool | None = None
+    targets: Literal["dense", "boxes"] = "dense"
 
     def __post_init__(self) -> None:
         index = load_index(self.examples_dir)
@@ -116,6 +120,7 @@ class InputPipeline:
         ncls = self.label_map.num_classes
         table = _id_table(self.label_map, 1 if task == "segmentation" else 0)
         unknown = 0 if task == "segmentation" else -1
+        box_targets = self.targets == "boxes"
 
         def lookup(ids: Any) -> Any:
             ids = tf.cast(ids, tf.int32)
@@ -129,6 +134,9 @@ class InputPipeline:
             if task == "segmentation":
                 seg = tf.image.resize(e["segmentation"][:, :, None], (h, w), method="nearest")[:, :, 0]
                 return image, {"mask": tf.ensure_shape(lookup(seg), (h, w))}
+            if box_targets:  # crowd boxes: RetinaNet's ignore class (-2)
+                boxes = tf.reshape(tf.cast(e["boxes"], tf.float32), [-1, 4]) * tf.constant([h, w, h, w], tf.float32)
+                return image, {"boxes": boxes, "labels": tf.where(e["is_crowd"], -2, lookup(e["labels"]))}
             classes = tf.where(e["is_crowd"], -1, lookup(e["labels"]))
             return image, detector.build_targets(e["boxes"], classes, (h, w), ncls)
 
@@ -147,6 +155,9 @@ class InputPipeline:
                 return t
             if task == "segmentation":
                 return {"mask": tf.reverse(t["mask"], [1])}
+            if "boxes" in t:
+                b = t["boxes"]
+                return {"boxes": tf.stack([b[:, 0], w - b[:, 3], b[:, 2], w - b[:, 1]], axis=-1), "labels": t["labels"]}
             # Mirrored cells keep their boxes relative to the cell centre: x' = W - x.
             bt = tf.reverse(t["box_target"], [1])
             bt = tf.stack([w - bt[..., 2], bt[..., 1], w - bt[..., 0], bt[..., 3]], axis=-1)
@@ -175,6 +186,8 @@ class InputPipeline:
             ds = ds.map(augment, num_parallel_calls=parallel, deterministic=True) if parallel else ds.map(augment)
         else:
             ds = ds.map(lambda i, ex: ex)
+        if self.task == "detection" and self.targets == "boxes":
+            return ds.padded_batch(self.batch_size, padding_values=(0.0, {"boxes": -1.0, "labels": -1}))
         return ds.batch(self.batch_size)
 
     def _finish(self, ds: Any) -> Any:

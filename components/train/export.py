@@ -14,7 +14,8 @@ Outputs (every class id is a label-map id):
 
 - detection: ``detection_boxes`` ``[B, K, 4]`` normalised ``(ymin, xmin, ymax, xmax)``,
   ``detection_scores`` ``[B, K]``, ``detection_classes`` int64 ``[B, K]``,
-  ``num_detections`` int32 ``[B]`` (box decoding and per-class NMS in the graph);
+  ``num_detections`` int32 ``[B]`` (box decoding and per-class NMS in the graph; for RetinaNet
+  anchor deltas decoded by keras' ``decode_deltas_to_boxes``, :func:`components.train.retinanet.decode`);
 - classification: ``probabilities`` ``[B, C]`` (label-map id order), ``classes`` int64 ``[B]``;
 - segmentation: ``mask`` ``[B, H, W]`` label-map ids (0 background) at the model input size
   (uint8, or int32 when an id exceeds 255);
@@ -29,6 +30,7 @@ centre-peak decoding already keeps apart), see ``tflite/tflite_info.json``.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from components.core.labelmap import LabelMap
 from components.core.manifest import Task
 from components.core.predictor import LABEL_MAP_FILE, MODEL_INFO_FILE, SAVED_MODEL_DIR, SERVING_BYTES, SERVING_IMAGES
 
-from . import detector
+from . import detector, retinanet
 
 __all__ = ["MAX_DETECTIONS", "WEIGHTS_FILE", "export_saved_model", "export_tflite"]
 
@@ -57,6 +59,8 @@ def _serving_module(model: Any, task: Task, image_size: tuple[int, int], label_m
     ids = label_map.ids
     num_classes = len(ids)
     mask_dtype = tf.uint8 if max(ids) <= 255 else tf.int32
+    retina = task == "detection" and retinanet.is_retinanet(model)
+    anchor_boxes = retinanet.anchors(model, image_size) if retina else None
 
     class Serving(tf.Module):
         def __init__(self) -> None:
@@ -74,8 +78,11 @@ def _serving_module(model: Any, task: Task, image_size: tuple[int, int], label_m
                 result["probabilities"] = probs
                 result["classes"] = tf.gather(self.label_ids, tf.argmax(probs, axis=-1))
             elif task == "detection":
-                boxes, scores, classes = detector.decode(out["heatmap"], out["ltrb"], image_size, top_k=MAX_DETECTIONS)
-                kept = detector.nms(boxes, scores, classes, num_classes, MAX_DETECTIONS, NMS_IOU, SCORE_THRESHOLD)
+                if retina:
+                    kept = retinanet.decode(self.model, anchor_boxes, out, image_size, MAX_DETECTIONS, NMS_IOU, SCORE_THRESHOLD)
+                else:
+                    boxes, scores, classes = detector.decode(out["heatmap"], out["ltrb"], image_size, top_k=MAX_DETECTIONS)
+                    kept = detector.nms(boxes, scores, classes, num_classes, MAX_DETECTIONS, NMS_IOU, SCORE_THRESHOLD)
                 valid = tf.range(MAX_DETECTIONS)[None, :] < kept["num"][:, None]
                 result["detection_boxes"] = kept["boxes"]
                 result["detection_scores"] = kept["scores"]
@@ -107,6 +114,8 @@ def _serving_module(model: Any, task: Task, image_size: tuple[int, int], label_m
             out = self.model(images, training=False)
             if task == "classification":
                 return {"probabilities": tf.nn.softmax(tf.cast(out["logits"], tf.float32), axis=-1)}
+            if retina:  # raw per-anchor outputs (the spec refuses TFLite for RetinaNet; this keeps the trace whole)
+                return {"cls_logits": out["cls_logits"], "bbox_regression": out["bbox_regression"]}
             if task == "detection":
                 boxes, scores, classes = detector.decode(out["heatmap"], out["ltrb"], image_size, top_k=MAX_DETECTIONS)
                 return {
@@ -121,7 +130,12 @@ def _serving_module(model: Any, task: Task, image_size: tuple[int, int], label_m
 
 
 def export_saved_model(
-    model: Any, task: Task, image_size: tuple[int, int], label_map: LabelMap, model_dir: Path, info: dict[str, Any]
+    model: Any,
+    task: Task,
+    image_size: tuple[int, int],
+    label_map: LabelMap,
+    model_dir: str | os.PathLike[str],
+    info: dict[str, Any] | None = None,
 ) -> Path:
     """Writes ``saved_model/``, ``label_map.json``, ``model_info.json`` and the Keras weights.
 
@@ -133,12 +147,17 @@ def export_saved_model(
         image_size: model input ``(height, width)``.
         label_map: the label map.
         model_dir: the model directory.
-        info: the content of ``model_info.json``.
+        info: the content of ``model_info.json`` (default: task, image size and label ids; the
+            train step writes the full one, also after a ``train.run_fn``).
 
     Returns:
         The SavedModel directory.
     """
     import tensorflow as tf
+
+    model_dir = Path(model_dir)
+    if info is None:
+        info = {"task": task, "architecture": getattr(model, "name", ""), "image_size": list(image_size), "label_ids": label_map.ids}
 
     model_dir.mkdir(parents=True, exist_ok=True)
     label_map.save(model_dir / LABEL_MAP_FILE)

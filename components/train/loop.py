@@ -22,7 +22,7 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from logging import Logger
 from pathlib import Path
@@ -129,6 +129,8 @@ class Trainer:
         log: where progress lines go.
         work_dir: where step checkpoints (``ckpt-<global step>``) and best weights (``best/``)
             live (None: no checkpoints, no resume).
+        loss_fn: ``(images, outputs, targets) -> {"loss": ..., parts}`` (default: the task's
+            loss, :func:`~components.train.models.compute_losses`).
     """
 
     def __init__(
@@ -142,11 +144,13 @@ class Trainer:
         config: LoopConfig,
         log: Logger,
         work_dir: Path | None = None,
+        loss_fn: Callable[[Any, Any, Any], dict[str, Any]] | None = None,
     ):
         import tensorflow as tf
 
         self.model = model
         self.task = task
+        self.loss_fn = loss_fn or (lambda x, out, y: compute_losses(task, out, y))
         self.optimizer = optimizer
         self.strategy = strategy
         self.train = train
@@ -180,14 +184,14 @@ class Trainer:
     def _make_train_step(self) -> Any:
         import tensorflow as tf
 
-        model, task, opt, strategy = self.model, self.task, self.optimizer, self.strategy
+        model, loss_fn, opt, strategy = self.model, self.loss_fn, self.optimizer, self.strategy
         scales = hasattr(opt, "scale_loss")
         replicas = float(strategy.num_replicas_in_sync)
 
         def step_fn(x: Any, y: Any) -> dict[str, Any]:
             with tf.GradientTape() as tape:
                 out = model(x, training=True)
-                losses = compute_losses(task, out, y)
+                losses = loss_fn(x, out, y)
                 loss = losses["loss"] / replicas
                 scaled = opt.scale_loss(loss) if scales else loss
             variables = model.trainable_variables
@@ -205,10 +209,10 @@ class Trainer:
     def _make_eval_step(self) -> Any:
         import tensorflow as tf
 
-        model, task, strategy = self.model, self.task, self.strategy
+        model, loss_fn, strategy = self.model, self.loss_fn, self.strategy
 
         def step_fn(x: Any, y: Any) -> dict[str, Any]:
-            return compute_losses(task, model(x, training=False), y)
+            return loss_fn(x, model(x, training=False), y)
 
         @tf.function(reduce_retracing=True)
         def eval_step(x: Any, y: Any) -> dict[str, Any]:

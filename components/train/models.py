@@ -22,8 +22,11 @@ mixed precision.
 Architectures (``train.model``; ``auto`` = the first of each task):
 
 - classification: ``mobilenet_v3_small``, ``efficientnet_b0`` (keras.applications, ``weights=None``)
-- detection: ``compact_detector`` (a small residual CNN + FPN-style neck + CenterNet/TTFNet head)
+- detection: ``compact_detector`` (a small residual CNN + FPN-style neck + CenterNet/TTFNet head),
+  ``retinanet`` (keras-hub's ``RetinaNetObjectDetector`` on a ResNet, :mod:`components.train.retinanet`:
+  its outputs are ``cls_logits``/``bbox_regression`` per anchor and ``embedding``)
 - segmentation: ``unet`` (a small U-Net)
+- any task: a user build function ``"package.module:function"`` (:mod:`components.train.user`)
 """
 
 from __future__ import annotations
@@ -35,17 +38,11 @@ import numpy as np
 
 from components.core.errors import TrainingError
 from components.core.manifest import Task
+from components.core.spec import ARCHITECTURES, is_function_ref
 
 from . import detector
 
 __all__ = ["ARCHITECTURES", "build_model", "compute_losses", "embedding_dim", "resolve_architecture", "transfer_weights"]
-
-ARCHITECTURES: dict[str, tuple[str, ...]] = {
-    "classification": ("mobilenet_v3_small", "efficientnet_b0"),
-    "detection": ("compact_detector",),
-    "segmentation": ("unet",),
-}
-"""Architectures per task; the first is the default (``train.model: auto``)."""
 
 
 def resolve_architecture(task: Task, name: str) -> str:
@@ -53,14 +50,17 @@ def resolve_architecture(task: Task, name: str) -> str:
 
     Args:
         task: the task.
-        name: ``train.model`` (``auto`` or an architecture name; ``-`` and case are ignored).
+        name: ``train.model`` (``auto``, an architecture name, ``-`` and case ignored, or a user
+            build function ``package.module:function``, returned as it is).
 
     Returns:
-        The architecture name.
+        The architecture name (the reference itself for a user function).
 
     Raises:
         TrainingError: unknown name, or one that does not fit the task.
     """
+    if is_function_ref(name):
+        return name.strip()
     wanted = name.strip().lower().replace("-", "_")
     if wanted == "auto":
         return ARCHITECTURES[task][0]
@@ -187,10 +187,11 @@ def build_model(task: Task, architecture: str, num_classes: int, image_size: tup
 
     Args:
         task: the task.
-        architecture: an architecture of :data:`ARCHITECTURES` for the task.
+        architecture: an architecture of :data:`ARCHITECTURES` for the task, or a user build function.
         num_classes: classes in the label map (background not counted).
         image_size: input ``(height, width)``.
-        hparams: architecture options (``dropout``, ``neck_width``).
+        hparams: architecture options (``dropout``, ``neck_width``; for retinanet ``backbone`` and
+            ``preset``), all of ``train.hyperparameters`` for a user function.
 
     Returns:
         The ``keras.Model``.
@@ -201,6 +202,14 @@ def build_model(task: Task, architecture: str, num_classes: int, image_size: tup
     hp = dict(hparams or {})
     if num_classes < 1:
         raise TrainingError("the label map has no classes")
+    if is_function_ref(architecture):
+        from .user import build_user_model
+
+        return build_user_model(architecture, task, num_classes, image_size, hp)
+    if architecture == "retinanet":
+        from .retinanet import build_retinanet
+
+        return build_retinanet(num_classes, image_size, hp)
     if task == "classification":
         return _build_classifier(architecture, num_classes, image_size, hp)
     if task == "detection":
@@ -226,6 +235,8 @@ def compute_losses(task: Task, outputs: dict[str, Any], targets: dict[str, Any])
     """
     import tensorflow as tf
 
+    if task == "detection" and "cls_logits" in outputs:
+        raise TrainingError("retinanet outputs need the detector's own loss (components.train.retinanet.RetinaNetLoss)")
     if task == "detection":
         return detector.detection_losses(outputs, targets)
     logits = tf.cast(outputs["logits"], tf.float32)

@@ -94,7 +94,7 @@ def test_mypy_checks_a_user_script_against_the_real_signatures(tmp_path: Path) -
 def test_step_data_and_monitoring_modules_import_without_tensorflow_and_export_what_they_list() -> None:
     code = (
         "import sys, importlib\n"
-        "for name in ('cvpipe.steps', 'cvpipe.data', 'cvpipe.monitoring'):\n"
+        "for name in ('cvpipe.steps', 'cvpipe.data', 'cvpipe.monitoring', 'cvpipe.models'):\n"
         "    m = importlib.import_module(name)\n"
         "    missing = [n for n in m.__all__ if getattr(m, n, None) is None]\n"
         "    assert not missing, (name, missing)\n"
