@@ -854,6 +854,9 @@ class RuntimeSpec(_Section):
         metadata: the ML Metadata store.
         resources: per-component resources (keys: component names, ``default``).
         beam: run validate's statistics and transform on Apache Beam (None: the local path).
+        local_runner: how ``cvpipe run`` and the other local runs execute tasks: ``subprocess``
+            (in this Python environment) or ``docker`` (each task in ``image`` through the
+            Docker API ``DOCKER_HOST`` names, as on a cluster; docs/cluster.md).
     """
 
     root: str = "runs"
@@ -862,13 +865,17 @@ class RuntimeSpec(_Section):
     metadata: MetadataSpec = Field(default_factory=MetadataSpec)
     resources: dict[str, ResourceSpec] = Field(default_factory=dict)
     beam: BeamSpec | None = None
+    local_runner: Literal["subprocess", "docker"] = "subprocess"
 
     @model_serializer(mode="wrap")
     def _omit_no_beam(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # a spec without `beam` serialises as before (compiled pipelines and their golden files unchanged)
+        # a spec without `beam` or `local_runner` serialises as before (compiled pipelines and their golden files unchanged)
         data = handler(self)
-        if isinstance(data, dict) and data.get("beam") is None:
-            data.pop("beam", None)
+        if isinstance(data, dict):
+            if data.get("beam") is None:
+                data.pop("beam", None)
+            if data.get("local_runner") == "subprocess":
+                data.pop("local_runner", None)
         return data
 
 

@@ -484,6 +484,10 @@ def generate(config: SynthConfig, out_dir: str | os.PathLike[str]) -> SynthResul
         raise DataError(f"none of the background photos {wanted} ship with the installed scikit-image")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.synth-", dir=out.parent))
+    # mkdtemp creates 0700; the dataset gets the ordinary umask-based mode (tasks in the image run as another user)
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
     try:
         result = _generate_into(cfg, staging, out, backgrounds)
         _swap_into_place(staging, out)

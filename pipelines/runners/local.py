@@ -2,7 +2,9 @@
 
 Each task runs as a subprocess of the current Python environment
 (``SubprocessRunner(use_venv=False)``): no container, no cluster, no pip at run
-time. A run's outputs stay under ``<runtime.root>/<pipeline>/<run id>/``,
+time. With ``runtime.local_runner: docker`` each task runs in the cvpipe image
+instead (kfp.local's ``DockerRunner``, the spec's storage mounted as a cluster
+would provide it: :mod:`pipelines.runners.docker`). A run's outputs stay under ``<runtime.root>/<pipeline>/<run id>/``,
 one folder per task, and its lineage goes to the spec's MLMD store, from which
 the run summary is built.
 
@@ -18,6 +20,7 @@ finish while it runs) and returns at once; ``RUN_DIR`` (under the runner's
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import os
 import secrets
@@ -30,13 +33,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.core.errors import CvpipeError, PipelineRunError
 from components.core.io import atomic_write_json, atomic_write_text, read_json
 from components.core.lineage import ArtifactRef, LineageStore
 from components.core.runs import ScheduleResult, SubmittedRun, pid_alive, wait_until_done
 from components.core.spec import PipelineSpec, dump_spec, load_spec, resolve_paths
+
+if TYPE_CHECKING:
+    from .docker import ContainerTasks
 
 __all__ = ["LocalRunner", "RunSummary", "find_veto", "main", "run_local"]
 
@@ -54,6 +60,8 @@ class RunSummary:
         artifacts: artifacts the run recorded in MLMD.
         error: the failure message, if any.
         veto: when a user step vetoed the run: ``step``, ``after`` and ``reason``.
+        in_image: for ``runtime.local_runner: docker``, the image id, mounts and containers
+            the tasks ran with (:class:`~pipelines.runners.docker.ContainerTasks`); else None.
     """
 
     run_id: str
@@ -64,6 +72,7 @@ class RunSummary:
     artifacts: list[ArtifactRef] = field(default_factory=list)
     error: str | None = None
     veto: dict[str, str] | None = None
+    in_image: dict[str, Any] | None = None
 
     def artifact(self, kind: str) -> ArtifactRef | None:
         """The last artifact of a kind this run produced, or None."""
@@ -81,6 +90,7 @@ class RunSummary:
             "veto": self.veto,
             "steps": self.steps,
             "artifacts": [{"id": a.id, "kind": a.kind, "uri": a.uri, "properties": a.properties} for a in self.artifacts],
+            **({"in_image": self.in_image} if self.in_image is not None else {}),
         }
 
 
@@ -120,22 +130,30 @@ def run_local(
     name = pipeline_display_name(spec, pipeline)
     pipeline_root = Path(spec.runtime.root) / name
     pipeline_root.mkdir(parents=True, exist_ok=True)
-    # Tasks are subprocesses; make anything that calls `python3` find this environment.
-    bin_dir = str(Path(sys.executable).parent)
-    if not os.environ.get("PATH", "").startswith(bin_dir + os.pathsep):
-        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-    # kfp.local warns that the cvpipe image is "non-Python"; the subprocess runner uses this environment by design.
-    warnings.filterwarnings("ignore", message="You may be attemping to run a task", category=RuntimeWarning)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
     pipeline_func = build_pipeline(spec, pipeline, until=until)
-    before = {p.name for p in pipeline_root.iterdir()}
-    start = time.monotonic()
-    error: str | None = None
-    try:
-        pipeline_func()
-    except RuntimeError as e:
-        error = str(e)
-    seconds = time.monotonic() - start
+    with contextlib.ExitStack() as stack:
+        in_image: ContainerTasks | None = None
+        if spec.runtime.local_runner == "docker":
+            from .docker import container_tasks
+
+            runner, in_image = stack.enter_context(container_tasks(spec))
+        else:
+            # Tasks are subprocesses; make anything that calls `python3` find this environment.
+            bin_dir = str(Path(sys.executable).parent)
+            if not os.environ.get("PATH", "").startswith(bin_dir + os.pathsep):
+                os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+            # kfp.local warns that the cvpipe image is "non-Python"; the subprocess runner uses this environment by design.
+            warnings.filterwarnings("ignore", message="You may be attemping to run a task", category=RuntimeWarning)
+            runner = local.SubprocessRunner(use_venv=False)
+        local.init(runner=runner, pipeline_root=str(pipeline_root), raise_on_error=True)
+        before = {p.name for p in pipeline_root.iterdir()}
+        start = time.monotonic()
+        error: str | None = None
+        try:
+            pipeline_func()
+        except RuntimeError as e:
+            error = str(e)
+        seconds = time.monotonic() - start
     new = _new_dirs(pipeline_root, before, name)
     if not new:
         raise PipelineRunError(f"pipeline {name} did not start: {error or 'no run folder was created'}")
@@ -153,6 +171,7 @@ def run_local(
         artifacts=store.artifacts_of_run(run_id),
         error=error,
         veto=veto,
+        in_image=in_image.to_dict() if in_image is not None else None,
     )
     atomic_write_json(run_dir / "run.json", summary.to_dict())
     if error is not None and veto is not None:

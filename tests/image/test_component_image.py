@@ -1,18 +1,14 @@
 """The component image (infra/docker/Dockerfile) built here with Podman and checked like code.
 
-``make image`` (.ci/image.py) builds it once; Podman's layer cache and the kept wheelhouse and Debian base
-make a rebuild with unchanged code take seconds, so the suite always checks the image of the code under test.
-The first build on a fresh machine takes minutes (debootstrap, the wheelhouse, installing it): see docs/cluster.md.
-A KFP task runs in it with kfp.local's DockerRunner over Podman's Docker API (``podman system service``).
+``make image`` (.ci/image.py) builds it once per session (conftest.py); the first build on a fresh machine takes
+minutes (debootstrap, the wheelhouse, installing it): see docs/cluster.md. A KFP task runs in it with kfp.local's
+DockerRunner over Podman's Docker API (``podman system service``); test_pipelines_in_image.py runs whole pipelines.
 """
 
 # No `from __future__ import annotations`: kfp reads the probe component's annotations as types.
-import json
 import os
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,16 +19,6 @@ IMPORTS = "import components, pipelines, tensorflow, tensorflow_data_validation,
 MAX_SIZE_BYTES = 7_000_000_000
 
 pytestmark = pytest.mark.image
-
-
-@pytest.fixture(scope="module")
-def image() -> dict[str, object]:
-    """Build (or reuse) the CPU image: tag, size_bytes, seconds, containers_conf."""
-    built = subprocess.run(
-        [sys.executable, str(REPO / ".ci" / "image.py"), "--json"], capture_output=True, text=True, timeout=3600, cwd=REPO, check=False
-    )
-    assert built.returncode == 0, f"make image failed:\n{built.stderr[-4000:]}"
-    return json.loads(built.stdout.strip().splitlines()[-1])
 
 
 def _in_image(image: dict[str, object], script: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -73,33 +59,6 @@ def test_image_size_is_recorded(image: dict[str, object], record_property: Calla
     record_property("image_size_bytes", size)
     print(f"{image['tag']}: {size / 1e9:.2f} GB")
     assert 0 < size < MAX_SIZE_BYTES, f"{image['tag']} weighs {size / 1e9:.2f} GB"
-
-
-@pytest.fixture(scope="module")
-def docker_api(image: dict[str, object], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Podman's Docker API (``podman system service``) on a unix socket: its ``unix://`` URL, answering a ping."""
-    import docker
-
-    sock = tmp_path_factory.mktemp("podman") / "docker.sock"
-    url = f"unix://{sock}"
-    env = {**os.environ, "CONTAINERS_CONF": str(image["containers_conf"])}
-    service = subprocess.Popen(
-        ["podman", "--runtime", "runc", "system", "service", "--time=0", url], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:  # readiness: the socket answers (the client asks for the API version when it is made) and pings
-            try:
-                if docker.DockerClient(base_url=url, timeout=30).ping():
-                    break
-            except docker.errors.DockerException:
-                if service.poll() is not None or time.monotonic() > deadline:
-                    raise
-            time.sleep(0.2)
-        yield url
-    finally:
-        service.terminate()
-        service.wait(timeout=30)
 
 
 def test_a_kfp_task_runs_in_the_image_through_the_docker_api(
