@@ -166,8 +166,8 @@ def wheelhouse(target: str) -> Path:
     if (house / ".complete").is_file():
         return house
     pip = [sys.executable, "-m", "pip"]
-    # the previous wheelhouse (an older lock) supplies the wheels that did not change
-    previous = [f"--find-links={old}" for old in sorted(CACHE.glob(f"wheelhouse-{target}-*")) if (old / ".complete").is_file()]
+    # earlier wheelhouses (an older lock; the CPU one for a first GPU wheelhouse) supply the wheels that did not change
+    previous = [f"--find-links={old}" for old in sorted(CACHE.glob("wheelhouse-*-*")) if (old / ".complete").is_file()]
     if house.exists():
         shutil.rmtree(house)
     tmp = Path(tempfile.mkdtemp(dir=CACHE, prefix="wheelhouse-"))
@@ -183,6 +183,7 @@ def wheelhouse(target: str) -> Path:
                 "download",
                 "-q",
                 "--only-binary=:all:",
+                *previous,
                 "-c",
                 str(RUNTIME_LOCK),
                 f"tensorflow[and-cuda]=={tf.group(1)}",

@@ -26,6 +26,7 @@ The containers are removed when they end (kfp 2.13 leaves them behind).
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import stat
@@ -259,8 +260,9 @@ def _run_in_container(handler: Any, client: Any, tasks: ContainerTasks, env: dic
         labels={"cvpipe.image": tasks.image},
     )
     try:
+        text = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character may straddle two chunks
         for chunk in container.logs(stream=True, follow=True):
-            print(chunk.decode(errors="replace"), end="")
+            print(text.decode(chunk), end="")
         code = int(container.wait()["StatusCode"])
     finally:
         with contextlib.suppress(Exception):  # already gone is fine
@@ -297,12 +299,16 @@ def container_tasks(spec: PipelineSpec) -> Iterator[tuple[Any, ContainerTasks]]:
     image = spec.runtime.image
     try:
         image_id = str(client.images.get(image).id)
+        prepare_storage(mounts)
     except docker.errors.ImageNotFound:
+        client.close()
         raise PipelineRunError(
             f"runtime.image {image} is not in the image store of the Docker API at {os.environ.get('DOCKER_HOST') or 'the default socket'}: "
             "build it with `make image` (its tag is printed) or set runtime.image to an image that is there; local runs never pull"
         ) from None
-    prepare_storage(mounts)
+    except BaseException:
+        client.close()
+        raise
     names = sorted(n for n in _secret_env_names(spec.model_dump(mode="json")) if n in os.environ)
     env = {n: os.environ[n] for n in names}
     record = ContainerTasks(image=image, image_id=image_id, mounts=mounts, environment=names)
