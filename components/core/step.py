@@ -105,7 +105,10 @@ class StepContext:
 
     @classmethod
     def from_json(cls, spec_json: str, run_id: str, component: str) -> StepContext:
-        """Builds the context from the JSON spec a KFP task receives, and shows cvpipe's logs on stderr.
+        """Builds the context from a whole spec as JSON, and shows cvpipe's logs on stderr.
+
+        Components take typed parameters now (:meth:`for_component`); this stays
+        because pipelines compiled before carry component source that calls it.
 
         Args:
             spec_json: ``PipelineSpec`` as JSON.

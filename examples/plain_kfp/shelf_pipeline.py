@@ -13,7 +13,7 @@ runs by, the task, and where the lineage store, registry and tracking are),
 builds a whole cvpipe spec. Every step still records what it read and wrote
 in ML Metadata, so the model's lineage and both evaluations are in the store.
 
-Run it here with ``python run_local.py`` (kfp.local); compile it for Kubeflow
+Run it here with ``python run_shelf.py`` (kfp.local); compile it for Kubeflow
 or Vertex AI with ``python -m kfp.cli.cli dsl compile --py shelf_pipeline.py
 --output shelf.yaml`` or ``kfp.compiler.Compiler().compile(shelf_pipeline, "shelf.yaml")``.
 """

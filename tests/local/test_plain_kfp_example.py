@@ -21,7 +21,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plain_kfp"
 def test_plain_kfp_pipeline_of_cvpipe_components_runs_and_records_lineage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     monkeypatch.syspath_prepend(str(EXAMPLE))
-    from run_local import run
+    from run_shelf import run
 
     evaluations = run(tmp_path, images=32)
 

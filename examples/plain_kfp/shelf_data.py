@@ -1,6 +1,6 @@
 """Writes the example's two small datasets (stand-ins for your own COCO data): store A and a darker store B.
 
-``python make_data.py [DIR]`` writes ``DIR/store-a`` and ``DIR/store-b`` (default ``data/``).
+``python shelf_data.py [DIR]`` writes ``DIR/store-a`` and ``DIR/store-b`` (default ``data/``).
 """
 
 from __future__ import annotations

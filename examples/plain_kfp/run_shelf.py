@@ -1,4 +1,4 @@
-"""Runs the example pipeline here with kfp.local (no cluster): ``python run_local.py [WORKDIR]``.
+"""Runs the example pipeline here with kfp.local (no cluster): ``python run_shelf.py [WORKDIR]``.
 
 Generates the data, runs :func:`shelf_pipeline.shelf_pipeline` with the
 components in this Python environment, and prints both evaluations.
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from make_data import make_data
+from shelf_data import make_data
 from shelf_pipeline import CONTEXT, shelf_pipeline
 
 TASKS = {"evaluate": "evaluate-held-out", "evaluate-2": "evaluate-store-b"}
