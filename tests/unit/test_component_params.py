@@ -79,3 +79,19 @@ def test_invalid_parameters_name_the_section_and_key() -> None:
 def test_keys_set_to_none_are_left_out() -> None:
     spec = PipelineSpec.model_validate(SPEC)
     assert context_parameter(spec)["registry"] == {"backend": "local", "model_name": "shelf", "root": "registry", "alias": "prod"}
+
+
+def test_cvpipe_components_exports_each_component_lazily() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, cvpipe.components as c; print('kfp' in sys.modules, len(c.NAMES))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "14"]  # importing the module loads no kfp
+    import cvpipe.components as c
+
+    for name in c.NAMES:
+        assert getattr(c, name).name == name.replace("_", "-")
+        assert c.component_file(name).is_file()
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = c.nothing  # type: ignore[attr-defined]
