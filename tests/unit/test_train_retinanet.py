@@ -1,4 +1,4 @@
-"""keras-hub RetinaNet as a cvpipe detector: train, COCO evaluation, export, `cvpipe predict`, presets.
+"""keras-hub RetinaNet as a cvpipe detector: train, COCO evaluation, export, `cvpipe predict` and `cvpipe serve`, presets.
 
 Tiny on purpose: a one-block-per-stage ResNet at 128x128, 12 images, one step per epoch.
 """
@@ -12,8 +12,10 @@ from typing import Any
 import click
 import numpy as np
 import pytest
+import requests
 import yaml
 from click.testing import CliRunner
+from serve_testdata import ServerProcess
 from train_testdata import make_examples
 
 from components.core.errors import TrainingError
@@ -77,6 +79,18 @@ def test_retinanet_trains_is_evaluated_with_coco_metrics_exported_and_served(tmp
     assert "12 predictions of retina:1 logged" in out.output
     [summary] = list((tmp_path / "runs" / "retina" / "predict").glob("*/predict.json"))
     assert json.loads(summary.read_text())["predictions"] == 12
+
+    # and by `cvpipe serve`, a real server process on 127.0.0.1
+    server = ServerProcess(spec_file, "retina@champion", tmp_path / "server.log").start()
+    try:
+        image = sorted((tmp_path / "synth" / "images").iterdir())[0].read_bytes()
+        answer = requests.post(f"{server.url}/v1/predict", data=image, headers={"Content-Type": "image/jpeg"}, timeout=300)
+        assert answer.status_code == 200, answer.text
+        [pred] = answer.json()["predictions"]
+        assert str(pred["model_version"]) == "1" and len(pred["boxes"]) == len(pred["scores"])
+        assert set(pred["class_ids"]) <= {1, 2, 3} and pred["num_detections"] >= len(pred["boxes"])
+    finally:
+        server.kill()
 
 
 def test_a_preset_directory_initialises_the_backbone_and_the_heads_when_the_classes_match(tmp_path: Path) -> None:
