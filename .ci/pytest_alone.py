@@ -43,6 +43,7 @@ HEAVY = {
     "tests/unit/test_registry_concurrency.py": "concurrent and crashing pushes in real processes (609 s alone)",
     "tests/unit/test_beam_distributed.py": "Beam's multi-process DirectRunner and a Dask cluster of two processes (447 s alone at load 12)",
     "tests/unit/test_train_multiworker.py": "two TensorFlow worker processes training in sync (121 s alone at load 10)",
+    "tests/unit/test_console.py": "the console served and driven in Chromium by Playwright, after a real training run (107-157 s)",
 }
 
 
