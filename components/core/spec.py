@@ -573,6 +573,10 @@ class RetrainSpec(_Section):
         on: which alerts start it: ``drift``, ``degradation``.
         target: ``local`` (run_local in a subprocess), ``kubeflow`` or ``vertex``.
         cooldown: after a trigger, the same alert does not trigger again for this long.
+        warm_start: the retraining warm-starts from the production model (its ``train.parent``
+            becomes the production version, ``name:version``), so the registry's fork tree
+            shows each retrained model as a child of the one it replaced; false keeps
+            ``train.parent`` as the spec says (from scratch when unset).
         wait: wait for the retraining run to finish (a local run; the scheduler and the demo use it).
         host: Kubeflow Pipelines API endpoint (``target: kubeflow``).
         namespace: Kubeflow profile namespace.
@@ -590,6 +594,7 @@ class RetrainSpec(_Section):
     on: list[RetrainCause] = Field(default_factory=lambda: list(_RETRAIN_CAUSES))
     target: Literal["local", "kubeflow", "vertex"] = "local"
     cooldown: str = "24h"
+    warm_start: bool = True
     wait: bool = False
     host: str | None = None
     namespace: str | None = None

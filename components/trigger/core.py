@@ -15,7 +15,9 @@ trigger state's lock (:mod:`.state`):
 
 When it triggers, it merges the production model's training data with the
 labelled images into a COCO dataset (:mod:`.dataset`), writes a derived spec
-whose ``data.source`` is that dataset, records one ``trigger`` execution
+whose ``data.source`` is that dataset and whose ``train.parent`` is the
+production version (``monitoring.retrain.warm_start``, on by default: the new
+model warm-starts from the one it would replace), records one ``trigger`` execution
 (inputs: the alerts, the labelling batch, the labelled manifest, the
 production model and its training manifest; output: the dataset as a
 ``RawDataset``) and starts the run with the :class:`~components.core.runs.Runner`
@@ -181,9 +183,14 @@ def _check(run: RetrainRun, runner: Callable[[], Runner], store: LineageStore) -
     return got.state
 
 
-def _derived_spec(spec: PipelineSpec, annotations: Path, trigger_id: str, alerts: Sequence[Alert]) -> PipelineSpec:
+def _derived_spec(
+    spec: PipelineSpec, annotations: Path, trigger_id: str, alerts: Sequence[Alert], parent: str | None = None
+) -> PipelineSpec:
+    """The retraining's spec: the merged dataset as its source and, when given, ``parent`` to warm-start from."""
     data = spec.model_dump(mode="json")
     data["data"].update({"source": str(annotations), "format": "coco", "images": None})
+    if parent is not None:
+        data["train"]["parent"] = parent
     causes = ", ".join(sorted({a.name for a in alerts}))
     data["description"] = f"retraining started by trigger {trigger_id} ({causes})"
     return PipelineSpec.model_validate(data)
@@ -388,7 +395,8 @@ def _run(
                         report.add(path, "image_mismatch", problem)
                         get_logger("trigger").warning("left out of the retraining dataset: %s", problem)
                     report.write(tdir)
-                derived = _derived_spec(spec, merged.annotations.resolve(), trigger_id, [a for a, _ in qualifying])
+                parent = prod.version.ref if retrain.warm_start else None
+                derived = _derived_spec(spec, merged.annotations.resolve(), trigger_id, [a for a, _ in qualifying], parent)
                 spec_path = atomic_write_text(tdir / "spec.yaml", dump_spec(derived))
                 keys = [a.dedup_key for a, _ in qualifying]
                 inputs.update({"model": ctx.store.get(prod.version.pushed_id), "base_manifest": base[1]})

@@ -28,7 +28,7 @@ from click.testing import CliRunner
 from fakes.ce_world import build_world
 
 from components.alert.dispatcher import AlertLog
-from components.core.spec import dump_spec
+from components.core.spec import dump_spec, load_spec
 from components.trigger.state import TriggerState, pid_alive
 from pipelines.cli.schedule import ce_group, scheduler_cmd
 
@@ -108,6 +108,10 @@ def test_labels_then_one_local_retraining_linked_to_alerts_and_batch(scheduled) 
         pid = retrain.pid
         assert retrain.target == "local" and pid is not None and retrain.state == "RUNNING"
         dataset = world.store.get(retrain.dataset_artifact_id)
+        # the retraining warm-starts from the production model (monitoring.retrain.warm_start, the default)
+        derived = load_spec(state_path.parent / retrain.trigger_id / "spec.yaml")
+        assert derived.train.parent == f"{world.spec.model_name}:1", derived.train.parent
+        assert derived.data.source == dataset.uri
         assert dataset.kind == "RawDataset" and dataset.properties["added"] == len(batch.items)
         # the retraining run's ingest reads the trigger's dataset: wait for it to be recorded
         ingest = None
