@@ -323,6 +323,12 @@ class TrainSpec(_Section):
             keras-hub preset directory (local or ``gs://``) loaded with ``from_preset`` (never downloaded).
         early_stopping_patience: epochs without validation-loss improvement before stopping.
         checkpoint_every_steps: checkpoint interval.
+        workers: training processes in sync under ``MultiWorkerMirroredStrategy`` (default 1).
+            In a local run with ``N > 1`` and no ``TF_CONFIG`` set, the train step starts
+            ``N - 1`` worker processes of cvpipe's trainer on 127.0.0.1 and trains as the chief
+            (only the chief writes the model and the checkpoints that count); under a
+            ``TF_CONFIG`` set by the platform (Vertex AI or Kubeflow replicas) each process
+            trains as its index says. Not with ``tuner.enabled`` or ``run_fn`` (docs/scaling.md).
         tuner: optional hyperparameter search.
         export_tflite: also export TFLite models (``float16``, ``int8``).
         seed: random seed.
@@ -341,6 +347,7 @@ class TrainSpec(_Section):
     pretrained_weights: str | None = None
     early_stopping_patience: int = Field(5, ge=1)
     checkpoint_every_steps: int = Field(50, ge=1)
+    workers: int = Field(1, ge=1)
     tuner: TunerSpec = Field(default_factory=TunerSpec)
     export_tflite: list[Literal["float16", "int8"]] = Field(default_factory=list)
     seed: int = 0
@@ -358,6 +365,10 @@ class TrainSpec(_Section):
                 raise ValueError("train.run_fn replaces cvpipe's training loop: tuner.enabled needs cvpipe's loop (tune inside run_fn)")
             if self.export_tflite:
                 raise ValueError("train.run_fn: export_tflite needs cvpipe's Keras model; convert inside run_fn")
+            if self.workers > 1:
+                raise ValueError(f"train.workers {self.workers}: train.run_fn trains in one process (it gets the strategy; set workers: 1)")
+        if self.workers > 1 and self.tuner.enabled:
+            raise ValueError(f"train.workers {self.workers}: the tuner runs in one process; set workers: 1 with tuner.enabled")
         retina = self.model.strip().lower() == "retinanet"
         if self.backbone is not None and not retina:
             raise ValueError(f"train.backbone {self.backbone!r} applies to model: retinanet only")
@@ -366,6 +377,14 @@ class TrainSpec(_Section):
         if retina and self.export_tflite:
             raise ValueError("train.export_tflite is not available for retinanet (its decoding is not TFLite-ready here)")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_one_worker(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a spec without `workers` serialises as before (compiled pipelines and their golden files unchanged)
+        data = handler(self)
+        if isinstance(data, dict) and data.get("workers") == 1:
+            data.pop("workers", None)
+        return data
 
 
 class ChangeThreshold(_Section):

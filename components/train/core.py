@@ -19,6 +19,17 @@ What :func:`run` does, in order:
    ``model``, ``report`` and, when tuned, ``hyperparameters``.
 
 The checkpoint directory is removed once the export is complete.
+
+With ``train.workers: N > 1`` and no ``TF_CONFIG`` set, :func:`run` first
+starts ``N - 1`` local worker processes of this same step
+(:class:`~components.train.multiworker.LocalWorkers`) and trains as their
+chief under ``MultiWorkerMirroredStrategy``. A process that ``TF_CONFIG``
+names a non-chief worker (a local worker, or a Vertex AI / Kubeflow replica)
+restores from the chief's checkpoints under ``<model_dir>/checkpoints/``,
+trains in sync with a scratch work directory and returns after training:
+only the chief exports, reports and records lineage. When a worker dies the
+step fails naming it; running the step again resumes every worker from the
+chief's last step checkpoint.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +59,7 @@ from .data import InputPipeline
 from .export import WEIGHTS_FILE, export_saved_model, export_tflite
 from .loop import FitResult, LoopConfig, Trainer, make_optimizer
 from .models import build_model, embedding_dim, load_backbone_weights, resolve_architecture, transfer_weights
+from .multiworker import LocalWorkers, TaskRole, task_role
 from .report import detect_overfitting, write_report
 from .strategy import StrategyPlan, build_strategy, mixed_precision
 from .tuner import TunerOutcome, search, write_hyperparameters
@@ -56,6 +69,10 @@ __all__ = ["CHECKPOINT_DIR", "TrainResult", "TrainUris", "resolve_parent", "run"
 CHECKPOINT_DIR = "checkpoints"
 """Work directory inside the model directory: step checkpoints, best weights, tuner state."""
 _REPRESENTATIVE_IMAGES = 64
+_WORKER_EXIT_S = 600.0
+"""How long the chief waits, after its training loop, for the local workers to exit."""
+_WORKER_NOTICE_S = 10.0
+"""How long a failed chief waits for the worker watcher to say whether a worker's death caused it."""
 
 
 TrainUris = ArtifactUris
@@ -181,7 +198,15 @@ def _build(setup: _Setup, log: Any) -> Any:
 
 
 def _train(
-    setup: _Setup, hp: dict[str, float], epochs: int, patience: int, checkpoint_every: int, work_dir: Path | None, log: Any
+    setup: _Setup,
+    hp: dict[str, float],
+    epochs: int,
+    patience: int,
+    checkpoint_every: int,
+    work_dir: Path | None,
+    log: Any,
+    restore_from: Path | None = None,
+    chief: bool = True,
 ) -> tuple[Any, FitResult]:
     model = _build(setup, log)
     with setup.strategy.scope():
@@ -202,6 +227,8 @@ def _train(
         log,
         work_dir,
         loss_fn=loss_fn,
+        restore_from=restore_from,
+        restore_best=chief,
     )
     return model, trainer.fit()
 
@@ -238,11 +265,53 @@ def run(
         uris: artifact URIs for lineage (default: the local paths).
 
     Returns:
-        The result.
+        The result (on a non-chief worker of a multi-worker run: what it trained, with no
+        artifacts; it writes nothing to ``model_dir``).
 
     Raises:
-        TrainingError: unusable inputs, a parent that does not fit, a diverging loss.
+        TrainingError: unusable inputs, a parent that does not fit, a diverging loss, a
+            worker of a multi-worker run that failed (named in the message).
     """
+    spec = ctx.spec.train
+    if spec.workers < 2 or os.environ.get("TF_CONFIG"):
+        return _run(ctx, examples_dir, label_map_path, model_dir, report_dir, hparams_dir, uris, None)
+    payload = {
+        "spec": ctx.spec.model_dump(mode="json"),
+        "run_id": ctx.run_id,
+        "examples_dir": str(examples_dir),
+        "label_map_path": str(label_map_path),
+        "model_dir": str(model_dir),
+        "report_dir": str(report_dir),
+        "hparams_dir": str(hparams_dir),
+    }
+    workers = LocalWorkers(spec.workers, payload, ctx.log)
+    workers.start()
+    try:
+        return _run(ctx, examples_dir, label_map_path, model_dir, report_dir, hparams_dir, uris, workers)
+    except Exception as e:
+        # a dead worker makes the chief's collectives fail (or its strategy's wait for the cluster): say which one
+        peer_lost = isinstance(e, _PeerLost) or type(e).__module__.startswith("tensorflow")
+        if workers.failed(_WORKER_NOTICE_S if peer_lost else 0.0):
+            try:
+                workers.check()
+            except TrainingError as failure:
+                raise failure from e
+        raise
+    finally:
+        workers.close()
+
+
+def _run(
+    ctx: StepContext,
+    examples_dir: str | os.PathLike[str],
+    label_map_path: str | os.PathLike[str],
+    model_dir: str | os.PathLike[str],
+    report_dir: str | os.PathLike[str],
+    hparams_dir: str | os.PathLike[str],
+    uris: ArtifactUris | Mapping[str, str] | None,
+    workers: LocalWorkers | None,
+) -> TrainResult:
+    """:func:`run` in one process (the chief, the only process, or a worker ``TF_CONFIG`` names)."""
     t_start = time.monotonic()
     examples_dir, model_dir, report_dir, hparams_dir = Path(examples_dir), Path(model_dir), Path(report_dir), Path(hparams_dir)
     u = ArtifactUris.of(uris)
@@ -254,7 +323,14 @@ def run(
     image_size = (int(spec.image_size[0]), int(spec.image_size[1]))
     backbone = (spec.backbone or RETINANET_BACKBONES[0]) if architecture == "retinanet" else None
 
+    role = task_role()
+    if role.num_workers > 1 and role.num_workers != spec.workers:
+        log.warning("TF_CONFIG names %d workers, train.workers says %d: training on TF_CONFIG's cluster", role.num_workers, spec.workers)
     strategy, plan = build_strategy(spec.accelerator)
+    if role.num_workers > 1:
+        log.info(
+            "multi-worker training: this process is %s, %s", role.task, "the chief" if role.chief else "a worker (scratch checkpoints)"
+        )
     log.info(
         "training %s (%s) on %s, input %dx%d, %d classes",
         task,
@@ -347,7 +423,15 @@ def run(
         log.info("tuner: best %s (val_loss %.4f over %d trials)", outcome.best, outcome.best_val_loss, len(outcome.trials))
 
     keras.utils.set_random_seed(spec.seed)
-    model, fit = _train(setup, hp, spec.epochs, spec.early_stopping_patience, spec.checkpoint_every_steps, work / "train", log)
+    if not role.chief:
+        return _train_worker(setup, hp, spec.epochs, spec.early_stopping_patience, spec.checkpoint_every_steps, work / "train", role, log)
+    model, fit = _train_in_cluster(
+        lambda: _train(setup, hp, spec.epochs, spec.early_stopping_patience, spec.checkpoint_every_steps, work / "train", log),
+        role,
+    )
+    if workers is not None:
+        workers.wait(_WORKER_EXIT_S)
+        log.info("the training workers (%d) finished", spec.workers - 1)
     if not fit.history:
         raise TrainingError("no epoch finished")
     overfit = detect_overfitting(fit.history)
@@ -428,6 +512,8 @@ def run(
         else {"best": outcome.best, "best_val_loss": outcome.best_val_loss, "trials": outcome.trials, "oracle": outcome.oracle},
         "strategy": plan.description,
         "precision": plan.precision,
+        "workers": role.num_workers,
+        "replicas_in_sync": int(strategy.num_replicas_in_sync),
         "parent": info["parent"],
         "tflite": {k: str(p.relative_to(model_dir)) for k, p in tflite.items()},
         "seconds": round(time.monotonic() - t_start, 1),
@@ -520,6 +606,61 @@ def run(
         parent_artifact_id=parent_id,
         tflite=tflite,
         artifacts=recorded,
+    )
+
+
+class _PeerLost(TrainingError):
+    """A multi-worker training loop's collective failed: a peer died or was aborted."""
+
+
+def _train_in_cluster(train: Any, role: TaskRole) -> tuple[Any, FitResult]:
+    """Runs ``train()``; in a multi-worker cluster a lost peer becomes a TrainingError saying how to resume."""
+    if role.num_workers < 2:
+        return train()  # type: ignore[no-any-return]
+    import tensorflow as tf
+
+    try:
+        return train()  # type: ignore[no-any-return]
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError, tf.errors.InternalError) as e:
+        raise _PeerLost(
+            f"multi-worker training ({role.task} of {role.num_workers}) lost a peer: {e.message.strip().splitlines()[0]}; "
+            "running the step again resumes every worker from the chief's last step checkpoint"
+        ) from e
+
+
+def _train_worker(
+    setup: _Setup, hp: dict[str, float], epochs: int, patience: int, checkpoint_every: int, chief_dir: Path, role: TaskRole, log: Any
+) -> TrainResult:
+    """A non-chief worker: trains in sync from the chief's checkpoints with a scratch work directory; writes no outputs."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"cvpipe-train-worker-{role.index}-"))
+    try:
+        _, fit = _train_in_cluster(
+            lambda: _train(setup, hp, epochs, patience, checkpoint_every, scratch, log, restore_from=chief_dir, chief=False),
+            role,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    log.info(
+        "%s finished: %d epochs, %d steps (resumed from step %d); the chief exports the model",
+        role.task,
+        fit.epochs_run,
+        fit.steps_run,
+        fit.resumed_from_step,
+    )
+    return TrainResult(
+        model_dir=scratch,
+        report_dir=scratch,
+        task=setup.task,
+        architecture=setup.architecture,
+        image_size=setup.image_size,
+        epochs_run=fit.epochs_run,
+        best_epoch=fit.best_epoch,
+        best_val_loss=fit.best_val_loss,
+        stopped_early=fit.stopped_early,
+        overfitting=False,
+        resumed_from_step=fit.resumed_from_step,
+        strategy=setup.plan.description,
+        hyperparameters=hp,
     )
 
 

@@ -13,6 +13,12 @@ and none is skipped.
 
 Best weights (lowest validation loss) are written beside the checkpoints at
 the end of each improving epoch and restored when training stops.
+
+Under ``MultiWorkerMirroredStrategy`` every process runs this loop in sync
+and saves its checkpoints (saving may take part in collectives), but only the
+chief's count: a non-chief worker writes to its own scratch ``work_dir`` and
+restores from the chief's (``restore_from``), so a restarted cluster resumes
+every worker from the same step.
 """
 
 from __future__ import annotations
@@ -131,6 +137,10 @@ class Trainer:
             live (None: no checkpoints, no resume).
         loss_fn: ``(images, outputs, targets) -> {"loss": ..., parts}`` (default: the task's
             loss, :func:`~components.train.models.compute_losses`).
+        restore_from: the directory whose latest checkpoint a restart resumes from (default:
+            ``work_dir``); a non-chief worker of a multi-worker run names the chief's.
+        restore_best: restore the best weights when training stops (a non-chief worker, which
+            exports nothing, skips it).
     """
 
     def __init__(
@@ -145,6 +155,8 @@ class Trainer:
         log: Logger,
         work_dir: Path | None = None,
         loss_fn: Callable[[Any, Any, Any], dict[str, Any]] | None = None,
+        restore_from: Path | None = None,
+        restore_best: bool = True,
     ):
         import tensorflow as tf
 
@@ -158,12 +170,16 @@ class Trainer:
         self.config = config
         self.log = log
         self.work_dir = work_dir
+        self.restore_from = restore_from if restore_from is not None else work_dir
+        self.restore_best = restore_best
         with strategy.scope():
             optimizer.build(model.trainable_variables)
             self._global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
             self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self._step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
-            self._state = tf.Variable("{}", dtype=tf.string, trainable=False, name="loop_state")
+        # outside the scope: MultiWorkerMirroredStrategy cannot broadcast a string variable's initial value
+        # (every process assigns the same JSON anyway)
+        self._state = tf.Variable("{}", dtype=tf.string, trainable=False, name="loop_state")
         self._ckpt = tf.train.Checkpoint(
             model=model,
             optimizer=optimizer,
@@ -223,15 +239,19 @@ class Trainer:
 
     # -- state ------------------------------------------------------------------------
     def _restore(self) -> dict[str, Any]:
+        import tensorflow as tf
+
         state: dict[str, Any] = {"history": [], "best_val_loss": None, "best_epoch": 0, "wait": 0, "best_path": None}
-        if self._manager is None or self._manager.latest_checkpoint is None:
+        if self._manager is None or self.restore_from is None:
             return state
-        latest = self._manager.latest_checkpoint
+        latest = tf.train.latest_checkpoint(str(self.restore_from))
+        if latest is None:
+            return state
         try:
             self._ckpt.restore(latest).assert_existing_objects_matched()
         except (AssertionError, ValueError) as e:
             raise TrainingError(
-                f"checkpoint {latest} does not fit this model (a different architecture or label map?); remove {self.work_dir} to start over: {e}"
+                f"checkpoint {latest} does not fit this model (a different architecture or label map?); remove {self.restore_from} to start over: {e}"
             ) from None
         state.update(json.loads(self._state.numpy().decode()))
         self.log.info(
@@ -387,12 +407,13 @@ class Trainer:
         result.stopped_early = bool(state["history"]) and state["wait"] >= cfg.patience and len(state["history"]) < cfg.epochs
         if result.stopped_early:
             self.log.info("early stopping: no validation improvement for %d epochs", cfg.patience)
-        self._restore_best(state)
+        if self.restore_best:
+            self._restore_best(state)
         result.history = state["history"]
         result.best_epoch = int(state["best_epoch"])
         result.best_val_loss = float(state["best_val_loss"]) if state["best_val_loss"] is not None else math.inf
         result.global_step = int(self._global_step.numpy())
-        if result.best_epoch:
+        if result.best_epoch and self.restore_best:
             self.log.info("restored the weights of epoch %d (val_loss %.4f)", result.best_epoch, result.best_val_loss)
         return result
 
