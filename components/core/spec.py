@@ -73,6 +73,7 @@ __all__ = [
     "TransformSpec",
     "UserStepSpec",
     "ValidationSpec",
+    "VertexJobSpec",
     "check_local_paths",
     "dump_spec",
     "is_function_ref",
@@ -300,6 +301,47 @@ class TunerSpec(_Section):
     learning_rates: list[float] = Field(default_factory=lambda: [1e-2, 3e-3, 1e-3])
 
 
+class VertexJobSpec(_Section):
+    """Where a multi-worker training run goes as a Vertex AI custom job (``train.vertex_job``).
+
+    The train task becomes a launcher: it submits a ``CustomJob`` whose worker pools
+    (:func:`components.train.multiworker.vertex_worker_pool_specs`: the chief, then
+    ``train.workers - 1`` workers) run cvpipe's train step in ``image``, waits for it, and
+    reads what the chief wrote. The task's inputs and outputs must be on storage every
+    replica sees at the same path (``/gcs/...`` on Vertex AI Pipelines).
+
+    Attributes:
+        project: Google Cloud project.
+        region: Vertex AI region.
+        staging_bucket: ``gs://`` bucket (and prefix) for the job's base output directory.
+        machine_type: machine of every replica.
+        accelerator_type: e.g. ``NVIDIA_TESLA_T4`` (None: CPU replicas).
+        accelerator_count: accelerators per replica.
+        image: the replicas' image (default: ``runtime.image``).
+        service_account: IAM service account the replicas run as (default: the project's).
+        api_endpoint: Vertex AI API endpoint (default: the region's; ``http://`` for a local server).
+        token_env: environment variable holding an OAuth access token (default: application
+            default credentials, as on Vertex AI Pipelines).
+    """
+
+    project: str = Field(min_length=1)
+    region: str = Field(min_length=1)
+    staging_bucket: str = Field(pattern=r"^gs://[^/]+")
+    machine_type: str = "n1-standard-8"
+    accelerator_type: str | None = None
+    accelerator_count: int = Field(0, ge=0)
+    image: str | None = None
+    service_account: str | None = None
+    api_endpoint: str | None = None
+    token_env: str | None = None
+
+    @model_validator(mode="after")
+    def _accelerator(self) -> VertexJobSpec:
+        if self.accelerator_type and self.accelerator_count < 1:
+            raise ValueError(f"train.vertex_job.accelerator_type {self.accelerator_type} needs accelerator_count >= 1")
+        return self
+
+
 class TrainSpec(_Section):
     """Training options.
 
@@ -329,6 +371,8 @@ class TrainSpec(_Section):
             (only the chief writes the model and the checkpoints that count); under a
             ``TF_CONFIG`` set by the platform (Vertex AI or Kubeflow replicas) each process
             trains as its index says. Not with ``tuner.enabled`` or ``run_fn`` (docs/scaling.md).
+        vertex_job: run the ``workers`` as a Vertex AI custom job instead of local processes
+            (:class:`VertexJobSpec`; needs ``workers >= 2``).
         tuner: optional hyperparameter search.
         export_tflite: also export TFLite models (``float16``, ``int8``).
         seed: random seed.
@@ -348,6 +392,7 @@ class TrainSpec(_Section):
     early_stopping_patience: int = Field(5, ge=1)
     checkpoint_every_steps: int = Field(50, ge=1)
     workers: int = Field(1, ge=1)
+    vertex_job: VertexJobSpec | None = None
     tuner: TunerSpec = Field(default_factory=TunerSpec)
     export_tflite: list[Literal["float16", "int8"]] = Field(default_factory=list)
     seed: int = 0
@@ -367,6 +412,8 @@ class TrainSpec(_Section):
                 raise ValueError("train.run_fn: export_tflite needs cvpipe's Keras model; convert inside run_fn")
             if self.workers > 1:
                 raise ValueError(f"train.workers {self.workers}: train.run_fn trains in one process (it gets the strategy; set workers: 1)")
+        if self.vertex_job is not None and self.workers < 2:
+            raise ValueError("train.vertex_job runs multi-worker training: set train.workers to 2 or more")
         if self.workers > 1 and self.tuner.enabled:
             raise ValueError(f"train.workers {self.workers}: the tuner runs in one process; set workers: 1 with tuner.enabled")
         retina = self.model.strip().lower() == "retinanet"
@@ -379,11 +426,13 @@ class TrainSpec(_Section):
         return self
 
     @model_serializer(mode="wrap")
-    def _omit_one_worker(self, handler: SerializerFunctionWrapHandler) -> Any:
+    def _omit_single_process(self, handler: SerializerFunctionWrapHandler) -> Any:
         # a spec without `workers` serialises as before (compiled pipelines and their golden files unchanged)
         data = handler(self)
         if isinstance(data, dict) and data.get("workers") == 1:
             data.pop("workers", None)
+        if isinstance(data, dict) and data.get("vertex_job", 0) is None:
+            data.pop("vertex_job", None)
         return data
 
 

@@ -29,7 +29,9 @@ restores from the chief's checkpoints under ``<model_dir>/checkpoints/``,
 trains in sync with a scratch work directory and returns after training:
 only the chief exports, reports and records lineage. When a worker dies the
 step fails naming it; running the step again resumes every worker from the
-chief's last step checkpoint.
+chief's last step checkpoint. With ``train.vertex_job`` set, the N processes
+are the replicas of a Vertex AI custom job instead
+(:mod:`components.train.vertex_job`), which this step submits and waits for.
 """
 
 from __future__ import annotations
@@ -266,7 +268,8 @@ def run(
 
     Returns:
         The result (on a non-chief worker of a multi-worker run: what it trained, with no
-        artifacts; it writes nothing to ``model_dir``).
+        artifacts; it writes nothing to ``model_dir``; after a Vertex AI custom job: what its
+        chief wrote, with no artifacts, which the chief recorded).
 
     Raises:
         TrainingError: unusable inputs, a parent that does not fit, a diverging loss, a
@@ -275,7 +278,7 @@ def run(
     spec = ctx.spec.train
     if spec.workers < 2 or os.environ.get("TF_CONFIG"):
         return _run(ctx, examples_dir, label_map_path, model_dir, report_dir, hparams_dir, uris, None)
-    payload = {
+    payload: dict[str, Any] = {
         "spec": ctx.spec.model_dump(mode="json"),
         "run_id": ctx.run_id,
         "examples_dir": str(examples_dir),
@@ -283,7 +286,10 @@ def run(
         "model_dir": str(model_dir),
         "report_dir": str(report_dir),
         "hparams_dir": str(hparams_dir),
+        "uris": dict(ArtifactUris.of(uris)),
     }
+    if spec.vertex_job is not None:
+        return _run_on_vertex(ctx, payload, Path(model_dir), Path(report_dir))
     workers = LocalWorkers(spec.workers, payload, ctx.log)
     workers.start()
     try:
@@ -299,6 +305,30 @@ def run(
         raise
     finally:
         workers.close()
+
+
+def _run_on_vertex(ctx: StepContext, payload: dict[str, Any], model_dir: Path, report_dir: Path) -> TrainResult:
+    """``train.vertex_job``: the replicas of a Vertex AI custom job train; the chief among them exports and records lineage."""
+    from .vertex_job import run_custom_job
+
+    report, info = run_custom_job(ctx.spec, ctx.run_id, payload, model_dir)
+    parent = info.get("parent") or {}
+    return TrainResult(
+        model_dir=model_dir,
+        report_dir=report_dir,
+        task=info["task"],
+        architecture=info["architecture"],
+        image_size=(int(info["image_size"][0]), int(info["image_size"][1])),
+        epochs_run=int(report["epochs_run"]),
+        best_epoch=int(report["best_epoch"]),
+        best_val_loss=float(report["best_val_loss"]),
+        stopped_early=bool(report["stopped_early"]),
+        overfitting=bool((report.get("overfitting") or {}).get("overfitting", False)),
+        resumed_from_step=int(report.get("resumed_from_step", 0)),
+        strategy=str(report["strategy"]),
+        hyperparameters={k: float(v) for k, v in (report.get("hyperparameters") or {}).items()},
+        parent_artifact_id=parent.get("artifact_id"),
+    )
 
 
 def _run(

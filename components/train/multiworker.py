@@ -58,9 +58,8 @@ class TaskRole:
 def task_role(env: Mapping[str, str] = os.environ) -> TaskRole:
     """This process's role from ``TF_CONFIG``.
 
-    The chief is the ``chief`` task, or ``worker 0`` when the cluster has no
-    ``chief`` (as :func:`local_tf_configs` writes); Vertex AI names pool 0
-    ``workerpool0`` in some images and ``chief`` in others, both are read as the chief.
+    The chief is the ``chief`` task (Vertex AI's pool 0, a TFJob's ``Chief``), or
+    ``worker 0`` when the cluster has no ``chief`` (as :func:`local_tf_configs` writes).
 
     Args:
         env: environment variables (``TF_CONFIG`` is read).
@@ -84,7 +83,7 @@ def task_role(env: Mapping[str, str] = os.environ) -> TaskRole:
     chiefs = len(cluster.get("chief", []) or [])
     workers = len(cluster.get("worker", []) or [])
     total = max(chiefs + workers, 1)
-    if kind in ("chief", "master", "workerpool0"):
+    if kind in ("chief", "master"):
         return TaskRole(0, total, True, f"{kind} {index}")
     if kind == "worker" and index < workers:
         position = index + chiefs

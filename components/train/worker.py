@@ -1,12 +1,14 @@
-"""A worker process of a local multi-worker run: cvpipe's train step under the ``TF_CONFIG`` it was given.
+"""One process of a multi-worker run: cvpipe's train step under the ``TF_CONFIG`` it was given.
 
-Started by :class:`components.train.multiworker.LocalWorkers` (``train.workers: N``) as
-``python -m components.train.worker PAYLOAD_JSON``, where the payload file holds the train
-step's arguments: ``spec`` (the whole pipeline spec), ``run_id``, ``examples_dir``,
-``label_map_path``, ``model_dir``, ``report_dir`` and ``hparams_dir``, the chief's own. Under
-its ``TF_CONFIG`` the step knows it is not the chief (:func:`~components.train.multiworker.task_role`):
-it restores from the chief's step checkpoints, trains in sync, writes its checkpoints to a
-scratch directory and leaves the model, the report and the lineage to the chief.
+``python -m components.train.worker PAYLOAD``, where ``PAYLOAD`` is a JSON file or inline
+JSON holding the train step's arguments: ``spec`` (the whole pipeline spec), ``run_id``,
+``examples_dir``, ``label_map_path``, ``model_dir``, ``report_dir``, ``hparams_dir`` and
+``uris``, the same for every process. :class:`components.train.multiworker.LocalWorkers`
+starts the non-chief workers of a local run this way (the train step itself is the chief);
+every replica of a Vertex AI custom job (:mod:`components.train.vertex_job`) runs it too.
+The step reads its role from ``TF_CONFIG`` (:func:`~components.train.multiworker.task_role`):
+the chief trains, exports and records lineage; a worker restores from the chief's step
+checkpoints, trains in sync, writes its checkpoints to a scratch directory and nothing else.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the train step as a non-chief worker.
+    """Runs the train step as the process ``TF_CONFIG`` names.
 
     Args:
-        argv: ``[PAYLOAD_JSON]`` (default: ``sys.argv[1:]``).
+        argv: ``[PAYLOAD]`` (default: ``sys.argv[1:]``).
 
     Returns:
         0 when training finished (failures raise and exit non-zero).
@@ -37,16 +39,24 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m components.train.worker PAYLOAD_JSON", file=sys.stderr)
+        print("usage: python -m components.train.worker PAYLOAD (a JSON file or inline JSON)", file=sys.stderr)
         return 2
     configure_logging()
-    payload = json.loads(Path(args[0]).read_text())
-    role = task_role()
-    if role.chief:
-        raise TrainingError("components.train.worker runs the non-chief workers; its TF_CONFIG names the chief")
+    raw = args[0] if args[0].lstrip().startswith("{") else Path(args[0]).read_text()
+    payload = json.loads(raw)
+    if task_role().num_workers < 2:
+        raise TrainingError("components.train.worker runs one process of a multi-worker cluster: TF_CONFIG names no cluster")
     spec = PipelineSpec.model_validate(payload["spec"])
     ctx = StepContext(spec=spec, run_id=payload["run_id"], component="train")
-    run(ctx, payload["examples_dir"], payload["label_map_path"], payload["model_dir"], payload["report_dir"], payload["hparams_dir"])
+    run(
+        ctx,
+        payload["examples_dir"],
+        payload["label_map_path"],
+        payload["model_dir"],
+        payload["report_dir"],
+        payload["hparams_dir"],
+        uris=payload.get("uris"),
+    )
     return 0
 
 

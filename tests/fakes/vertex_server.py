@@ -14,6 +14,19 @@ the client's operations poller sends its GETs):
 * ``GET  /models/{m}:listVersions``             -> ``{"models": [...]}`` (``filter=labels.k="v"`` supported)
 * ``POST /models/{m}@{v}:mergeVersionAliases``  -> the Model
 * ``DELETE /models/{m}@{v}:deleteVersion``      -> long-running operation (``ModelRegistry.delete_version``)
+* ``POST /customJobs``                          -> the CustomJob, ``JOB_STATE_PENDING``; its replicas then run (below)
+* ``GET  /customJobs/{id}``                     -> the CustomJob in its current state
+* ``POST /customJobs/{id}:cancel``              -> ``{}``; the replicas are killed, the job ends ``JOB_STATE_CANCELLED``
+
+A custom job's replicas really run, as local processes: the image is not
+pulled, the container's ``command`` + ``args`` run in this Python environment
+(``python`` is this interpreter), one process per replica, each with the
+``TF_CONFIG`` Vertex AI gives a custom container (pool 0 is ``chief``, pool 1
+``worker``; ``cluster`` lists a free 127.0.0.1 port per replica) and
+``CLOUD_ML_JOB_ID``; their output goes to ``jobs_dir/<job id>/workerpool<i>-<r>.log``.
+The job is ``JOB_STATE_RUNNING`` while they run, ``JOB_STATE_SUCCEEDED`` when all
+exit 0, and ``JOB_STATE_FAILED`` as soon as one fails (the others are killed),
+with Vertex AI's message naming the replica.
 
 Semantics follow Vertex AI: version ids count from 1 and are never reused
 (a deleted version's id is not given again); deleting the version holding
@@ -31,6 +44,11 @@ an ``artifactUri`` if any on ``gs://``, a ``modelId`` of ``[a-z0-9_-]`` (not
 starting with a digit or hyphen, at most 63) or a ``parentModel``, not both;
 labels have keys of ``[a-z][a-z0-9_-]`` and values of ``[a-z0-9_-]`` (at most 63 characters each);
 ``mergeVersionAliases`` needs a non-empty ``versionAliases`` (400 ``INVALID_ARGUMENT`` otherwise).
+A custom job needs a ``displayName`` (at most 128 characters) and ``jobSpec.workerPoolSpecs``,
+whose first pool has ``replicaCount`` 1 and every pool a ``machineSpec.machineType``, a
+``replicaCount`` of at least 1, a ``containerSpec.imageUri`` and, with an ``acceleratorType``,
+an ``acceleratorCount`` of at least 1; ``jobSpec.baseOutputDirectory.outputUriPrefix`` and the
+labels are checked as above.
 
 Usage::
 
@@ -41,11 +59,17 @@ Usage::
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -127,6 +151,17 @@ class _Model:
     last_version: int = 0
 
 
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
 
@@ -137,9 +172,11 @@ class FakeVertexServer(LoopbackServer):
     Args:
         pending_polls: how many polls of an upload operation answer ``done: false`` first.
         token: the OAuth access token every request must carry as ``Bearer``.
+        jobs_dir: where custom jobs' replica logs go (default: a temporary directory).
+        replica_env: environment variables added to every replica's (over this process's).
     """
 
-    def __init__(self, pending_polls: int = 1, token: str = TOKEN):
+    def __init__(self, pending_polls: int = 1, token: str = TOKEN, jobs_dir: Path | None = None, replica_env: dict[str, str] | None = None):
         self.token = token
         self.pending_polls = pending_polls
         self.requests: list[RecordedRequest] = []
@@ -148,6 +185,11 @@ class FakeVertexServer(LoopbackServer):
         self._ops: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._next_id = 1000
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.jobs_dir = jobs_dir
+        self.replica_env = dict(replica_env or {})
+        self._replicas: dict[str, list[subprocess.Popen[bytes]]] = {}
+        self._job_threads: list[threading.Thread] = []
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> FakeVertexServer:
@@ -178,6 +220,17 @@ class FakeVertexServer(LoopbackServer):
 
         self._serve(Handler, "fake-vertex", poll_interval=0.05)
         return self
+
+    def stop(self) -> None:
+        """Stops serving and kills the replicas of custom jobs still running."""
+        with self._lock:
+            procs = [p for ps in self._replicas.values() for p in ps]
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        for t in self._job_threads:
+            t.join(timeout=60)
+        super().stop()
 
     @property
     def endpoint(self) -> str:
@@ -245,6 +298,10 @@ class FakeVertexServer(LoopbackServer):
             return self._error(404, f"unknown path {path}")
         project, location, rest = m.groups()
         parent = f"projects/{project}/locations/{location}"
+        if rest.startswith("customJobs"):
+            answer = self._custom_jobs(method, parent, rest, body)
+            if answer is not None:
+                return answer
         if method == "POST" and rest == "models:upload":
             return self._upload(parent, body or {})
         op = re.fullmatch(r"(?:models/[^/]+/)?operations/([^/]+)", rest)
@@ -274,6 +331,133 @@ class FakeVertexServer(LoopbackServer):
         if method == "DELETE" and verb == "deleteVersion":
             return self._delete_version(parent, model, version or "")
         return self._error(404, f"unknown verb {method} {path}")
+
+    # -- custom jobs ---------------------------------------------------------------
+    def _custom_jobs(self, method: str, parent: str, rest: str, body: Any) -> tuple[int, Any] | None:
+        if rest == "customJobs" and method == "POST":
+            return self._create_custom_job(parent, body or {})
+        m = re.fullmatch(r"customJobs/([^/:]+)(?::(\w+))?", rest)
+        if not m:
+            return None
+        job = self.jobs.get(f"{parent}/customJobs/{m.group(1)}")
+        if job is None:
+            return self._error(404, f"CustomJob {parent}/customJobs/{m.group(1)} is not found.")
+        if method == "GET" and m.group(2) is None:
+            return 200, dict(job)
+        if method == "POST" and m.group(2) == "cancel":
+            if job["state"] in ("JOB_STATE_PENDING", "JOB_STATE_RUNNING"):
+                job["state"] = "JOB_STATE_CANCELLING"
+                for proc in self._replicas.get(job["name"], []):
+                    if proc.poll() is None:
+                        proc.kill()
+            return 200, {}
+        return self._error(404, f"unknown verb {method} customJobs/{m.group(1)}")
+
+    def _invalid_custom_job(self, body: dict[str, Any]) -> str | None:
+        """What the real API would refuse in a CustomJob (None when it is valid)."""
+        name = body.get("displayName")
+        if not name or len(name) > 128:
+            return "custom_job.display_name is required (at most 128 characters)"
+        spec = body.get("jobSpec") or {}
+        pools = spec.get("workerPoolSpecs") or []
+        if not pools:
+            return "custom_job.job_spec.worker_pool_specs is required"
+        for i, pool in enumerate(pools):
+            machine = pool.get("machineSpec") or {}
+            count = int(pool.get("replicaCount") or 0)  # int64: a string on the wire
+            if not machine.get("machineType"):
+                return f"worker_pool_specs[{i}].machine_spec.machine_type is required"
+            if count < 1:
+                return f"worker_pool_specs[{i}].replica_count must be at least 1"
+            if i == 0 and count != 1:
+                return f"worker_pool_specs[0] is the primary replica: its replica_count must be 1, got {count}"
+            if not (pool.get("containerSpec") or {}).get("imageUri"):
+                return f"worker_pool_specs[{i}].container_spec.image_uri is required"
+            accelerator = machine.get("acceleratorType")
+            if accelerator and accelerator != "ACCELERATOR_TYPE_UNSPECIFIED" and int(machine.get("acceleratorCount") or 0) < 1:
+                return f"worker_pool_specs[{i}].machine_spec.accelerator_count must be at least 1 with {accelerator}"
+        prefix = (spec.get("baseOutputDirectory") or {}).get("outputUriPrefix")
+        if prefix is not None and not str(prefix).startswith("gs://"):
+            return f"base_output_directory.output_uri_prefix must be a Cloud Storage URI, got {prefix}"
+        for key, value in (body.get("labels") or {}).items():
+            if not re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", key) or not re.fullmatch(r"[a-z0-9_-]{0,63}", str(value)):
+                return f"label {key}={value} is invalid: keys and values of up to 63 of [a-z0-9_-], keys starting with a letter"
+        return None
+
+    def _create_custom_job(self, parent: str, body: dict[str, Any]) -> tuple[int, Any]:
+        invalid = self._invalid_custom_job(body)
+        if invalid is not None:
+            return self._error(400, invalid)
+        job_id = str(self._new_id())
+        job = {**body, "name": f"{parent}/customJobs/{job_id}", "state": "JOB_STATE_PENDING", "createTime": _now(), "updateTime": _now()}
+        self.jobs[job["name"]] = job
+        t = threading.Thread(target=self._run_custom_job, args=(job,), name=f"custom-job-{job_id}", daemon=True)
+        self._job_threads.append(t)
+        t.start()
+        return 200, dict(job)
+
+    def _run_custom_job(self, job: dict[str, Any]) -> None:
+        job_id = job["name"].rsplit("/", 1)[-1]
+        root = (self.jobs_dir or Path(tempfile.mkdtemp(prefix="fake-vertex-jobs-"))) / job_id
+        root.mkdir(parents=True, exist_ok=True)
+        pools = job["jobSpec"]["workerPoolSpecs"]
+        replicas = [(i, r) for i, pool in enumerate(pools) for r in range(int(pool["replicaCount"]))]
+        ports = _free_ports(len(replicas))
+        kinds = {0: "chief", 1: "worker", 2: "ps", 3: "evaluator"}
+        cluster: dict[str, list[str]] = {}
+        for (i, _), port in zip(replicas, ports, strict=True):
+            cluster.setdefault(kinds[i], []).append(f"127.0.0.1:{port}")
+        procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        with self._lock:
+            if job["state"] != "JOB_STATE_PENDING":
+                return
+            for i, r in replicas:
+                container = pools[i]["containerSpec"]
+                argv = list(container.get("command") or []) + list(container.get("args") or [])
+                if argv and argv[0] in ("python", "python3"):
+                    argv[0] = sys.executable
+                tf_config = {"cluster": cluster, "task": {"type": kinds[i], "index": r, "trial": ""}, "environment": "cloud"}
+                env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+                env.update(self.replica_env)
+                env.update({e["name"]: e.get("value", "") for e in container.get("env") or []})
+                env.update(TF_CONFIG=json.dumps(tf_config), CLOUD_ML_JOB_ID=job_id)
+                with open(root / f"workerpool{i}-{r}.log", "wb") as out:
+                    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+                procs.append((f"workerpool{i}-{r}", proc))
+            self._replicas[job["name"]] = [p for _, p in procs]
+            job.update(state="JOB_STATE_RUNNING", startTime=_now(), updateTime=_now())
+        failed: tuple[str, int] | None = None
+        running = dict(procs)
+        while running and failed is None:
+            for replica, proc in list(running.items()):
+                code = proc.poll()
+                if code is None:
+                    continue
+                del running[replica]
+                if code != 0:
+                    failed = (replica, code)
+                    break
+            time.sleep(0.1)
+        for _, proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        with self._lock:
+            if job["state"] == "JOB_STATE_CANCELLING":
+                job.update(state="JOB_STATE_CANCELLED")
+            elif failed is not None:
+                replica, code = failed
+                job.update(
+                    state="JOB_STATE_FAILED",
+                    error={
+                        "code": 3,
+                        "message": f"The replica {replica} exited with a non-zero status of {code}. "
+                        f"To find out more about why your job exited please check the logs: {root / (replica + '.log')}",
+                    },
+                )
+            else:
+                job.update(state="JOB_STATE_SUCCEEDED")
+            job.update(endTime=_now(), updateTime=_now())
 
     def _version(self, model: _Model, ref: str) -> _Version | None:
         for v in model.versions:
