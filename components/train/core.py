@@ -291,8 +291,8 @@ def run(
     if spec.vertex_job is not None:
         return _run_on_vertex(ctx, payload, Path(model_dir), Path(report_dir))
     workers = LocalWorkers(spec.workers, payload, ctx.log)
-    workers.start()
     try:
+        workers.start()
         return _run(ctx, examples_dir, label_map_path, model_dir, report_dir, hparams_dir, uris, workers)
     except Exception as e:
         # a dead worker makes the chief's collectives fail (or its strategy's wait for the cluster): say which one
