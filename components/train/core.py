@@ -269,7 +269,7 @@ def run(
     Returns:
         The result (on a non-chief worker of a multi-worker run: what it trained, with no
         artifacts; it writes nothing to ``model_dir``; after a Vertex AI custom job: what its
-        chief wrote, with no artifacts, which the chief recorded).
+        chief wrote, with the ``model`` and ``report`` artifacts it recorded).
 
     Raises:
         TrainingError: unusable inputs, a parent that does not fit, a diverging loss, a
@@ -289,7 +289,7 @@ def run(
         "uris": dict(ArtifactUris.of(uris)),
     }
     if spec.vertex_job is not None:
-        return _run_on_vertex(ctx, payload, Path(model_dir), Path(report_dir))
+        return _run_on_vertex(ctx, payload, Path(model_dir), Path(report_dir), ArtifactUris.of(uris))
     workers = LocalWorkers(spec.workers, payload, ctx.log)
     try:
         workers.start()
@@ -307,12 +307,17 @@ def run(
         workers.close()
 
 
-def _run_on_vertex(ctx: StepContext, payload: dict[str, Any], model_dir: Path, report_dir: Path) -> TrainResult:
+def _run_on_vertex(ctx: StepContext, payload: dict[str, Any], model_dir: Path, report_dir: Path, u: ArtifactUris) -> TrainResult:
     """``train.vertex_job``: the replicas of a Vertex AI custom job train; the chief among them exports and records lineage."""
     from .vertex_job import run_custom_job
 
     report, info = run_custom_job(ctx.spec, ctx.run_id, payload, model_dir)
     parent = info.get("parent") or {}
+    artifacts: dict[str, ArtifactRef] = {}
+    for name, kind, path in (("model", "Model", model_dir), ("report", "Report", report_dir)):
+        ref = ctx.store.find_by_uri(u.uri(name, path), kind)  # what the chief replica recorded
+        if ref is not None:
+            artifacts[name] = ref
     return TrainResult(
         model_dir=model_dir,
         report_dir=report_dir,
@@ -328,6 +333,7 @@ def _run_on_vertex(ctx: StepContext, payload: dict[str, Any], model_dir: Path, r
         strategy=str(report["strategy"]),
         hyperparameters={k: float(v) for k, v in (report.get("hyperparameters") or {}).items()},
         parent_artifact_id=parent.get("artifact_id"),
+        artifacts=artifacts,
     )
 
 

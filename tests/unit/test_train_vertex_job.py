@@ -105,6 +105,7 @@ def test_the_train_step_runs_its_workers_as_a_vertex_custom_job(tmp_path: Path, 
     assert "this process is worker 0, a worker" in (logs / "workerpool1-0.log").read_text()
     model = ctx.store.find_by_uri(model_uri, "Model")
     assert model is not None and model.properties["epochs"] == 2
+    assert result.artifacts["model"] == model and result.artifacts["report"].kind == "Report"
 
 
 def test_a_failed_replica_fails_the_step_with_vertex_ais_message(tmp_path: Path, server: FakeVertexServer) -> None:
