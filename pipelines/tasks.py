@@ -87,7 +87,8 @@ def configure_task(task: Any, spec: PipelineSpec, step: str, accelerated: bool =
         task: the ``kfp.dsl.PipelineTask``.
         spec: the pipeline spec.
         step: the component name (a key of ``runtime.resources``).
-        accelerated: whether ``train.accelerator`` applies to this task.
+        accelerated: whether ``train.accelerator`` applies to this task (not when
+            ``train.vertex_job`` makes the train task a launcher).
         keep_image: keep the component's own image (a user's component) instead of ``runtime.image``.
 
     Returns:
@@ -105,7 +106,8 @@ def configure_task(task: Any, spec: PipelineSpec, step: str, accelerated: bool =
     if res.retries:
         task.set_retry(num_retries=res.retries, backoff_duration=res.backoff, backoff_factor=2.0)
     acc = spec.train.accelerator
-    if accelerated and acc.type != "cpu" and acc.kind:
+    # with train.vertex_job the train task only submits a custom job: its replicas get the accelerators
+    if accelerated and acc.type != "cpu" and acc.kind and spec.train.vertex_job is None:
         task.set_accelerator_type(acc.kind)
         task.set_accelerator_limit(str(acc.count))
     task.set_env_variable("CVPIPE_STEP", step)

@@ -222,7 +222,13 @@ def apply_settings(spec: PipelineSpec, settings: VertexSettings | None) -> Pipel
     * ``metadata_url`` replaces the default SQLite metadata file (a URL the spec names is kept);
     * ``machines.<step>`` CPU/memory fill a step's resources where the spec has
       no value (for that step, or through its ``default``);
-    * ``machines.train`` accelerator applies when the spec trains on ``cpu``.
+    * ``machines.train`` accelerator applies when the spec trains on ``cpu``;
+    * with ``train.workers`` above 1 and no ``train.vertex_job``, ``train.vertex_job`` is
+      filled from ``project``, ``region``, ``staging_bucket`` (else the pipeline root),
+      ``service_account``, ``api_endpoint``, the image and ``machines.train`` (machine type and
+      accelerator, which then go to the custom job's replicas, not to the train task, which only
+      launches the job); without a project and region the train task starts its workers
+      itself, inside its one machine.
 
     Args:
         spec: the spec.
@@ -254,6 +260,24 @@ def apply_settings(spec: PipelineSpec, settings: VertexSettings | None) -> Pipel
             entry["memory"] = entry.get("memory") or memory
         resources[step] = entry
     train = settings.machines.get("train")
+    staging = settings.staging_bucket or settings.default_pipeline_root()
+    if spec.train.workers > 1 and spec.train.vertex_job is None and settings.project and settings.region and staging:
+        job: dict[str, Any] = {
+            "project": settings.project,
+            "region": settings.region,
+            "staging_bucket": staging,
+            "image": runtime["image"],
+            "service_account": settings.service_account,
+            "api_endpoint": settings.api_endpoint,
+        }
+        if train is not None:
+            if train.machine_type:
+                job["machine_type"] = train.machine_type
+            _, _, acc, count = train.resolved()
+            if acc and not acc.upper().startswith("TPU"):
+                job.update(accelerator_type=acc, accelerator_count=count)
+        data["train"]["vertex_job"] = job
+        train = None  # the replicas get the machine; the launching task needs no accelerator
     if train is not None and spec.train.accelerator.type == "cpu":
         _, _, acc, count = train.resolved()
         if acc:

@@ -168,3 +168,21 @@ def test_loads_in_kfp_and_vertex_pipeline_job(tmp_path: Path) -> None:
     spec = job.pipeline_spec
     assert spec["pipelineInfo"]["name"] == "gpu-detector"
     assert "exec-train" in spec["deploymentSpec"]["executors"]
+
+
+def test_a_train_task_that_launches_a_custom_job_requests_no_accelerator() -> None:
+    data = _spec(HERE / "specs" / "gpu.yaml").model_dump(mode="json")
+    data["train"].update(
+        workers=2,
+        vertex_job={
+            "project": "acme",
+            "region": "europe-west4",
+            "staging_bucket": "gs://acme",
+            "accelerator_type": "NVIDIA_L4",
+            "accelerator_count": 1,
+        },
+    )
+    doc = yaml.safe_load(compile_to_text(parse_spec(data)))
+    train = _executors(doc)["exec-train"]["container"]
+    assert "accelerator" not in train.get("resources", {})  # the replicas of the custom job get the GPUs
+    assert train["resources"]["cpuLimit"] == 8.0

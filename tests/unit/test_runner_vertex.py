@@ -291,3 +291,31 @@ def test_calls_without_the_callers_credentials_are_refused(server: FakeVertexPip
         _submit(server, spec, credentials=Credentials(token="someone-elses-token"))
     assert server.requests and server.requests[-1].authorization == "Bearer someone-elses-token"
     assert not server.jobs
+
+
+def test_apply_settings_sends_several_workers_to_a_custom_job_on_the_training_machine() -> None:
+    base = {"name": "p", "task": "detection", "data": {"source": "gs://b/a.json"}}
+    settings = VertexSettings.model_validate(
+        {
+            "project": PROJECT,
+            "region": REGION,
+            "service_account": ACCOUNT,
+            "staging_bucket": "gs://acme-staging",
+            "image": "europe-docker.pkg.dev/acme/cvpipe/cvpipe:9",
+            "machines": {"train": {"machine_type": "g2-standard-8"}},
+        }
+    )
+    out = apply_settings(parse_spec({**base, "train": {"workers": 3}}), settings)
+    job = out.train.vertex_job
+    assert job is not None
+    assert (job.project, job.region, job.staging_bucket, job.service_account) == (PROJECT, REGION, "gs://acme-staging", ACCOUNT)
+    assert (job.machine_type, job.accelerator_type, job.accelerator_count) == ("g2-standard-8", "NVIDIA_L4", 1)
+    assert job.image == "europe-docker.pkg.dev/acme/cvpipe/cvpipe:9"
+    assert out.train.accelerator.type == "cpu"  # the task only launches the job: the replicas get the L4s
+
+    assert apply_settings(parse_spec({**base, "train": {}}), settings).train.vertex_job is None  # one worker: as before
+    own = {"project": "mine", "region": "us-central1", "staging_bucket": "gs://mine", "machine_type": "n1-standard-4"}
+    kept = apply_settings(parse_spec({**base, "train": {"workers": 2, "vertex_job": own}}), settings).train.vertex_job
+    assert kept is not None and (kept.project, kept.machine_type) == ("mine", "n1-standard-4")  # the spec wins
+    no_project = settings.model_copy(update={"project": None})
+    assert apply_settings(parse_spec({**base, "train": {"workers": 2}}), no_project).train.vertex_job is None
