@@ -278,16 +278,7 @@ def run(
     spec = ctx.spec.train
     if spec.workers < 2 or os.environ.get("TF_CONFIG"):
         return _run(ctx, examples_dir, label_map_path, model_dir, report_dir, hparams_dir, uris, None)
-    payload: dict[str, Any] = {
-        "spec": ctx.spec.model_dump(mode="json"),
-        "run_id": ctx.run_id,
-        "examples_dir": str(examples_dir),
-        "label_map_path": str(label_map_path),
-        "model_dir": str(model_dir),
-        "report_dir": str(report_dir),
-        "hparams_dir": str(hparams_dir),
-        "uris": dict(ArtifactUris.of(uris)),
-    }
+    payload = worker_payload(ctx, examples_dir, label_map_path, model_dir, report_dir, hparams_dir, uris)
     if spec.vertex_job is not None:
         return _run_on_vertex(ctx, payload, Path(model_dir), Path(report_dir), ArtifactUris.of(uris))
     workers = LocalWorkers(spec.workers, payload, ctx.log)
@@ -305,6 +296,38 @@ def run(
         raise
     finally:
         workers.close()
+
+
+def worker_payload(
+    ctx: StepContext,
+    examples_dir: str | os.PathLike[str],
+    label_map_path: str | os.PathLike[str],
+    model_dir: str | os.PathLike[str],
+    report_dir: str | os.PathLike[str],
+    hparams_dir: str | os.PathLike[str],
+    uris: ArtifactUris | Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The train step's arguments for every process of a multi-worker run (:mod:`components.train.worker` reads them).
+
+    The spec travels as the train component's own parameters, ``context`` and ``train``
+    (a KFP task's spec holds only the sections its component takes).
+
+    Returns:
+        JSON-able arguments.
+    """
+    from components.core.params import PipelineContext
+
+    return {
+        "context": PipelineContext.of(ctx.spec).model_dump(mode="json"),
+        "train": ctx.spec.train.model_dump(mode="json"),
+        "run_id": ctx.run_id,
+        "examples_dir": str(examples_dir),
+        "label_map_path": str(label_map_path),
+        "model_dir": str(model_dir),
+        "report_dir": str(report_dir),
+        "hparams_dir": str(hparams_dir),
+        "uris": dict(ArtifactUris.of(uris)),
+    }
 
 
 def _run_on_vertex(ctx: StepContext, payload: dict[str, Any], model_dir: Path, report_dir: Path, u: ArtifactUris) -> TrainResult:

@@ -1,9 +1,10 @@
 """One process of a multi-worker run: cvpipe's train step under the ``TF_CONFIG`` it was given.
 
 ``python -m components.train.worker PAYLOAD``, where ``PAYLOAD`` is a JSON file or inline
-JSON holding the train step's arguments: ``spec`` (the whole pipeline spec), ``run_id``,
-``examples_dir``, ``label_map_path``, ``model_dir``, ``report_dir``, ``hparams_dir`` and
-``uris``, the same for every process. :class:`components.train.multiworker.LocalWorkers`
+JSON holding the train step's arguments (:func:`components.train.core.worker_payload`): the
+component's ``context`` and ``train`` parameters, ``run_id``, ``examples_dir``,
+``label_map_path``, ``model_dir``, ``report_dir``, ``hparams_dir`` and ``uris``, the same for
+every process. :class:`components.train.multiworker.LocalWorkers`
 starts the non-chief workers of a local run this way (the train step itself is the chief);
 every replica of a Vertex AI custom job (:mod:`components.train.vertex_job`) runs it too.
 The step reads its role from ``TF_CONFIG`` (:func:`~components.train.multiworker.task_role`):
@@ -16,8 +17,26 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from components.core.step import StepContext
+
+__all__ = ["main", "step_context"]
+
+
+def step_context(payload: dict[str, Any]) -> StepContext:
+    """The train step's :class:`~components.core.step.StepContext` from a payload, built as the train component builds it.
+
+    Args:
+        payload: from :func:`components.train.core.worker_payload`.
+
+    Returns:
+        The context.
+    """
+    from components.core.step import StepContext
+
+    return StepContext.for_component("train", payload["run_id"], payload["context"], train=payload["train"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,8 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     """
     from components.core.errors import TrainingError
     from components.core.log import configure_logging
-    from components.core.spec import PipelineSpec
-    from components.core.step import StepContext
 
     from .core import run
     from .multiworker import task_role
@@ -46,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = json.loads(raw)
     if task_role().num_workers < 2:
         raise TrainingError("components.train.worker runs one process of a multi-worker cluster: TF_CONFIG names no cluster")
-    spec = PipelineSpec.model_validate(payload["spec"])
-    ctx = StepContext(spec=spec, run_id=payload["run_id"], component="train")
+    ctx = step_context(payload)
     run(
         ctx,
         payload["examples_dir"],

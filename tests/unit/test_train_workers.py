@@ -157,3 +157,21 @@ def test_task_role_reads_the_chief_and_workers_from_tf_config() -> None:
         task_role({"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}})})
     with pytest.raises(TrainingError, match="TF_CONFIG is not"):
         task_role({"TF_CONFIG": "{not json"})
+
+
+def test_the_worker_payload_rebuilds_a_kfp_tasks_context(tmp_path: Path) -> None:
+    """A KFP task's spec holds only its component's sections (no data source): the workers get the same."""
+    from components.core.params import PipelineContext
+    from components.core.step import StepContext
+    from components.train.core import worker_payload
+    from components.train.worker import step_context
+
+    spec = parse_spec(spec_dict(tmp_path, vertex_job=None))
+    task_ctx = StepContext.for_component(
+        "train", "run-7", PipelineContext.of(spec).model_dump(mode="json"), train=spec.train.model_dump(mode="json")
+    )
+    payload = json.loads(json.dumps(worker_payload(task_ctx, "ex", "lm.json", "m", "r", "h", {"model": "gs://b/m"})))
+    ctx = step_context(payload)
+    assert ctx.run_id == "run-7" and ctx.spec.train == spec.train and ctx.spec.train.workers == 2
+    assert ctx.spec.runtime == spec.runtime and ctx.spec.name == spec.name
+    assert (payload["model_dir"], payload["uris"]) == ("m", {"model": "gs://b/m"})
