@@ -35,7 +35,7 @@ from typing import Any
 
 import apache_beam as beam_sdk
 
-from components.core.beam import pipeline_options
+from components.core.beam import beam_pipeline
 from components.core.examples import TFRecordWriter
 from components.core.io import atomic_path, atomic_write_text
 from components.core.log import get_logger
@@ -153,7 +153,7 @@ def beam_shard_runner(beam: BeamSpec) -> Callable[[list[ShardTask], WorkerState,
         log.info("writing %d shards on Apache Beam (%s)", len(tasks), beam.runner)
         scratch = Path(tempfile.mkdtemp(prefix=".beam-results-", dir=state.out_dir))
         try:
-            with b.Pipeline(options=pipeline_options(beam)) as p:
+            with beam_pipeline(beam) as p:
                 _ = (
                     p
                     | "Images" >> b.Create(_elements(tasks), reshuffle=True)

@@ -97,7 +97,7 @@ def generate_statistics_beam(frames: Mapping[str, pd.DataFrame], beam: BeamSpec,
     import apache_beam as b
     import tensorflow_data_validation as tfdv
 
-    from components.core.beam import pipeline_options
+    from components.core.beam import beam_pipeline
 
     if beam.runner == DASK_RUNNER:
         get_logger("validate").warning(
@@ -113,7 +113,7 @@ def generate_statistics_beam(frames: Mapping[str, pd.DataFrame], beam: BeamSpec,
     scratch = tempfile.mkdtemp(prefix="cvpipe-tfdv-") if local else f"{str(temp_root).rstrip('/')}/cvpipe-tfdv-{uuid.uuid4().hex}"
     paths: dict[str, str] = {}
     try:
-        with b.Pipeline(options=pipeline_options(beam)) as p:
+        with beam_pipeline(beam) as p:
             for table, df in frames.items():
                 batches, schema = record_batches(df, rows_per_batch)
                 options = tfdv.StatsOptions(schema=schema) if schema is not None else tfdv.StatsOptions()

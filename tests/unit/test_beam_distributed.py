@@ -77,21 +77,38 @@ def test_statistics_on_the_multi_process_direct_runner_equal_the_local_ones(tmp_
     assert spread == local
 
 
+def _dask_scheduler() -> object:
+    import dask
+
+    return dask.config.get("scheduler", None)
+
+
 def test_transform_on_the_dask_runner_writes_identical_shards(tmp_path: Path, dask_address: str) -> None:
+    import distributed
+
+    before = _dask_scheduler()
     _same_examples(tmp_path, BeamSpec(runner=DASK, options={"dask_client_address": dask_address}))
+    # Beam's Dask runner leaves its client connected and set as dask's default; cvpipe closes it, so dask code
+    # run later in this process (Feast's offline store) computes locally instead of failing for want of a client
+    assert _dask_scheduler() == before
+    with pytest.raises(ValueError):
+        distributed.default_client()
 
 
 def test_the_dask_runner_cannot_run_a_hot_key_fanout_combine(dask_address: str) -> None:
     """Pins the limitation validate works around: if a Beam release fixes it, this fails and the fallback can go."""
     import apache_beam as beam
 
-    from components.core.beam import pipeline_options
+    from components.core.beam import beam_pipeline
 
-    options = pipeline_options(BeamSpec(runner=DASK, options={"dask_client_address": dask_address}))
-    with pytest.raises(Exception, match="unpack"), beam.Pipeline(options=options) as p:
+    before = _dask_scheduler()
+    spec = BeamSpec(runner=DASK, options={"dask_client_address": dask_address})
+    with pytest.raises(Exception, match="unpack"), beam_pipeline(spec) as p:
         _ = p | beam.Create([("a", 1), ("a", 2), ("b", 3)]) | beam.CombinePerKey(sum).with_hot_key_fanout(4)
-    with beam.Pipeline(options=options) as p:  # without the fanout the same combine runs there
+    assert _dask_scheduler() == before  # a failed run's client is closed too
+    with beam_pipeline(spec) as p:  # without the fanout the same combine runs there
         _ = p | beam.Create([("a", 1), ("a", 2), ("b", 3)]) | beam.CombinePerKey(sum)
+    assert _dask_scheduler() == before
 
 
 def test_validate_statistics_with_the_dask_runner_named_equal_the_local_ones(
