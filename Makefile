@@ -36,7 +36,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy cvpipe components pipelines
 
 pytest: $(STAMP)
-	$(BIN)/pytest --randomly-seed=$(SEED)
+	$(BIN)/pytest --randomly-seed=$(SEED) --durations=25
 
 # A few test files, each run alone in its own pytest process (every file must pass on its own):
 # 3 files of tests/unit and tests/compile picked by SEED, or exactly FILES="tests/unit/test_x.py ...".
