@@ -263,11 +263,28 @@ def connection_config(url: str, base_dir: str | os.PathLike[str] | None = None, 
     raise LineageError(f"unsupported metadata URL {redact_url(url)!r}: use sqlite:///path or mysql://user@host:port/db")
 
 
+_INT32 = 2**31
+"""ML Metadata's MySQL schema keeps ``int_value`` in an ``INT`` column (32 bits; SQLite's holds 64)."""
+_EXACT_DOUBLE = 2**53
+
+
 def _to_value(value: Any, target: Any) -> None:
+    """Sets an MLMD ``Value`` from a Python property value, the same way on SQLite and MySQL.
+
+    An integer outside MySQL's 32-bit ``INT`` (a millisecond timestamp, a byte count) is
+    stored as a double, exact up to 2**53, and :func:`_from_value` gives it back as an int;
+    MySQL refuses it as an int (``Out of range value for column 'int_value'``). Larger
+    integers are stored as their decimal text.
+    """
     if isinstance(value, bool):
         target.string_value = "true" if value else "false"
     elif isinstance(value, int):
-        target.int_value = value
+        if -_INT32 <= value < _INT32:
+            target.int_value = value
+        elif abs(value) <= _EXACT_DOUBLE:
+            target.double_value = float(value)
+        else:
+            target.string_value = str(value)
     elif isinstance(value, float):
         target.double_value = value
     elif isinstance(value, str):
@@ -281,7 +298,10 @@ def _from_value(v: Any) -> Any:
     if which == "int_value":
         return v.int_value
     if which == "double_value":
-        return v.double_value
+        d = v.double_value
+        if d.is_integer() and _INT32 <= abs(d) <= _EXACT_DOUBLE:  # an int too wide for MySQL's INT (see _to_value)
+            return int(d)
+        return d
     if which == "string_value":
         s = v.string_value
         if s in ("true", "false"):

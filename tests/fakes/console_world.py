@@ -70,12 +70,14 @@ class ConsoleWorld:
     v2_model: int
 
 
-def build_console_world(root: Path, console_url: str) -> ConsoleWorld:
+def build_console_world(root: Path, console_url: str, metadata_url: str | None = None) -> ConsoleWorld:
     """Builds the store (about 40 s: validation's TFDV statistics are most of it).
 
     Args:
         root: the directory (created).
         console_url: the console base the incident log links to.
+        metadata_url: the ML Metadata store (default: SQLite under ``root``; a ``mysql://`` URL
+            takes its password from ``$CVPIPE_MLMD_PASSWORD``, as a deployment gives it).
 
     Returns:
         The world.
@@ -91,6 +93,8 @@ def build_console_world(root: Path, console_url: str) -> ConsoleWorld:
     from components.transform.core import run as transform
 
     data = spec_data(root, alerts={"console_url": console_url})
+    if metadata_url is not None:
+        data["runtime"]["metadata"] = {"url": metadata_url}
     # the retrained tiny model may score below the champion: allow it, so it is blessed against its baseline
     data["evaluate"]["thresholds"].append({"metric": "map", "change": {"direction": "higher_is_better", "absolute": 1.0}})
     world = build_world(root, spec=data)

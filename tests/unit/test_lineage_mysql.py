@@ -312,3 +312,16 @@ def test_local_run_process_gets_the_password_through_its_environment(
     # MariaDB with the password from the inherited environment (without it the error would be the store's)
     assert finished.state == "FAILED" and (finished.error or "").startswith("pipeline ") and "ingest" in (finished.error or "")
     assert mariadb.password not in Path(finished.url).read_text()
+
+
+@pytest.mark.parametrize("backend", ["mysql", "sqlite"])
+def test_integers_wider_than_mysql_int_round_trip(backend: str, mysql_url: str, tmp_path: Path) -> None:
+    """A millisecond timestamp (every push records ``created_ms``) does not fit MySQL's 32-bit INT column."""
+    url = mysql_url if backend == "mysql" else f"sqlite:///{tmp_path / 'mlmd.sqlite'}"
+    store = LineageStore(url)
+    props = {"created_ms": 1_780_000_000_000, "small": 5, "low": -(2**31), "negative": -(2**40), "ratio": 2.5, "whole": 3.0}
+    ref = store.put_artifact("PushedModel", "/registry/m/1", {**props, "huge": 2**60})
+    got = store.get(ref.id).properties
+    for key, value in props.items():
+        assert got[key] == value and type(got[key]) is type(value), (key, got[key])
+    assert got["huge"] == str(2**60)  # beyond a double's exact integers: kept as its decimal text
