@@ -3,24 +3,31 @@
 ::
 
     cvpipe label sample MODEL_REF --spec SPEC --out DIR      draw a batch: tasks.json, batch.json, ...
-    cvpipe label push DIR --url URL --project ID             send its tasks to Label Studio
-    cvpipe label pull --url URL --project ID -o EXPORT.json  fetch Label Studio's JSON export
+    cvpipe label push DIR --url URL [--project ID] [--spec SPEC]   send its tasks to Label Studio
+    cvpipe label pull --url URL --project ID -o EXPORT.json [--spec SPEC]   fetch Label Studio's JSON export
     cvpipe label simulate DIR --truth MANIFEST -o EXPORT.json   an export made from true labels
     cvpipe label import EXPORT.json --batch DIR --spec SPEC --out DIR   ground truth in
 
 The API token is read from an environment variable (``--token-env``,
-default ``LABEL_STUDIO_API_KEY``).
+default ``LABEL_STUDIO_API_KEY``). With ``--spec``, push and pull record on
+the batch's ``LabellingBatch`` artifact that it was sent (project, tasks) and
+how many tasks are annotated (:mod:`components.sample.queue`), which the
+console's labelling queue shows.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ._common import friendly, load_spec_arg
 from .predict import feature_repo_for
+
+if TYPE_CHECKING:
+    from components.core.lineage import LineageStore
 
 __all__ = ["label_group"]
 
@@ -30,11 +37,28 @@ _spec_option = click.option(
 _repo_option = click.option(
     "--feature-repo", default=None, type=click.Path(file_okay=False), help="Feast repository of the prediction log."
 )
+_record_option = click.option(
+    "--spec",
+    "spec_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Spec whose metadata store keeps the batch's labelling state (shown in the console's labelling queue).",
+)
 _url_option = click.option("--url", required=True, help="Label Studio base URL, e.g. http://localhost:8080.")
 _project_option = click.option("--project", "project_id", required=True, type=int, help="Label Studio project id.")
 _token_option = click.option(
     "--token-env", default="LABEL_STUDIO_API_KEY", show_default=True, help="Environment variable holding the API token."
 )
+
+
+def _store(spec_path: str | None) -> LineageStore | None:
+    """The metadata store of ``--spec`` (never created here: the batch was recorded in it), or None without one."""
+    if spec_path is None:
+        return None
+    from components.core.lineage import LineageStore
+
+    spec = load_spec_arg(spec_path)
+    return LineageStore.for_spec(spec.runtime.metadata, base_dir=spec.runtime.root, create=False)
 
 
 def _run_id(kind: str) -> str:
@@ -105,13 +129,17 @@ def label_sample(
 @click.option("--project", "project_id", type=int, default=None, help="Label Studio project id (default: create one).")
 @_token_option
 @click.option("--min-score", default=0.3, show_default=True, type=float, help="Detections below this are not pre-annotated.")
+@_record_option
 @friendly
-def label_push(batch_dir: str, url: str, project_id: int | None, token_env: str, min_score: float) -> None:
+def label_push(batch_dir: str, url: str, project_id: int | None, token_env: str, min_score: float, spec_path: str | None) -> None:
     """Send a batch's tasks, with pre-annotations, to a Label Studio project."""
     from components.sample.core import LabellingBatch
     from components.sample.labelstudio import LabelStudioClient, label_config, to_tasks
+    from components.sample.queue import find_batch, mark_sent
 
     batch = LabellingBatch.load(batch_dir)
+    store = _store(spec_path)
+    artifact = find_batch(store, batch_dir) if store is not None else None  # before sending: a wrong spec sends nothing
     client = LabelStudioClient(url, token_env)
     pid = (
         project_id
@@ -119,9 +147,11 @@ def label_push(batch_dir: str, url: str, project_id: int | None, token_env: str,
         else client.create_project(f"cvpipe {batch.model_name} {batch.batch_id}", label_config(batch.task, batch.label_map))
     )
     answer = client.import_tasks(pid, to_tasks(batch, min_score=min_score))
-    click.echo(
-        f"project {pid}: {answer.get('task_count', len(batch.items))} tasks imported ({answer.get('prediction_count', 0)} with predictions)"
-    )
+    sent = int(answer.get("task_count", len(batch.items)))
+    click.echo(f"project {pid}: {sent} tasks imported ({answer.get('prediction_count', 0)} with predictions)")
+    if store is not None and artifact is not None:
+        mark_sent(store, artifact, url, pid, sent)
+        click.echo(f"recorded on LabellingBatch #{artifact.id}: sent to project {pid}")
 
 
 @label_group.command("pull")
@@ -129,16 +159,25 @@ def label_push(batch_dir: str, url: str, project_id: int | None, token_env: str,
 @_project_option
 @_token_option
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Where to write the JSON export.")
+@_record_option
 @friendly
-def label_pull(url: str, project_id: int, token_env: str, output: str) -> None:
+def label_pull(url: str, project_id: int, token_env: str, output: str, spec_path: str | None) -> None:
     """Fetch a Label Studio project's JSON export (tasks with annotations)."""
     from components.core.io import atomic_write_json
     from components.sample.labelstudio import LabelStudioClient
+    from components.sample.queue import mark_annotated
 
+    store = _store(spec_path)
     tasks = LabelStudioClient(url, token_env).export(project_id)
     atomic_write_json(output, tasks)
     done = sum(1 for t in tasks if any(not a.get("was_cancelled") for a in t.get("annotations") or []))
     click.echo(f"{len(tasks)} tasks ({done} annotated) -> {output}")
+    if store is not None:
+        marked = mark_annotated(store, url, project_id, done)
+        if marked is None:
+            click.echo(f"no labelling batch of this spec was sent to project {project_id}: nothing recorded", err=True)
+        else:
+            click.echo(f"recorded on LabellingBatch #{marked.id}: {done} annotated")
 
 
 @label_group.command("simulate")

@@ -70,6 +70,10 @@ class ConsoleWorld:
     v2_model: int
 
 
+LABEL_STUDIO_URL = "http://labelstudio.example:8080"
+"""Where the world's labelling batch is recorded as sent (nothing is contacted there)."""
+
+
 def build_console_world(root: Path, console_url: str, metadata_url: str | None = None) -> ConsoleWorld:
     """Builds the store (about 40 s: validation's TFDV statistics are most of it).
 
@@ -156,6 +160,11 @@ def build_console_world(root: Path, console_url: str, metadata_url: str | None =
         window_end=win.window.end,
         window=win.window.end - win.window.start,
     )
+    # sent to Label Studio and annotated there, as `cvpipe label push/pull --spec` records it
+    from components.sample.queue import find_batch, mark_annotated, mark_sent
+
+    sent = mark_sent(store, find_batch(store, ce_dir / "batch"), LABEL_STUDIO_URL, 7, len(sampled.batch.items))
+    assert mark_annotated(store, LABEL_STUDIO_URL, 7, len(sampled.batch.items)) is not None, sent
     labels_dir = Path(spec.monitoring.labels)  # type: ignore[union-attr, arg-type]
     labels_dir.mkdir(parents=True, exist_ok=True)
     (labels_dir / "export-1.json").write_text(json.dumps(simulate_labels(LabellingBatch.load(ce_dir / "batch"), prod)))

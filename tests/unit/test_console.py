@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import requests
-from fakes.console_world import EVIL, ConsoleWorld, build_console_world
+from fakes.console_world import EVIL, LABEL_STUDIO_URL, ConsoleWorld, build_console_world
 from services.processes import Service, ServiceUnavailable, ensure_binary, free_port
 
 from components.core.spec import load_spec
@@ -148,6 +148,10 @@ def test_labelling_queue_shows_the_batch_its_labels_and_images(console: str, wor
     html = requests.get(f"{console}/models/{world.spec.model_name}/monitoring", timeout=60).text
     queue = html.split('id="batches"')[1].split("</table>")[0]
     assert f'href="/data/batches/{world.batch_id}"' in queue and "waiting for labels" not in queue
+    row = queue.split(f'href="/data/batches/{world.batch_id}"')[1].split("</tr>")[0]
+    items = int(re.search(r'<td class="num">(\d+)</td>', row).group(1))  # type: ignore[union-attr]
+    assert f"project 7 at {LABEL_STUDIO_URL}: {items} tasks" in row  # sent, as `cvpipe label push --spec` records it
+    assert re.search(rf'class="num annotated">{items} of {items} ', row), row  # annotated there, at the last pull
     page = requests.get(f"{console}/data/batches/{world.batch_id}", timeout=60).text
     images = re.findall(rf'src="(/data/batches/{world.batch_id}/images/\d+)"', page)
     assert images and "Label Studio tasks written" in page

@@ -79,9 +79,24 @@ def test_predict_then_label_round_trip_from_the_command_line(tmp_path: Path, mon
 
     monkeypatch.setenv("CVPIPE_CLI_LS_TOKEN", "tok")
     with FakeLabelStudio(token="tok") as ls:
-        out = runner.invoke(cli, ["label", "push", str(batch_dir), "--url", ls.url, "--token-env", "CVPIPE_CLI_LS_TOKEN"])
+        # a batch the spec's store does not know is refused before anything is sent
+        stray = tmp_path / "stray"
+        stray.mkdir()
+        for f in batch_dir.iterdir():
+            (stray / f.name).write_bytes(f.read_bytes())
+        push = ["label", "push", "--url", ls.url, "--token-env", "CVPIPE_CLI_LS_TOKEN", "--spec", str(spec_file)]
+        out = runner.invoke(cli, [*push, str(stray)])
+        assert out.exit_code == 1 and f"no LabellingBatch artifact in the metadata store has the URI {stray}" in out.output
+        assert ls.projects == {}
+
+        out = runner.invoke(cli, [*push, str(batch_dir)])
         assert out.exit_code == 0, out.output
         assert f"{len(batch.items)} tasks imported" in out.output and ls.projects[1]["label_config"].startswith("<View>")
+        store = LineageStore(f"sqlite:///{tmp_path / 'mlmd.sqlite'}")
+        sent = store.latest("LabellingBatch", batch_id=batch.batch_id)
+        assert sent is not None and f"recorded on LabellingBatch #{sent.id}: sent to project 1" in out.output
+        assert sent.properties["labelstudio_project"] == 1 and sent.properties["labelstudio_url"] == ls.url.rstrip("/")
+        assert sent.properties["sent_tasks"] == len(batch.items) and "annotated" not in sent.properties
         assert [t["data"]["image_sha256"] for t in ls.tasks[1]] == [i.image_sha256 for i in batch.items]
 
         export_file = tmp_path / "export.json"
@@ -95,6 +110,18 @@ def test_predict_then_label_round_trip_from_the_command_line(tmp_path: Path, mon
         )
         assert out.exit_code == 0, out.output
         assert f"{len(batch.items)} tasks ({len(batch.items)} annotated)" in out.output
+        pull = ["label", "pull", "--url", ls.url, "--project", "1", "--token-env", "CVPIPE_CLI_LS_TOKEN", "-o", str(pulled)]
+        out = runner.invoke(cli, [*pull, "--spec", str(spec_file)])
+        assert out.exit_code == 0 and f"recorded on LabellingBatch #{sent.id}: {len(batch.items)} annotated" in out.output
+        assert store.get(sent.id).properties["annotated"] == len(batch.items)
+        from components.sample.labelstudio import LabelStudioClient
+
+        other = LabelStudioClient(ls.url, "CVPIPE_CLI_LS_TOKEN").create_project("other", ls.projects[1]["label_config"])
+        out = runner.invoke(
+            cli, [*pull[:5], str(other), *pull[6:-1], str(tmp_path / "other.json"), "--spec", str(spec_file)]
+        )  # a project no batch was sent to
+        assert out.exit_code == 0, out.output
+        assert f"no labelling batch of this spec was sent to project {other}: nothing recorded" in out.output
 
     out = runner.invoke(
         cli, ["label", "import", str(pulled), "--batch", str(batch_dir), "--spec", str(spec_file), "--out", str(tmp_path / "imported")]
