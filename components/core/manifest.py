@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticSerializationError
 
+from .bulk import bulk_build
 from .io import atomic_path, read_json
 from .labelmap import LabelMap
 
@@ -203,9 +204,10 @@ class Manifest(BaseModel):
             ValueError: it is not a manifest (``pydantic.ValidationError``).
         """
         data = Path(path).read_bytes()
-        try:
-            return cls.model_validate_json(data)
-        except ValueError:
-            if b"\\ud" not in data and b"\\uD" not in data:
-                raise
-        return cls.model_validate(read_json(path))  # an escaped non-UTF-8 name: Python's json reads it back
+        with bulk_build():  # one object per record and per annotation: no cycle collections walking them meanwhile
+            try:
+                return cls.model_validate_json(data)
+            except ValueError:
+                if b"\\ud" not in data and b"\\uD" not in data:
+                    raise
+            return cls.model_validate(read_json(path))  # an escaped non-UTF-8 name: Python's json reads it back

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.core.bulk import bulk_build
 from components.core.errors import AnnotationError, ImageError
 from components.core.images import MAX_PIXELS, probe_image
 from components.core.io import display_name, sha256_file
@@ -491,25 +492,26 @@ def read_source(
     if reader is None:
         raise AnnotationError(data.source, f"unsupported annotation format {fmt!r}")
     q = QuarantineReport(stage=STAGE)
-    raw = reader(data, task, q)
-    _drop_outputs(raw, fmt, exclude)
-    _displayable(raw)
-    label_map, _ = _label_map(raw, data, previous)
-    rules = _Rules(
-        max_pixels=max_pixels,
-        allow_outside_root=data.allow_outside_root,
-        real_root=os.path.realpath(raw.root),
-        class_ids={name: cid for cid, name in reversed(list(label_map.classes.items()))},  # the first id of a name wins, as id_of
-    )
-    records = _assemble(raw, label_map, rules, q)
-    manifest = Manifest(
-        task=task,
-        root=os.path.abspath(raw.root),
-        label_map=label_map,
-        images=records,
-        format=fmt,
-        source=data.source if "://" in data.source else os.path.abspath(data.source),
-    )
+    with bulk_build():  # one object per annotation, all kept: no cycle collections walking them over and over
+        raw = reader(data, task, q)
+        _drop_outputs(raw, fmt, exclude)
+        _displayable(raw)
+        label_map, _ = _label_map(raw, data, previous)
+        rules = _Rules(
+            max_pixels=max_pixels,
+            allow_outside_root=data.allow_outside_root,
+            real_root=os.path.realpath(raw.root),
+            class_ids={name: cid for cid, name in reversed(list(label_map.classes.items()))},  # the first id of a name wins, as id_of
+        )
+        records = _assemble(raw, label_map, rules, q)
+        manifest = Manifest(
+            task=task,
+            root=os.path.abspath(raw.root),
+            label_map=label_map,
+            images=records,
+            format=fmt,
+            source=data.source if "://" in data.source else os.path.abspath(data.source),
+        )
     get_logger(STAGE).info(
         "%s: %d images accepted, %d items quarantined (%s); label map v%d with %d classes",
         data.source,
@@ -611,9 +613,10 @@ def run(
             {"version": result.label_map.version, "num_classes": result.label_map.num_classes, "fixed": True},
         )
 
-    manifest_file = result.manifest.save(Path(manifest_dir) / "manifest.json")
-    result.label_map.save(Path(label_map_dir) / "label_map.json")
-    report_path = result.quarantine.write(quarantine_dir)
+    with bulk_build():  # writing walks every record: no cycle collections over them meanwhile
+        manifest_file = result.manifest.save(Path(manifest_dir) / "manifest.json")
+        result.label_map.save(Path(label_map_dir) / "label_map.json")
+        report_path = result.quarantine.write(quarantine_dir)
 
     source_uri = data.source if "://" in data.source else os.path.abspath(data.source)
     source_ref = ctx.input_artifact(source_uri, "RawDataset", {"format": data.format or ""})
