@@ -18,7 +18,7 @@ Groups of names:
 * user steps (docs/steps.md): the :func:`step` decorator, :class:`StepInputs`, :class:`StepArtifact`, :class:`Veto`;
 * pipelines: :func:`compile`, :func:`run_local` (:class:`RunSummary`), the pipeline builders;
 * runners, one :class:`Runner` protocol: :class:`LocalRunner`, :class:`KubeflowRunner`,
-  :class:`VertexRunner`, :func:`submit`, :class:`SubmittedRun`, :class:`ScheduleResult`;
+  :class:`VertexRunner`, :func:`submit`, :class:`SubmittedRun` (with its :class:`StepState` list), :class:`ScheduleResult`;
 * lineage and the registry: :class:`LineageStore`, :class:`Registry`, :func:`get_registry`, :func:`open_registry`;
 * the prediction log: :class:`PredictionLog`, :class:`PredictionRow`, :class:`LabelRow`, :func:`init_feature_repo`;
 * the error tree, rooted at :class:`CvpipeError` (drawn in ``components/core/errors.py``).
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from components.core.prediction_log import PredictionRow as PredictionRow
     from components.core.runs import Runner as Runner
     from components.core.runs import ScheduleResult as ScheduleResult
+    from components.core.runs import StepState as StepState
     from components.core.runs import SubmittedRun as SubmittedRun
     from components.core.runs import runner_for as runner_for
     from components.core.spec import AcceleratorSpec as AcceleratorSpec
@@ -161,6 +162,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "RunSummary": ("pipelines.runners.local", "RunSummary"),
     # runners
     "Runner": ("components.core.runs", "Runner"),
+    "StepState": ("components.core.runs", "StepState"),
     "SubmittedRun": ("components.core.runs", "SubmittedRun"),
     "ScheduleResult": ("components.core.runs", "ScheduleResult"),
     "runner_for": ("components.core.runs", "runner_for"),
@@ -226,6 +228,7 @@ __all__ = [
     "SpecError",
     "StepArtifact",
     "StepInputs",
+    "StepState",
     "SubmittedRun",
     "TrainSpec",
     "TrainingError",

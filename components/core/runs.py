@@ -25,6 +25,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -39,10 +40,12 @@ __all__ = [
     "TERMINAL_STATES",
     "Runner",
     "ScheduleResult",
+    "StepState",
     "SubmittedRun",
     "Target",
     "normalise_state",
     "pid_alive",
+    "rfc3339",
     "runner_for",
     "wait_until_done",
 ]
@@ -65,6 +68,9 @@ _ALIASES = {
     "RUNTIME_STATE_UNSPECIFIED": "UNKNOWN",
     "UNSPECIFIED": "UNKNOWN",
     "ERROR": "FAILED",
+    "STATE_UNSPECIFIED": "UNKNOWN",
+    "CANCEL_PENDING": "CANCELLING",  # Vertex AI task state
+    "NOT_TRIGGERED": "SKIPPED",  # Vertex AI task state: its upstream failed, or its condition was false
 }
 
 
@@ -84,6 +90,74 @@ def normalise_state(raw: str | None) -> str:
     return name if name in STATES else "UNKNOWN"
 
 
+def rfc3339(value: Any) -> str:
+    """A service's timestamp as RFC 3339 text in UTC, to the second (``2026-12-05T13:10:00Z``); "" when unset.
+
+    Args:
+        value: a ``datetime`` (naive ones are UTC), text as the service wrote it, or None.
+    """
+    if value is None or value == "":
+        return ""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if value.timestamp() <= 0:  # protobuf and KFP's "unset" time (1970-01-01)
+            return ""
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value)
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class StepState:
+    """One step (pipeline task) of a remote run, as the orchestrator reports it.
+
+    Filled by the Kubeflow and Vertex AI runners' ``get`` from the run's task
+    details; cvpipe names each task after its step (``ingest``, ``validate``...).
+
+    Attributes:
+        name: the task's name (the step's name for cvpipe's own pipelines).
+        state: one of :data:`STATES`.
+        started: when it started (RFC 3339, UTC); "" when it has not.
+        ended: when it finished (RFC 3339, UTC); "" while it runs.
+        error: the task's error message, when the service gives one.
+        raw_state: the service's own name for the state.
+    """
+
+    name: str
+    state: str
+    started: str = ""
+    ended: str = ""
+    error: str | None = None
+    raw_state: str = ""
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to end; None unless both are known."""
+        start, end = _parse_time(self.started), _parse_time(self.ended)
+        if start is None or end is None:
+            return None
+        return max(0.0, (end - start).total_seconds())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (with ``duration_s``)."""
+        return {
+            "name": self.name,
+            "state": self.state,
+            "started": self.started,
+            "ended": self.ended,
+            "duration_s": self.duration_s,
+            "error": self.error,
+            "raw_state": self.raw_state,
+        }
+
+
 @dataclass
 class SubmittedRun:
     """A pipeline run started by a :class:`Runner`, as cvpipe reports it.
@@ -99,6 +173,9 @@ class SubmittedRun:
         error: the error message of a failed run.
         details: target-specific extras (``raw_state``, ``resource_name``,
             ``pipeline_id``, ``version_id``, ``experiment_id``, ``pid``...).
+        steps: the run's steps in the order the service lists them, from ``get``
+            of the Kubeflow and Vertex AI runners (empty from ``list``, from the
+            local runner, and while the service reports no tasks yet).
     """
 
     target: str
@@ -110,6 +187,7 @@ class SubmittedRun:
     created: str = ""
     error: str | None = None
     details: dict[str, str] = field(default_factory=dict)
+    steps: list[StepState] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -133,6 +211,7 @@ class SubmittedRun:
             "created": self.created,
             "error": self.error,
             "details": dict(self.details),
+            "steps": [s.to_dict() for s in self.steps],
         }
 
 

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import io
 import json
+import re
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from components.core.errors import PipelineRunError
+from components.core.runs import StepState, rfc3339
 from components.core.secrets import describe_http_error, redact_url
 from components.core.spec import PipelineSpec
 
@@ -165,12 +167,72 @@ def _eq_filter(key: str, value: str) -> str:
     return json.dumps({"predicates": [{"operation": "EQUALS", "key": key, "stringValue": value}]})
 
 
-def _iso(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return str(value)
+_KFP_GROUP = re.compile(r"^(condition|condition-branches|exit-handler|for-loop)-\d+$")
+"""KFP's own names for the DAG groups ``dsl.If``, ``dsl.ExitHandler`` and ``dsl.ParallelFor`` compile to."""
+
+
+def _kfp_steps(run: Any) -> list[StepState]:
+    """The steps of a KFP run from ``run_details.task_details`` (empty when the server gives none).
+
+    The Argo backend lists one task per workflow node; the steps are the
+    pipeline's own tasks. Left out: the workflow's entrypoint (the one task
+    without a ``parent_task_id`` when the others have one; its name is the
+    Argo workflow's), ``root`` (the pipeline's DAG), the drivers ``root-driver``
+    and ``<task>-driver`` (pods that resolve a task's inputs and cache hit
+    before it runs), ``executor`` (the pod inside a task's node in KFP 2.0 to
+    2.4; the task carries its state) and the DAG groups of conditions, exit
+    handlers and loops. A failed driver or executor lends its error to its task;
+    a task whose driver failed before the task itself was created is listed
+    with the driver's state.
+    """
+    details = getattr(run, "run_details", None)
+    tasks = list(getattr(details, "task_details", None) or [])
+    has_parents = any(getattr(t, "parent_task_id", None) for t in tasks)
+    steps: dict[str, StepState] = {}
+    by_id: dict[str, str] = {}
+    helpers: list[tuple[str, Any]] = []  # (owning task name or parent id, task)
+
+    def message(t: Any) -> str | None:
+        err = getattr(t, "error", None)
+        return (getattr(err, "message", None) or None) if err is not None else None
+
+    def step(t: Any, name: str) -> StepState:
+        raw = str(t.state or "")
+        return StepState(
+            name=name,
+            state=normalise_state(raw),
+            started=rfc3339(getattr(t, "start_time", None)),
+            ended=rfc3339(getattr(t, "end_time", None)),
+            error=message(t),
+            raw_state=raw,
+        )
+
+    for t in tasks:
+        name = str(t.display_name or "")
+        if not name or (has_parents and not getattr(t, "parent_task_id", None)):
+            continue
+        if name in ("root", "root-driver") or _KFP_GROUP.match(name):
+            continue
+        if name == "executor":
+            helpers.append(("id:" + str(t.parent_task_id or ""), t))
+            continue
+        if name.endswith("-driver"):
+            helpers.append((name.removesuffix("-driver"), t))
+            continue
+        steps[name] = step(t, name)  # a retried task is listed again: the last one counts
+        if t.task_id:
+            by_id[str(t.task_id)] = name
+    for owner, t in helpers:
+        name = by_id.get(owner[3:], "") if owner.startswith("id:") else owner
+        if not name:
+            continue
+        found = steps.get(name)
+        if found is None:
+            if normalise_state(t.state) == "FAILED":
+                steps[name] = step(t, name)
+        elif found.error is None and message(t):
+            found.error = message(t)
+    return list(steps.values())
 
 
 def _to_run(run: Any, conn: KubeflowConnection, pipeline: str = "") -> SubmittedRun:
@@ -188,9 +250,10 @@ def _to_run(run: Any, conn: KubeflowConnection, pipeline: str = "") -> Submitted
         state=normalise_state(run.state),
         url=f"{conn.ui}/#/runs/details/{run.run_id}",
         pipeline=pipeline,
-        created=_iso(getattr(run, "created_at", None)),
+        created=rfc3339(getattr(run, "created_at", None)),
         error=message,
         details={k: v for k, v in details.items() if v},
+        steps=_kfp_steps(run),
     )
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import os
+import re
 import secrets
 import tempfile
 import threading
@@ -37,6 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from components.core.errors import PipelineRunError, SpecError
+from components.core.runs import StepState, rfc3339
 from components.core.spec import (
     METADATA_PASSWORD_ENV,
     AcceleratorSpec,
@@ -329,6 +331,38 @@ def _vertex(what: str, fn: Callable[[], Any]) -> Any:
         raise PipelineRunError(f"Vertex AI Pipelines: {what} failed: {_describe(e)}") from None
 
 
+_VERTEX_GROUP = re.compile(r"^(condition|condition-branches|exit-handler|for-loop)-\d+$")
+"""KFP's names for the DAG groups of ``dsl.If``, ``dsl.ExitHandler`` and ``dsl.ParallelFor``: no step of their own."""
+
+
+def _vertex_steps(res: Any) -> list[StepState]:
+    """The steps of a pipeline job from ``job_detail.task_details`` (empty until Vertex AI reports tasks).
+
+    Left out: the job's root task (the one without a ``parent_task_id``, named
+    after the pipeline) and the DAG groups of conditions, exit handlers and loops.
+    """
+    detail = getattr(res, "job_detail", None)
+    tasks = list(getattr(detail, "task_details", None) or [])
+    out: list[StepState] = []
+    for t in tasks:
+        name = str(t.task_name or "")
+        if not name or not t.parent_task_id or _VERTEX_GROUP.match(name):
+            continue
+        raw = t.state.name if hasattr(t.state, "name") else str(t.state)
+        error = t.error.message if t.error and t.error.message else None
+        out.append(
+            StepState(
+                name=name,
+                state=normalise_state(raw),
+                started=rfc3339(t.start_time if "start_time" in t else None),
+                ended=rfc3339(t.end_time if "end_time" in t else None),
+                error=error,
+                raw_state=raw,
+            )
+        )
+    return out
+
+
 def _to_run(job: Any, pipeline: str = "") -> SubmittedRun:
     res = job.gca_resource
     name = str(res.name)
@@ -357,6 +391,7 @@ def _to_run(job: Any, pipeline: str = "") -> SubmittedRun:
             "pipeline_root": str(res.runtime_config.gcs_output_directory or ""),
             "service_account": str(res.service_account or ""),
         },
+        steps=_vertex_steps(res),
     )
 
 

@@ -16,6 +16,13 @@ Served routes (under ``/apis/v2beta1``):
 * ``POST /runs``, ``GET /runs/{id}``, ``GET /runs`` (``experiment_id``, ``namespace``, ``sort_by``, ``page_size``)
 * ``POST /runs/{id}:terminate`` (a run not finished goes CANCELING, then CANCELED)
 
+A run's ``run_details.task_details`` are what :meth:`FakeKfpServer.script_tasks`
+sets, laid out as the Argo backend of KFP 2.x reports them: one task per
+workflow node, so besides the pipeline's tasks the list holds the workflow's
+entrypoint (no ``parent_task_id``, named after the workflow), ``root-driver``,
+``root`` and a ``<task>-driver`` per task; times the server has not set read
+``1970-01-01T00:00:00Z``.
+
 Semantics follow the KFP API server: uploading a pipeline also creates its
 first version (named like the pipeline); a pipeline or version name already
 taken answers 409 ``ALREADY_EXISTS``; an uploaded file that is not a KFP v2
@@ -162,6 +169,53 @@ class FakeKfpServer(LoopbackServer):
             run.states = list(states)
             if error is not None:
                 run.body["error"] = {"code": 2, "message": error}
+
+    def script_tasks(self, run_id: str, tasks: list[tuple[str, str, str | None]]) -> None:
+        """Sets the run's task details from ``(task name, KFP state, error message or None)``, in run order.
+
+        Each task that has started gets a start time one tick after the one before,
+        and a finished one an end time a tick later; its driver succeeded just before.
+        """
+        unset = "1970-01-01T00:00:00Z"
+        with self._lock:
+            run = self.runs[run_id]
+            workflow = f"{run.body.get('display_name') or 'run'}-x7k2p"
+
+            def task(name: str, state: str, parent: str, error: str | None = None) -> dict[str, Any]:
+                started = state not in ("PENDING", "SKIPPED")
+                start = self._tick() if started else unset
+                end = self._tick() if state in ("SUCCEEDED", "FAILED", "CANCELED", "SKIPPED") and started else unset
+                body: dict[str, Any] = {
+                    "run_id": run_id,
+                    "task_id": str(uuid.uuid4()),
+                    "display_name": name,
+                    "create_time": start if started else self._tick(),
+                    "start_time": start,
+                    "end_time": end,
+                    "state": state,
+                    "state_history": [{"update_time": start if started else _now(), "state": state}],
+                    "child_tasks": [{"pod_name": f"{workflow}-{name}-{len(name)}"}],
+                }
+                if parent:
+                    body["parent_task_id"] = parent
+                if error is not None:
+                    body["error"] = {"code": 2, "message": error}
+                return body
+
+            states = {t[1] for t in tasks}
+            overall = "FAILED" if "FAILED" in states else ("SUCCEEDED" if states == {"SUCCEEDED"} else "RUNNING")
+            entry = task(workflow, overall, "")
+            out = [entry, task("root-driver", "SUCCEEDED", entry["task_id"])]
+            root = task("root", overall, entry["task_id"])
+            out.append(root)
+            for name, state, error in tasks:
+                out.append(task(f"{name}-driver", "SUCCEEDED", root["task_id"]))
+                out.append(task(name, state, root["task_id"], error))
+            run.body["run_details"] = {
+                "pipeline_context_id": "11",
+                "pipeline_run_context_id": "12",
+                "task_details": out,
+            }
 
     def add_run(self, display_name: str, experiment_id: str = "", state: str = "SUCCEEDED") -> str:
         """Adds a run directly (as if created earlier) and returns its id."""

@@ -19,6 +19,11 @@ Served routes (``{parent}`` = ``/v1/projects/{p}/locations/{l}``):
 * ``POST /storage/v1/b?project=P``                  -> creates a bucket
 * ``GET|PUT /storage/v1/b/{bucket}/iam``            -> the bucket's IAM policy
 
+A job's ``jobDetail.taskDetails`` are what :meth:`FakeVertexPipelinesServer.script_tasks`
+sets, as Vertex AI reports them: a root task named after the pipeline (no
+``parentTaskId``) and one task per pipeline task under it, with camelCase
+fields, int64 ids as strings and times left out until they are set.
+
 ``PipelineJob.submit`` creates a missing pipeline-root bucket and grants the
 job's service account access to it; for a bucket that exists it instead
 asks Cloud Resource Manager (which no local server can stand in for) whether
@@ -148,6 +153,49 @@ class FakeVertexPipelinesServer(LoopbackServer):
             job.states = list(states)
             if error is not None:
                 job.body["error"] = {"code": 9, "message": error}
+
+    def script_tasks(self, job_id: str, tasks: list[tuple[str, str, str | None]]) -> None:
+        """Sets the job's task details from ``(task name, Vertex task state, error message or None)``, in run order.
+
+        Each task that has started gets a start time one tick after the one before,
+        and a finished one an end time a tick later.
+        """
+        finished = ("SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED")
+        with self._lock:
+            job = self.jobs[job_id]
+            parent = job.body["name"]
+            root_id = str(8_000_000_000_000_000_000 + len(self.requests))
+
+            def task(task_id: str, name: str, state: str, error: str | None) -> dict[str, Any]:
+                body: dict[str, Any] = {"taskId": task_id, "taskName": name, "createTime": self._time(), "state": state}
+                if state not in ("PENDING", "NOT_TRIGGERED", "SKIPPED"):
+                    body["startTime"] = self._time()
+                    if state in finished:
+                        body["endTime"] = self._time()
+                body["pipelineTaskStatus"] = [{"updateTime": body.get("endTime") or body["createTime"], "state": state}]
+                if error is not None:
+                    body["error"] = {"code": 9, "message": error}
+                return body
+
+            states = {t[1] for t in tasks}
+            overall = "FAILED" if "FAILED" in states else ("SUCCEEDED" if states == {"SUCCEEDED"} else "RUNNING")
+            out = [task(root_id, job.body["pipelineSpec"]["pipelineInfo"]["name"], overall, None)]
+            for i, (name, state, error) in enumerate(tasks, start=1):
+                body = task(str(int(root_id) + i), name, state, error)
+                body["parentTaskId"] = root_id
+                if "startTime" in body:
+                    body["executorDetail"] = {
+                        "containerDetail": {"mainJob": f"{parent.rsplit('/pipelineJobs/', 1)[0]}/customJobs/{9000 + i}"}
+                    }
+                body["execution"] = {
+                    "name": f"{parent.rsplit('/pipelineJobs/', 1)[0]}/metadataStores/default/executions/{int(root_id) + i}"
+                }
+                out.append(body)
+            job.body["jobDetail"] = {
+                "pipelineContext": {"name": f"{parent.rsplit('/pipelineJobs/', 1)[0]}/metadataStores/default/contexts/{job_id}-pipeline"},
+                "pipelineRunContext": {"name": f"{parent.rsplit('/pipelineJobs/', 1)[0]}/metadataStores/default/contexts/{job_id}"},
+                "taskDetails": out,
+            }
 
     # -- protocol --------------------------------------------------------------------
     def _error(self, code: int, message: str) -> tuple[int, dict[str, Any]]:

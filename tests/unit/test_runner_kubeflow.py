@@ -14,7 +14,7 @@ from fakes.kfp_server import FakeKfpServer
 from components.core.errors import PipelineRunError
 from components.core.spec import PipelineSpec, load_spec
 from pipelines.compiler import compile_to_text, compiled_parameters
-from pipelines.runners.kubeflow import KubeflowConnection, get_run, list_runs, submit_kubeflow, wait_run
+from pipelines.runners.kubeflow import KubeflowConnection, KubeflowRunner, get_run, list_runs, submit_kubeflow, wait_run
 
 TOKEN = "test-token-123"
 UNTIL = "transform"  # the steps whose components every checkout has; the DAG is built the same way for all
@@ -157,6 +157,52 @@ def test_cancelled_runs_are_finished_too(server: FakeKfpServer) -> None:
     rid = server.add_run("old-run", state="CANCELED")
     done = wait_run(rid, _conn(server), poll=0.0, sleep=lambda s: None)
     assert done.state == "CANCELLED" and done.done and not done.succeeded
+
+
+def _task(server: FakeKfpServer, run_id: str, name: str) -> dict[str, object]:
+    [task] = [t for t in server.runs[run_id].body["run_details"]["task_details"] if t["display_name"] == name]
+    return task
+
+
+def test_get_reports_each_step_with_its_state_times_and_error(server: FakeKfpServer) -> None:
+    """The run's task details become its steps: KFP's entrypoint, root, drivers are left out; times and errors kept."""
+    runner = KubeflowRunner(_conn(server))
+    rid = server.add_run("shelf-run", state="RUNNING")
+    assert runner.get(rid).steps == []  # no task reported yet
+
+    server.script_tasks(rid, [("ingest", "SUCCEEDED", None), ("validate", "RUNNING", None)])
+    running = runner.get(rid)
+    assert server.calls("GET", f"/runs/{rid}")[-1].authorization == f"Bearer {TOKEN}"
+    assert [(s.name, s.state) for s in running.steps] == [("ingest", "SUCCEEDED"), ("validate", "RUNNING")]
+    ingest, validate = running.steps
+    assert (ingest.started, ingest.ended) == (_task(server, rid, "ingest")["start_time"], _task(server, rid, "ingest")["end_time"])
+    assert ingest.duration_s == 1.0 and ingest.error is None
+    assert validate.started == _task(server, rid, "validate")["start_time"]
+    assert validate.ended == "" and validate.duration_s is None  # KFP's unset end time (1970-01-01) is no end
+
+    server.script_tasks(rid, [("ingest", "SUCCEEDED", None), ("validate", "FAILED", "validate: 3 images are missing <b>")])
+    server.script(rid, ["FAILED"])
+    failed = runner.get(rid)
+    assert failed.state == "FAILED"
+    assert [(s.name, s.state, s.raw_state, s.error) for s in failed.steps] == [
+        ("ingest", "SUCCEEDED", "SUCCEEDED", None),
+        ("validate", "FAILED", "FAILED", "validate: 3 images are missing <b>"),
+    ]
+    assert failed.to_dict()["steps"][1]["duration_s"] == 1.0
+
+
+def test_a_task_whose_driver_failed_is_listed_with_the_drivers_error(server: FakeKfpServer) -> None:
+    """A driver that fails (inputs, caching) stops its task before KFP creates it: the step still shows, failed."""
+    rid = server.add_run("shelf-run", state="FAILED")
+    server.script_tasks(rid, [("ingest", "SUCCEEDED", None), ("validate", "FAILED", None)])
+    details = server.runs[rid].body["run_details"]["task_details"]
+    details.remove(_task(server, rid, "validate"))
+    _task(server, rid, "validate-driver").update(state="FAILED", error={"code": 2, "message": "failed to resolve inputs"})
+    steps = KubeflowRunner(_conn(server)).get(rid).steps
+    assert [(s.name, s.state, s.error) for s in steps] == [
+        ("ingest", "SUCCEEDED", None),
+        ("validate", "FAILED", "failed to resolve inputs"),
+    ]
 
 
 def test_list_runs_newest_first(server: FakeKfpServer) -> None:

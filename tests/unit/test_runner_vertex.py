@@ -235,6 +235,40 @@ def test_failed_job_carries_its_error(server: FakeVertexPipelinesServer, tmp_pat
         )
 
 
+def test_get_reports_each_step_with_its_state_times_and_error(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
+    """job_detail.task_details become the job's steps: the root task (the pipeline itself) is left out."""
+    run = _submit(server, _spec(tmp_path), job_id="shapes-steps")
+    runner = vertex.VertexRunner(PROJECT, REGION, api_endpoint=server.endpoint, credentials=server.credentials())
+    assert runner.get(run.run_id).steps == []  # Vertex AI reports no task before the job starts
+
+    server.script_tasks(run.run_id, [("ingest", "SUCCEEDED", None), ("validate", "RUNNING", None), ("transform", "PENDING", None)])
+    running = runner.get(run.run_id)
+    assert server.calls("GET", "/pipelineJobs/shapes-steps")[-1].authorization == f"Bearer {server.token}"
+    tasks = {t["taskName"]: t for t in server.jobs[run.run_id].body["jobDetail"]["taskDetails"]}
+    assert [(s.name, s.state) for s in running.steps] == [("ingest", "SUCCEEDED"), ("validate", "RUNNING"), ("transform", "PENDING")]
+    ingest, validate, transform = running.steps
+    assert ingest.started == tasks["ingest"]["startTime"].replace(".000000Z", "Z") and ingest.duration_s == 1.0
+    assert validate.started and validate.ended == "" and validate.duration_s is None
+    assert (transform.started, transform.ended, transform.duration_s) == ("", "", None)
+
+    server.script_tasks(
+        run.run_id,
+        [
+            ("ingest", "SUCCEEDED", None),
+            ("validate", "FAILED", "The replica workerpool0-0 exited with status 1."),
+            ("transform", "NOT_TRIGGERED", None),
+        ],
+    )
+    server.script(run.run_id, ["FAILED"])
+    failed = runner.get(run.run_id)
+    assert [(s.name, s.state, s.raw_state, s.error) for s in failed.steps] == [
+        ("ingest", "SUCCEEDED", "SUCCEEDED", None),
+        ("validate", "FAILED", "FAILED", "The replica workerpool0-0 exited with status 1."),
+        ("transform", "SKIPPED", "NOT_TRIGGERED", None),
+    ]
+    assert failed.steps[1].duration_s == 1.0
+
+
 def test_errors_carry_the_services_message(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
     spec = _spec(tmp_path)
     _submit(server, spec, job_id="dup")
