@@ -38,6 +38,7 @@ from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from components.core.errors import CvpipeError, LineageError
@@ -291,6 +292,15 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
     async def runs(request: Request) -> HTMLResponse:
         target, remote, remote_error = data.remote_runs()
         return page(request, "runs.html", title="Runs", runs=data.runs(limit=200), target=target, remote=remote, remote_error=remote_error)
+
+    @app.get("/runs/remote/{target}/{run_id}", response_class=HTMLResponse)
+    async def remote_run_page(request: Request, target: str, run_id: str) -> HTMLResponse:
+        if not target or target != data.remote_target():
+            return not_found(
+                request, f"no {target} runs here: the spec's monitoring.retrain names {data.remote_target() or 'no remote target'}"
+            )
+        run = await run_in_threadpool(data.remote_run, run_id)
+        return page(request, "remote_run.html", title=f"{target} run {run.run_id}", run=run)
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     async def run_page(request: Request, run_id: str) -> HTMLResponse:

@@ -335,6 +335,22 @@ class ConsoleData:
         except Exception as e:  # a cluster that cannot be reached must not take the console down
             return target, [], f"{type(e).__name__}: {e}"
 
+    def remote_target(self) -> str:
+        """The orchestrator the spec's ``monitoring.retrain`` names ("" when there is none, or it is local)."""
+        if self.spec is None or self.spec.monitoring is None or self.spec.monitoring.retrain.target == "local":
+            return ""
+        return self.spec.monitoring.retrain.target
+
+    def remote_run(self, run_id: str) -> Any:
+        """One run on that orchestrator with its steps (a :class:`~components.core.runs.SubmittedRun`), through the Runner protocol.
+
+        Raises:
+            PipelineRunError: no such run, or the orchestrator cannot be reached (its answer is the message).
+        """
+        from components.core.runs import runner_for
+
+        return runner_for(self.spec, self.remote_target()).get(run_id)  # type: ignore[arg-type]
+
     def outputs_of_run(self, run_id: str) -> list[ArtifactRef]:
         """Artifacts a run's own steps wrote (a run's context also holds what its steps read)."""
         out = []

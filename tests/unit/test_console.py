@@ -293,6 +293,59 @@ def test_runs_page_lists_remote_runs_through_the_runner(tmp_path: Path) -> None:
     assert (target, runs) == ("kubeflow", []) and error  # said on the page, never a crash
 
 
+def test_remote_run_page_shows_each_step_through_the_runner(tmp_path: Path) -> None:
+    """A Kubeflow run's page, reached from the runs list: each step's state, start, duration and a failed step's error, as text."""
+    import threading
+
+    import uvicorn
+    from fakes.ce_world import spec_data
+    from fakes.kfp_server import FakeKfpServer
+
+    from components.core.lineage import LineageStore
+    from components.core.spec import parse_spec
+    from pipelines.console.app import create_app
+    from pipelines.console.data import ConsoleData
+
+    with FakeKfpServer() as kfp:
+        run_id = kfp.add_run("shelf-retrain-7", state="FAILED")
+        kfp.script_tasks(run_id, [("ingest", "SUCCEEDED", None), ("validate", "FAILED", "3 images missing: <script>alert(1)</script>")])
+        tasks = {t["display_name"]: t for t in kfp.runs[run_id].body["run_details"]["task_details"]}
+        spec = parse_spec(spec_data(tmp_path, retrain={"target": "kubeflow", "host": kfp.url}))
+        data = ConsoleData(LineageStore(spec.runtime.metadata.url), None, spec, None)
+        server = uvicorn.Server(uvicorn.Config(create_app(data), host="127.0.0.1", port=free_port(), log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        base = f"http://127.0.0.1:{server.config.port}"
+        try:
+            for _ in range(600):  # readiness: the server sets `started` once it listens
+                if server.started or not thread.is_alive():
+                    break
+                thread.join(0.1)
+            listing = requests.get(f"{base}/runs", timeout=60).text
+            link = f"/runs/remote/kubeflow/{run_id}"
+            assert f'href="{link}"' in listing
+            page = requests.get(f"{base}{link}", timeout=60)
+            gets_before_missing = len(kfp.calls("GET", f"/runs/{run_id}"))
+            missing = requests.get(f"{base}/runs/remote/kubeflow/no-such-run", timeout=60)
+            other = requests.get(f"{base}/runs/remote/vertex/{run_id}", timeout=60)
+        finally:
+            server.should_exit = True
+            thread.join(30)
+    assert page.status_code == 200 and gets_before_missing >= 1
+    table = page.text.split('<table id="steps">')[1].split("</table>")[0]
+    rows = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip() for row in table.split("<tr>")[2:]]
+    ingest_start = tasks["ingest"]["start_time"].replace("T", " ").replace("Z", "")
+    validate_start = tasks["validate"]["start_time"].replace("T", " ").replace("Z", "")
+    assert rows == [
+        f"ingest SUCCEEDED {ingest_start} 1 s",
+        f"validate FAILED {validate_start} 1 s 3 images missing: &lt;script&gt;alert(1)&lt;/script&gt;",
+    ]
+    assert "<script>alert" not in page.text  # the error is text, never markup
+    assert "shelf-retrain-7-x7k2p" not in table and "driver" not in table and "root" not in table
+    assert missing.status_code == 404 and "no-such-run" in missing.text
+    assert other.status_code == 404 and "monitoring.retrain names kubeflow" in other.text
+
+
 def test_ui_needs_a_store(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
