@@ -54,6 +54,14 @@ def _echo_run(run: SubmittedRun, as_json: bool, verb: str = "") -> None:
             click.echo(f"  {key}: {run.details[key]}")
     if run.error:
         click.echo(f"  error: {run.error}")
+    if run.steps:
+        width = max(len(s.name) for s in run.steps)
+        click.echo("  steps:")
+        for s in run.steps:
+            started = s.started.replace("T", " ").replace("Z", "") if s.started else "-"
+            took = f"{s.duration_s:.0f} s" if s.duration_s is not None else ("running" if s.state == "RUNNING" else "-")
+            line = f"    {s.name:<{width}}  {s.state:<10}  {started:<19}  {took}"
+            click.echo(f"{line}  error: {s.error}" if s.error else line.rstrip())
 
 
 def _on_change(as_json: bool) -> Callable[[SubmittedRun], None] | None:
@@ -148,7 +156,7 @@ def runs_show(
     remote: Remote,
     as_json: bool,
 ) -> None:
-    """Show the state of a run on Kubeflow (run id) or Vertex AI (pipeline job id)."""
+    """Show the state of a run on Kubeflow (run id) or Vertex AI (pipeline job id), with each step's state, start, duration and error."""
     runner = remote.runner(target)
     _echo_run(runner.get(run_id), as_json)
 

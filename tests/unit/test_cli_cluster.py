@@ -157,6 +157,23 @@ def test_runs_show_wait_list_kubeflow(cvpipe: click.Group, kfp: FakeKfpServer) -
     assert shown.exit_code == 0 and f"kubeflow run {ok} (nightly-1): SUCCEEDED" in shown.stdout
     as_json = json.loads(_run(cvpipe, "runs", "show", failed, *_kfp_args(kfp), "--json").stdout)
     assert as_json["state"] == "FAILED" and as_json["error"] == "step train: exit code 137"
+    assert as_json["steps"] == []  # the server reports no task of this run
+
+    kfp.script_tasks(failed, [("ingest", "SUCCEEDED", None), ("train", "FAILED", "exit code 137"), ("evaluate", "PENDING", None)])
+    tasks = {t["display_name"]: t for t in kfp.runs[failed].body["run_details"]["task_details"]}
+    with_steps = _run(cvpipe, "runs", "show", failed, *_kfp_args(kfp))
+    started = {name: tasks[name]["start_time"].replace("T", " ").replace("Z", "") for name in ("ingest", "train")}
+    assert with_steps.stdout.split("  steps:\n")[1].splitlines() == [
+        f"    ingest    SUCCEEDED   {started['ingest']}  1 s",
+        f"    train     FAILED      {started['train']}  1 s  error: exit code 137",
+        "    evaluate  PENDING     -                    -",
+    ]
+    steps_json = json.loads(_run(cvpipe, "runs", "show", failed, *_kfp_args(kfp), "--json").stdout)["steps"]
+    assert [(s["name"], s["state"], s["duration_s"], s["error"]) for s in steps_json] == [
+        ("ingest", "SUCCEEDED", 1.0, None),
+        ("train", "FAILED", 1.0, "exit code 137"),
+        ("evaluate", "PENDING", None, None),
+    ]
 
     assert _run(cvpipe, "runs", "wait", ok, *_kfp_args(kfp), "--poll", "0").exit_code == 0
     waited = _run(cvpipe, "runs", "wait", failed, *_kfp_args(kfp), "--poll", "0")
