@@ -347,9 +347,13 @@ class ConsoleData:
         Raises:
             PipelineRunError: no such run, or the orchestrator cannot be reached (its answer is the message).
         """
+        from components.core.errors import PipelineRunError
         from components.core.runs import runner_for
 
-        return runner_for(self.spec, self.remote_target()).get(run_id)  # type: ignore[arg-type]
+        target = self.remote_target()
+        if self.spec is None or not target:
+            raise PipelineRunError("no remote runs: the console's spec names no kubeflow or vertex target (monitoring.retrain.target)")
+        return runner_for(self.spec, target).get(run_id)
 
     def outputs_of_run(self, run_id: str) -> list[ArtifactRef]:
         """Artifacts a run's own steps wrote (a run's context also holds what its steps read)."""
