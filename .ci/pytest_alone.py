@@ -43,6 +43,10 @@ HEAVY = {
     "tests/unit/test_registry_concurrency.py": "concurrent and crashing pushes in real processes (609 s alone)",
     "tests/unit/test_beam_distributed.py": "Beam's multi-process DirectRunner and a Dask cluster of two processes (447 s alone at load 12)",
     "tests/unit/test_train_multiworker.py": "two TensorFlow worker processes training in sync (121 s alone at load 10)",
+    "tests/unit/test_train_run.py": "every task's training run end to end (258 s alone at nice 15 beside a suite run)",
+    "tests/unit/test_train_workers.py": "cvpipe's trainer on two worker processes, and a killed worker's rerun (196 s alone, same)",
+    "tests/unit/test_train_vertex_job.py": "a Vertex AI custom job whose replicas train as real processes (147 s alone, same)",
+    "tests/unit/test_train_resume.py": "a trainer killed mid-run and resumed, and a warm start (144 s alone, same)",
     "tests/unit/test_console.py": "the console served and driven in Chromium by Playwright, after a real training run (107-157 s)",
 }
 
