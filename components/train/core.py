@@ -125,6 +125,50 @@ class TrainResult:
     artifacts: dict[str, ArtifactRef] = field(default_factory=dict)
 
 
+def _lineage_inputs(
+    ctx: StepContext,
+    u: ArtifactUris,
+    examples_dir: str | os.PathLike[str],
+    label_map_path: str | os.PathLike[str],
+    label_map: LabelMap,
+    parent_id: int | None,
+) -> dict[str, ArtifactRef | None]:
+    """The train execution's inputs: the examples, the label map and the warm-start parent."""
+    return {
+        "examples": ctx.input_artifact(u.uri("examples", examples_dir), "Examples"),
+        "label_map": ctx.input_artifact(
+            u.uri("label_map", label_map_path), "LabelMap", {"version": label_map.version, "num_classes": label_map.num_classes}
+        ),
+        "parent_model": ctx.store.get(parent_id) if parent_id is not None else None,
+    }
+
+
+def _model_properties(
+    ctx: StepContext,
+    architecture: str,
+    task: str,
+    image_size: tuple[int, int],
+    val_loss: float,
+    epochs: int,
+    parent_id: int | None,
+    label_map: LabelMap,
+) -> dict[str, Any]:
+    """The Model artifact's properties (cvpipe's loop and a user's ``run_fn`` record the same ones)."""
+    return {
+        "model_name": ctx.spec.model_name,
+        "architecture": architecture,
+        "task": task,
+        "image_size": f"{image_size[0]}x{image_size[1]}",
+        "val_loss": val_loss if math.isfinite(val_loss) else None,
+        "epochs": epochs,
+        "pipeline": ctx.spec.name,
+        "run_id": ctx.run_id,
+        "parent": parent_id,
+        "num_classes": label_map.num_classes,
+        "label_map_version": label_map.version,
+    }
+
+
 def resolve_parent(ctx: StepContext, ref: str) -> tuple[Path, int]:
     """Finds the warm-start parent through the model registry.
 
@@ -597,26 +641,8 @@ def _run(
         summary={"best_val_loss": fit.best_val_loss, "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run},
     )
 
-    inputs: dict[str, ArtifactRef | None] = {
-        "examples": ctx.input_artifact(u.uri("examples", examples_dir), "Examples"),
-        "label_map": ctx.input_artifact(
-            u.uri("label_map", label_map_path), "LabelMap", {"version": label_map.version, "num_classes": label_map.num_classes}
-        ),
-        "parent_model": ctx.store.get(parent_id) if parent_id is not None else None,
-    }
-    props: dict[str, Any] = {
-        "model_name": ctx.spec.model_name,
-        "architecture": architecture,
-        "task": task,
-        "image_size": f"{image_size[0]}x{image_size[1]}",
-        "val_loss": fit.best_val_loss if math.isfinite(fit.best_val_loss) else None,
-        "epochs": fit.epochs_run,
-        "pipeline": ctx.spec.name,
-        "run_id": ctx.run_id,
-        "parent": parent_id,
-        "num_classes": label_map.num_classes,
-        "label_map_version": label_map.version,
-    }
+    inputs = _lineage_inputs(ctx, u, examples_dir, label_map_path, label_map, parent_id)
+    props = _model_properties(ctx, architecture, task, image_size, fit.best_val_loss, fit.epochs_run, parent_id, label_map)
     outputs: dict[str, NewArtifact | None] = {
         "model": NewArtifact("Model", u.uri("model", model_dir), props),
         "report": NewArtifact("Report", u.uri("report", report_dir), {"kind": "training", "overfitting": bool(overfit["overfitting"])}),
@@ -894,26 +920,8 @@ def _run_user_fn(
         "seconds": round(time.monotonic() - t_start, 1),
     }
     write_report(report, report_dir, model_dir)
-    inputs: dict[str, ArtifactRef | None] = {
-        "examples": ctx.input_artifact(u.uri("examples", examples_dir), "Examples"),
-        "label_map": ctx.input_artifact(
-            u.uri("label_map", label_map_path), "LabelMap", {"version": label_map.version, "num_classes": label_map.num_classes}
-        ),
-        "parent_model": ctx.store.get(parent_id) if parent_id is not None else None,
-    }
-    props: dict[str, Any] = {
-        "model_name": ctx.spec.model_name,
-        "architecture": ref,
-        "task": task,
-        "image_size": f"{image_size[0]}x{image_size[1]}",
-        "val_loss": best if math.isfinite(best) else None,
-        "epochs": epochs_run,
-        "pipeline": ctx.spec.name,
-        "run_id": ctx.run_id,
-        "parent": parent_id,
-        "num_classes": label_map.num_classes,
-        "label_map_version": label_map.version,
-    }
+    inputs = _lineage_inputs(ctx, u, examples_dir, label_map_path, label_map, parent_id)
+    props = _model_properties(ctx, ref, task, image_size, best, epochs_run, parent_id, label_map)
     recorded = ctx.record(
         inputs,
         {
