@@ -124,6 +124,13 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
         return f"/artifacts/{a.id}"
 
     # ------------------------------------------------------------------ overview
+    def artifact_or_404(artifact_id: int) -> ArtifactRef:
+        """The artifact a file route serves from, or a 404 naming the id."""
+        try:
+            return data.store.get(artifact_id)
+        except LineageError:
+            raise HTTPException(404, f"no artifact {artifact_id}") from None
+
     @app.get("/", response_class=HTMLResponse)
     async def overview(request: Request) -> HTMLResponse:
         runs = data.runs(limit=40)
@@ -269,10 +276,7 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
 
     @app.get("/artifacts/{artifact_id}/files/{name:path}")
     async def artifact_file(artifact_id: int, name: str) -> Response:
-        try:
-            art = data.store.get(artifact_id)
-        except LineageError:
-            raise HTTPException(404, f"no artifact {artifact_id}") from None
+        art = artifact_or_404(artifact_id)
         files = data.artifact_files(art)
         key = "" if name == "-" else name
         if key not in files:  # only names listed under a known artifact; the request never becomes a path
@@ -368,10 +372,7 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
 
     @app.get("/data/manifests/{artifact_id}/images/{index}")
     async def image(artifact_id: int, index: int) -> Response:
-        try:
-            art = data.store.get(artifact_id)
-        except LineageError:
-            raise HTTPException(404, f"no artifact {artifact_id}") from None
+        art = artifact_or_404(artifact_id)
         manifest = data.manifest(art)
         if manifest is None or not 0 <= index < len(manifest.images):
             raise HTTPException(404, f"{art.kind} #{art.id} has no image {index}")
@@ -415,10 +416,7 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
 
     @app.get("/data/batches/{artifact_id}/images/{index}")
     async def batch_image(artifact_id: int, index: int) -> Response:
-        try:
-            art = data.store.get(artifact_id)
-        except LineageError:
-            raise HTTPException(404, f"no artifact {artifact_id}") from None
+        art = artifact_or_404(artifact_id)
         batch = data.labelling_batch(art)
         if batch is None or not 0 <= index < len(batch.items):
             raise HTTPException(404, f"{art.kind} #{art.id} has no image {index}")
