@@ -400,8 +400,7 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
             ]
             items.append((i, item, boxes))
         files = data.artifact_files(art)
-        imported = [data.store.get(d) for d in data.store.downstream_ids(art.id, limit=20)]
-        labels = sum(int(d.properties.get("labels") or 0) for d in imported if d.kind == "PredictionLog")
+        labels = data.labels_imported(art) or 0
         return page(
             request,
             "batch.html",

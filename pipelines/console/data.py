@@ -501,6 +501,15 @@ class ConsoleData:
         except (OSError, ValueError, CvpipeError):
             return None
 
+    def labels_imported(self, batch: ArtifactRef) -> int | None:
+        """Labels imported for a labelling batch: the PredictionLog parts right below it (None when none yet)."""
+        imported = None
+        for did in self.store.downstream_ids(batch.id, limit=20):  # the import is right below the batch
+            d = self.store.get(did)
+            if d.kind == "PredictionLog" and isinstance(d.properties.get("labels"), int):
+                imported = (imported or 0) + int(d.properties["labels"])
+        return imported
+
     def labelling_batch(self, artifact: ArtifactRef) -> Any:
         """The :class:`~components.sample.batch.LabellingBatch` a ``LabellingBatch`` artifact holds (None when unreadable)."""
         from components.sample.batch import LabellingBatch

@@ -96,10 +96,5 @@ def monitoring_view(data: ConsoleData, model_name: str) -> MonitoringView:
         view.live.append((a, results, [str(x) for x in _loads(a.properties.get("degraded"), [])]))
         view.live_metrics.extend(m for m in results if m not in view.live_metrics)
     for a in reversed(data.store.artifacts("LabellingBatch", model_name=model_name)):
-        imported = None
-        for did in data.store.downstream_ids(a.id, limit=20):  # the import is right below the batch
-            d = data.store.get(did)
-            if d.kind == "PredictionLog" and isinstance(d.properties.get("labels"), int):
-                imported = (imported or 0) + int(d.properties["labels"])
-        view.batches.append((a, imported))
+        view.batches.append((a, data.labels_imported(a)))
     return view
