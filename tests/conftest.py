@@ -15,6 +15,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _same(a: object, b: object) -> bool:
+    """Equal values of the same types, all the way down."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=False))  # type: ignore[arg-type]
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)  # type: ignore[attr-defined, index]
+    return a == b
+
+
+@pytest.fixture(autouse=True)
+def _objects_built_unchecked_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ObjectAnnotation ingest builds without validation (``from_checked``) is also validated here, in every test.
+
+    Ingest skips pydantic's validation of objects it checked itself (a million
+    objects in a large COCO file); this makes each test that ingests
+    anything prove that validating would have changed nothing.
+    """
+    from components.core.manifest import ObjectAnnotation
+
+    unchecked = ObjectAnnotation.from_checked.__func__  # type: ignore[attr-defined]
+
+    def checked(cls: type[ObjectAnnotation], *values: object) -> ObjectAnnotation:
+        built = unchecked(cls, *values)
+        names = ("class_id", "bbox", "area", "is_crowd", "segmentation", "annotation_id", "attributes")
+        validated = ObjectAnnotation(**dict(zip(names, values, strict=True)))  # type: ignore[arg-type]
+        # the types count down to each number: 1 == 1.0, but the manifest would say 1
+        for name in names:
+            assert _same(getattr(built, name), getattr(validated, name)), f"{name}: from_checked{values} differs from {validated}"
+        return built
+
+    monkeypatch.setattr(ObjectAnnotation, "from_checked", classmethod(checked))
+
+
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import pydantic_core
+
 __all__ = [
     "atomic_path",
     "atomic_write_bytes",
@@ -144,6 +146,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 def _default(obj: Any) -> Any:
     if hasattr(obj, "model_dump"):
         return obj.model_dump(mode="json")
+    if hasattr(obj, "__pydantic_fields__"):  # a pydantic dataclass (ObjectAnnotation)
+        return pydantic_core.to_jsonable_python(obj)
     if isinstance(obj, Path):
         return str(obj)
     if hasattr(obj, "tolist"):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticSerializationError
 
 from .bulk import bulk_build
@@ -36,8 +37,14 @@ def _to_json(model: BaseModel, exclude: set[str] | None = None) -> str:
         return json.dumps(model.model_dump(mode="json", exclude=exclude), separators=(",", ":"))
 
 
-class ObjectAnnotation(BaseModel):
+@dataclass(slots=True, config=ConfigDict(ser_json_inf_nan="constants"))  # a NaN box stays NaN for validate to report
+class ObjectAnnotation:
     """One annotated object in an image.
+
+    A pydantic dataclass with slots rather than a model: a manifest can hold
+    millions of them, and a model's per-instance dict and set of fields made
+    each three times larger (1.5 KB against 0.5 KB with a polygon); it is
+    validated, serialised and compared the same way.
 
     Attributes:
         class_id: id in the label map.
@@ -51,8 +58,6 @@ class ObjectAnnotation(BaseModel):
             ``difficult``, ``truncated``, ``pose``...).
     """
 
-    model_config = ConfigDict(ser_json_inf_nan="constants")  # a NaN box stays NaN for validate to report
-
     class_id: int
     bbox: list[float] = Field(min_length=4, max_length=4)
     area: float = 0.0
@@ -60,6 +65,34 @@ class ObjectAnnotation(BaseModel):
     segmentation: list[list[float]] | dict[str, Any] | None = None
     annotation_id: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_checked(
+        cls,
+        class_id: int,
+        bbox: list[float],
+        area: float,
+        is_crowd: bool,
+        segmentation: list[list[float]] | dict[str, Any] | None,
+        annotation_id: str | None,
+        attributes: dict[str, Any],
+    ) -> ObjectAnnotation:
+        """An object from values its caller has already checked and converted to these types, not validated again.
+
+        Ingest checks and converts every field of every object itself (a
+        million objects in a large COCO file); validating them once more
+        took 3.4 us of the 6 us each object cost. Anything else constructs
+        ``ObjectAnnotation(...)``, which validates.
+        """
+        obj = cls.__new__(cls)
+        obj.class_id = class_id
+        obj.bbox = bbox
+        obj.area = area
+        obj.is_crowd = is_crowd
+        obj.segmentation = segmentation
+        obj.annotation_id = annotation_id
+        obj.attributes = attributes
+        return obj
 
 
 class ImageRecord(BaseModel):

@@ -12,10 +12,21 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-__all__ = ["IMAGE_EXTENSIONS", "SPLIT_NAMES", "PathEscapeError", "RawDataset", "RawImage", "RawObject", "floats", "is_finite", "safe_join"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "SPLIT_NAMES",
+    "PathEscapeError",
+    "RawDataset",
+    "RawImage",
+    "RawObject",
+    "floats",
+    "is_finite",
+    "join_inside",
+    "safe_join",
+]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 """File extensions treated as images when a directory is scanned."""
@@ -34,7 +45,7 @@ Problem = tuple[str, str]
 """``(kind, reason)`` of a rejected item."""
 
 
-@dataclass
+@dataclass(slots=True)
 class RawObject:
     """One object as the source states it.
 
@@ -62,7 +73,7 @@ class RawObject:
     problem: Problem | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class RawImage:
     """One image entry as the source states it.
 
@@ -88,7 +99,7 @@ class RawImage:
     problem: Problem | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class RawDataset:
     """What a reader found.
 
@@ -127,19 +138,22 @@ def safe_join(root: str | os.PathLike[str], name: str) -> tuple[Path, str]:
         PathEscapeError: the name is empty, names the root itself, or points
             outside the root (``../``, an absolute path elsewhere).
     """
+    path, rel = join_inside(os.path.abspath(root), name)
+    return Path(path), rel
+
+
+def join_inside(root_abs: str, name: str) -> tuple[str, str]:
+    """:func:`safe_join` on strings, for a root already absolute (ingest calls it once per image)."""
     n = name.replace("\\", "/")
     if not n.strip() or "\x00" in n:
         raise PathEscapeError(f"invalid file name {name!r}")
-    root_abs = Path(os.path.abspath(root))
-    joined = n if PurePosixPath(n).is_absolute() else os.path.join(root_abs, n)
-    candidate = Path(os.path.normpath(joined))
-    try:
-        rel = candidate.relative_to(root_abs)
-    except ValueError:
-        raise PathEscapeError(f"file name {name!r} points outside the dataset root {root_abs}") from None
-    if rel == Path("."):
+    candidate = os.path.normpath(n if n.startswith("/") else os.path.join(root_abs, n))
+    if candidate == root_abs:
         raise PathEscapeError(f"file name {name!r} names the dataset root, not a file")
-    return candidate, rel.as_posix()
+    prefix = root_abs if root_abs.endswith("/") else root_abs + "/"
+    if not candidate.startswith(prefix) or candidate.startswith("/", len(prefix)):
+        raise PathEscapeError(f"file name {name!r} points outside the dataset root {root_abs}")
+    return candidate, candidate[len(prefix) :]
 
 
 _PLAIN_NUMBERS = frozenset({int, float})

@@ -5,7 +5,7 @@ SageMaker Ground Truth manifests and class-per-folder sets. Each format's
 reader only parses; this module then checks every entry the same way:
 
 * the image file name must stay inside the dataset root (no ``../``, no
-  absolute path elsewhere), exist, and pass :func:`~components.core.images.probe_image`
+  absolute path elsewhere), exist, and pass :func:`~components.core.images.probe_file`
   (not empty, an image, not a decompression bomb); its size comes from the header;
 * image ids and image paths must be unique (later uses are quarantined);
 * a box must be finite, with positive width and height, and inside the image.
@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from typing import Any
 
 from components.core.bulk import bulk_build
 from components.core.errors import AnnotationError, ImageError
-from components.core.images import MAX_PIXELS, probe_image
+from components.core.images import MAX_PIXELS, probe_file
 from components.core.io import display_name, sha256_file
 from components.core.labelmap import LabelMap
 from components.core.lineage import ArtifactRef, NewArtifact
@@ -46,7 +47,7 @@ from components.core.quarantine import QuarantineReport
 from components.core.spec import DataSpec
 from components.core.step import ArtifactUris, StepContext
 
-from ._raw import PathEscapeError, RawDataset, RawImage, RawObject, is_finite, safe_join
+from ._raw import PathEscapeError, RawDataset, RawImage, RawObject, is_finite, join_inside
 from .coco import read_coco
 from .folders import read_folders
 from .groundtruth import read_groundtruth
@@ -221,15 +222,8 @@ def _object(obj: RawObject, width: int, height: int, label_map: LabelMap, class_
     area = given_area
     if area is None:
         area = seg_area if seg_area is not None else clipped[2] * clipped[3]
-    return ObjectAnnotation(
-        class_id=class_id,
-        bbox=clipped,
-        area=area,
-        is_crowd=obj.is_crowd,
-        segmentation=seg,
-        annotation_id=obj.annotation_id,
-        attributes=obj.attributes,
-    )
+    # every field is checked and of its type by now (clipped floats, float area, float polygons or a checked RLE)
+    return ObjectAnnotation.from_checked(class_id, clipped, float(area), bool(obj.is_crowd), seg, obj.annotation_id, obj.attributes)
 
 
 # -- label map -------------------------------------------------------------------------------------
@@ -271,6 +265,8 @@ class _Rules:
     real_root: str
     class_ids: dict[str, int] = field(default_factory=dict)
     """class name -> id of the label map, built once (ingest asks once per object)."""
+    real_folders: dict[str, str] = field(default_factory=dict)
+    """folder -> its real path, worked out once per folder."""
 
 
 SHARED_STORAGE_HINT = "set data.allow_outside_root: true for a dataset on shared storage that relies on links"
@@ -281,9 +277,10 @@ def _assemble(raw: RawDataset, label_map: LabelMap, rules: _Rules, q: Quarantine
     records: list[ImageRecord] = []
     ids: dict[str, str] = {}
     paths: dict[str, str] = {}
+    root = os.path.abspath(raw.root)
     for img in progress(raw.images, len(raw.images), "ingest: reading images", log):
         q.total += 1
-        record = _image(img, raw.root, label_map, rules, ids, paths, q)
+        record = _image(img, root, label_map, rules, ids, paths, q)
         img.objects = []  # the record holds the checked objects now: per-image state stays bounded
         if record is not None:
             records.append(record)
@@ -294,19 +291,34 @@ def _inside(real: str, real_root: str) -> bool:
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
-def _locate(img: RawImage, root: Path, rules: _Rules) -> tuple[Path, str]:
-    """The image's path and its name relative to the root; raises _Rejected (path_escapes_root)."""
+def _realpath(path: str, rules: _Rules) -> str:
+    """``os.path.realpath``, with each folder's real path worked out once (a folder of 100,000 images: once)."""
     try:
-        path, rel = safe_join(root, img.file_name)
+        is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        is_link = True  # missing or unreadable: let realpath say what it is
+    if is_link:
+        return os.path.realpath(path)
+    folder, base = os.path.split(path)
+    real_folder = rules.real_folders.get(folder)
+    if real_folder is None:
+        real_folder = rules.real_folders[folder] = os.path.realpath(folder)
+    return os.path.join(real_folder, base)
+
+
+def _locate(img: RawImage, root: str, rules: _Rules) -> tuple[str, str]:
+    """The image's path and its name relative to the (absolute) root; raises _Rejected (path_escapes_root)."""
+    try:
+        path, rel = join_inside(root, img.file_name)
     except PathEscapeError as e:
         name = img.file_name.replace("\\", "/")
         absolute = os.path.isabs(name) and ".." not in name.split("/")
         if absolute and rules.allow_outside_root:
-            return Path(os.path.normpath(name)), os.path.normpath(name)
+            return os.path.normpath(name), os.path.normpath(name)
         hint = " (an absolute path outside the root is read only with data.allow_outside_root: true)" if absolute else ""
         raise _Rejected("path_escapes_root", f"{e}{hint}") from None
     if not rules.allow_outside_root:
-        real = os.path.realpath(path)
+        real = _realpath(path, rules)
         if not _inside(real, rules.real_root):
             raise _Rejected(
                 "path_escapes_root", f"{rel} is a link to {real}, outside the dataset root {rules.real_root}; {SHARED_STORAGE_HINT}"
@@ -346,7 +358,7 @@ def _frame(img: RawImage, rel: str, info: Any) -> tuple[int, int, str | None]:
 
 
 def _image(
-    img: RawImage, root: Path, label_map: LabelMap, rules: _Rules, ids: dict[str, str], paths: dict[str, str], q: QuarantineReport
+    img: RawImage, root: str, label_map: LabelMap, rules: _Rules, ids: dict[str, str], paths: dict[str, str], q: QuarantineReport
 ) -> ImageRecord | None:
     def reject(file: str, kind: str, reason: str, image_id: str | None) -> None:
         q.add(file, kind, reason, image_id=image_id)
@@ -374,18 +386,18 @@ def _image(
         return None
     ids[image_id] = rel
     paths[rel] = image_id
-    if not path.is_file():
-        reject(str(path), "missing_file", f"image file {rel} not found under {root}", image_id)
+    if not os.path.isfile(path):
+        reject(path, "missing_file", f"image file {rel} not found under {root}", image_id)
         return None
     try:
-        info = probe_image(path, max_pixels=rules.max_pixels)
+        info, digest = probe_file(path, max_pixels=rules.max_pixels)
     except ImageError as e:
-        reject(str(path), "unreadable_image", e.problem, image_id)
+        reject(path, "unreadable_image", e.problem, image_id)
         return None
     try:
         width, height, frame = _frame(img, rel, info)
     except _Rejected as r:
-        reject(str(path), r.kind, r.reason, image_id)
+        reject(path, r.kind, r.reason, image_id)
         return None
 
     class_id: int | None = None
@@ -419,7 +431,7 @@ def _image(
         image_id=display_name(image_id),
         path=shown,
         raw_path=os.fsencode(rel).hex() if shown != rel else None,
-        sha256=sha256_file(path),
+        sha256=digest,
         width=width,
         height=height,
         objects=objects,

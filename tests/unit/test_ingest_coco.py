@@ -6,6 +6,7 @@ import hashlib
 import math
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pycocotools.mask as mask_util
 import pytest
@@ -279,3 +280,58 @@ def test_check_box_tolerance_is_one_pixel(box: list[float], expected: list[float
         assert clipped is None and problem is not None and problem[0] == expected
     else:
         assert problem is None and clipped == expected
+
+
+def test_fast_and_general_parse_give_the_same_entries(tmp_path: Path) -> None:
+    """msgspec's typed decode (well-formed files) and json's path (anything else) read the same entries alike."""
+    from components.ingest import coco
+
+    doc = {
+        "info": {"year": 2017, "contributor": "x"},
+        "licenses": [{"id": 1, "name": "CC"}],
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "width": 640, "height": 480, "license": 1, "coco_url": "http://x/a.jpg"},
+            {"id": "b", "file_name": "dir/b.png", "category_id": 3},
+            {"file_name": "no-id.jpg"},
+            {"id": None, "file_name": 7, "width": "wide"},
+        ],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 2,
+                "bbox": [1, 2.5, 3, 4],
+                "area": 12,
+                "iscrowd": 0,
+                "segmentation": [[1, 2, 3, 4, 5, 6]],
+            },
+            {"id": 2, "image_id": 1, "category_id": 2, "iscrowd": 1, "segmentation": {"size": [480, 640], "counts": "abc"}},
+            {"image_id": "b", "category_id": "3", "bbox": "nope", "extra": {"deep": [1, [2, [3]]]}},
+            {"id": 4, "category_id": 1, "bbox": None, "segmentation": []},
+            {"id": "ünï", "image_id": 1, "category_id": 2, "bbox": [0, 0, 1e300, -0.0], "area": True},
+        ],
+        "categories": [{"id": 2, "name": "cat"}, {"id": 3, "name": "dog", "supercategory": "animal"}],
+    }
+    src = write_json(tmp_path / "c.json", doc)
+    fast, general = coco._load(src), coco._load_general(src)
+    assert fast == general
+    assert fast.images[2].id is msgspec.UNSET and fast.images[3].id is None and fast.annotations[3].image_id is msgspec.UNSET
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + src.read_bytes())
+    assert coco._load(tmp_path / "bom.json") == fast
+
+
+def test_entries_that_are_not_objects_are_quarantined_by_index(tmp_path: Path) -> None:
+    """A file msgspec's typed decode refuses (an entry that is not an object) is read whole by the general path."""
+    write_image(tmp_path / "a.jpg", 32, 32)
+    imgs = [{"id": 1, "file_name": "a.jpg"}, 5, None]
+    anns = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 8, 8]}, [1, 2], "x"]
+    src = write_json(tmp_path / "c.json", {"images": imgs, "annotations": anns, "categories": [{"id": 1, "name": "cat"}]})
+    res = read_source(data_spec(src), "detection")
+    assert [len(r.objects) for r in res.manifest.images] == [1]
+    reasons = [i.reason for i in res.quarantine.items]
+    assert (
+        "images[1]: an image needs an 'id' and a 'file_name'" in reasons
+        and "images[2]: an image needs an 'id' and a 'file_name'" in reasons
+    )
+    assert "annotations[1]: an annotation needs an 'image_id'" in reasons and "annotations[2]: an annotation needs an 'image_id'" in reasons
+    assert res.quarantine.total == 3
