@@ -178,6 +178,8 @@ def _pillow_header(name: str, source: str | io.BytesIO, max_pixels: int) -> Imag
         raise ImageError(name, "not a recognised image format") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(name, f"unreadable image header: {e}") from None
+    except Exception as e:  # a hostile header can make a plugin fail any way (struct.error, IndexError...): still this file's problem
+        raise ImageError(name, f"unreadable image header: {type(e).__name__}: {e}") from None
     return _checked(name, w, h, mode, fmt, orientation, max_pixels)
 
 

@@ -157,6 +157,7 @@ def join_inside(root_abs: str, name: str) -> tuple[str, str]:
 
 
 _PLAIN_NUMBERS = frozenset({int, float})
+_FLOAT = frozenset({float})
 
 
 def floats(values: Any, n: int) -> list[float]:
@@ -167,13 +168,16 @@ def floats(values: Any, n: int) -> list[float]:
         n: required length.
 
     Returns:
-        The floats.
+        The floats: ``values`` itself when it is a list of floats already (a
+        freshly parsed one, which the caller owns), else a new list.
 
     Raises:
         ValueError: not a sequence of ``n`` numbers.
     """
     if not isinstance(values, list | tuple) or len(values) != n:
         raise ValueError(f"expected {n} numbers, got {values!r}")
+    if type(values) is list and _FLOAT.issuperset(map(type, values)):  # parsed JSON decimals: already floats
+        return values
     if _PLAIN_NUMBERS.issuperset(map(type, values)):  # the common case, without a Python-level loop
         return list(map(float, values))
     out: list[float] = []

@@ -335,3 +335,58 @@ def test_entries_that_are_not_objects_are_quarantined_by_index(tmp_path: Path) -
     )
     assert "annotations[1]: an annotation needs an 'image_id'" in reasons and "annotations[2]: an annotation needs an 'image_id'" in reasons
     assert res.quarantine.total == 3
+
+
+@pytest.mark.parametrize(
+    ("polygon", "expected"),
+    [
+        ([1.5, 2.0, 8.0, 2.0, 8.0, 9.5], [1.5, 2.0, 8.0, 2.0, 8.0, 9.5]),
+        ([1, 2, 8, 2, 8, 9], [1.0, 2.0, 8.0, 2.0, 8.0, 9.0]),
+        ([1e308, 1e308, 1e308, 1.0, 1.0, 1e308], [1e308, 1e308, 1e308, 1.0, 1.0, 1e308]),  # finite values, an overflowing sum
+        ([1.0, 2.0, math.nan, 2.0, 8.0, 9.0], "invalid_mask"),
+        ([1.0, 2.0, math.inf, 2.0, -math.inf, 9.0], "invalid_mask"),
+        ([1.0, 2.0, True, 2.0, 8.0, 9.0], "invalid_mask"),
+        ([1.0, 2.0, 3.0, 4.0], "invalid_mask"),
+    ],
+)
+def test_polygon_values_are_finite_floats(polygon: list[object], expected: list[float] | str) -> None:
+    from components.ingest.core import _check_segmentation, _Rejected
+
+    if isinstance(expected, str):
+        with pytest.raises(_Rejected) as err:
+            _check_segmentation([polygon], 64, 64)
+        assert err.value.kind == expected
+        return
+    polys, area, extent = _check_segmentation([polygon], 64, 64)
+    assert polys == [expected] and all(type(v) is float for v in polys[0])
+    assert area is not None and extent is not None
+
+
+def test_reader_threads_give_the_same_manifest_and_quarantine_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files slow to read go to reader threads (forced here); records and quarantine items keep entry order."""
+    import components.ingest.core as core
+
+    imgs, anns = [], []
+    for i in range(23):
+        name = f"im{i:02d}.jpg"
+        if i % 5 == 1:
+            (tmp_path / name).write_bytes(b"not an image")
+        elif i % 7 != 3:  # i % 7 == 3: listed, never written (missing)
+            write_image(tmp_path / name, 24 + i, 20, seed=i)
+        imgs.append({"id": i, "file_name": name})
+        anns.append({"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 10, 10 + i]})  # tall boxes fall outside
+    imgs.append({"id": 4, "file_name": "im04.jpg"})  # a duplicate id, refused before any file is read
+    src = write_json(tmp_path / "c.json", {"images": imgs, "annotations": anns, "categories": [{"id": 1, "name": "cat"}]})
+
+    one_by_one = read_source(data_spec(src), "detection")
+    monkeypatch.setattr(core, "SLOW_READ_S", -1.0)
+    monkeypatch.setattr(core, "_CHUNK", 3)
+    threaded = read_source(data_spec(src), "detection")
+
+    assert threaded.manifest.model_dump() == one_by_one.manifest.model_dump()
+    assert [(i.file, i.kind, i.reason) for i in threaded.quarantine.items] == [
+        (i.file, i.kind, i.reason) for i in one_by_one.quarantine.items
+    ]
+    kinds = {i.kind for i in threaded.quarantine.items}
+    assert {"unreadable_image", "missing_file", "duplicate_image_id", "box_outside_image"} <= kinds
+    assert len(threaded.manifest) > 5 and threaded.quarantine.total == 24
