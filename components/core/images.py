@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .io import sha256_file
 
 __all__ = [
     "MAX_PIXELS",
@@ -145,12 +146,7 @@ def probe_file(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> tu
     except OSError as e:
         raise ImageError(p, f"cannot read: {e.strerror or e}") from None
     if data is None:
-        info = probe_image(p, max_pixels)
-        hasher = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                hasher.update(chunk)
-        return info, hasher.hexdigest()
+        return probe_image(p, max_pixels), sha256_file(p)
     if not data:
         raise ImageError(p, "file is empty (0 bytes)")
     digest = hashlib.sha256(data).hexdigest()
