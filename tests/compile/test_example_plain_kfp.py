@@ -9,6 +9,7 @@ import importlib.util
 from pathlib import Path
 
 import yaml
+from goldens import assert_matches_golden, load_for_kubeflow_and_vertex
 
 HERE = Path(__file__).parent
 EXAMPLE = HERE.parents[1] / "examples" / "plain_kfp" / "shelf_pipeline.py"
@@ -28,17 +29,9 @@ def _compile(tmp_path: Path) -> Path:
 
 
 def test_compiles_to_golden_and_loads_in_kubeflow_and_vertex(tmp_path: Path, update_golden: bool) -> None:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import aiplatform
-    from kfp import components
-
     path = _compile(tmp_path)
     text = path.read_text()
-    if update_golden:
-        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
-        GOLDEN.write_text(text)
-    assert GOLDEN.exists(), "no golden file for examples/plain_kfp; run `make golden`"
-    assert text == GOLDEN.read_text(), f"{GOLDEN} differs from the compiler output; review and run `make golden` if intended"
+    assert_matches_golden(text, GOLDEN, update_golden, "examples/plain_kfp")
 
     doc = yaml.safe_load(text)
     tasks = doc["root"]["dag"]["tasks"]
@@ -48,16 +41,5 @@ def test_compiles_to_golden_and_loads_in_kubeflow_and_vertex(tmp_path: Path, upd
     store_b = tasks["evaluate-2"]["inputs"]["artifacts"]
     assert store_b["model"]["taskOutputArtifact"]["producerTask"] == "train"
     assert store_b["examples"]["taskOutputArtifact"]["producerTask"] == "transform-2"
-    assert components.load_component_from_file(str(GOLDEN)).name == "shelf-plain"
-    job = aiplatform.PipelineJob(
-        display_name="shelf-plain",
-        template_path=str(GOLDEN),
-        pipeline_root="gs://bucket/pipeline-root",
-        credentials=AnonymousCredentials(),
-        project="acme-ml",
-        location="europe-west4",
-        enable_caching=False,
-    )
-    assert {"exec-ingest", "exec-transform", "exec-train", "exec-evaluate"} <= set(
-        job.to_dict()["pipelineSpec"]["deploymentSpec"]["executors"]
-    )
+    executors = load_for_kubeflow_and_vertex(GOLDEN, "shelf-plain")["deploymentSpec"]["executors"]
+    assert {"exec-ingest", "exec-transform", "exec-train", "exec-evaluate"} <= set(executors)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from goldens import assert_matches_golden, load_for_kubeflow_and_vertex
 
 from components.core.spec import parse_spec
 from pipelines.compiler import compile_spec, compile_to_text, compiled_parameters
@@ -30,30 +31,17 @@ def _spec(path: Path):
 @pytest.mark.parametrize("spec_path", SPECS, ids=[p.stem for p in SPECS])
 def test_compiled_yaml_matches_golden(spec_path: Path, update_golden: bool) -> None:
     text = compile_to_text(_spec(spec_path))
-    golden = HERE / "golden" / f"{spec_path.stem}.yaml"
-    if update_golden:
-        golden.parent.mkdir(exist_ok=True)
-        golden.write_text(text)
-    assert golden.exists(), f"no golden file for {spec_path.name}; run `make golden`"
-    assert text == golden.read_text(), f"{golden} differs from the compiler output; review and run `make golden` if intended"
+    assert_matches_golden(text, HERE / "golden" / f"{spec_path.stem}.yaml", update_golden, spec_path.name)
 
 
 @pytest.mark.parametrize("spec_path", MONITORED, ids=[p.stem for p in MONITORED])
 def test_continuous_eval_yaml_matches_golden(spec_path: Path, update_golden: bool) -> None:
     text = compile_to_text(_spec(spec_path), pipeline="continuous-eval")
     golden = HERE / "golden" / f"{spec_path.stem}.continuous-eval.yaml"
-    if update_golden:
-        golden.parent.mkdir(exist_ok=True)
-        golden.write_text(text)
-    assert golden.exists(), f"no golden file for {spec_path.name}'s continuous evaluation; run `make golden`"
-    assert text == golden.read_text(), f"{golden} differs from the compiler output; review and run `make golden` if intended"
+    assert_matches_golden(text, golden, update_golden, f"{spec_path.name}'s continuous evaluation")
 
 
 def test_continuous_eval_dag_wiring_and_settings(tmp_path: Path) -> None:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import aiplatform
-    from kfp import components
-
     spec = _spec(HERE / "specs" / "monitored.yaml")
     path = compile_spec(spec, tmp_path / "ce.yaml", pipeline="continuous-eval")
     doc = yaml.safe_load(path.read_text())
@@ -79,17 +67,7 @@ def test_continuous_eval_dag_wiring_and_settings(tmp_path: Path) -> None:
     for name, task in tasks.items():
         given = task["inputs"]["parameters"]
         assert ("spec" in given) == (name == "trigger") and ("monitoring" in given) == (name != "trigger"), name
-    assert components.load_component_from_file(str(path)).name == "shelf-detector-continuous-eval"
-    job = aiplatform.PipelineJob(
-        display_name="shelf-detector-continuous-eval",
-        template_path=str(path),
-        pipeline_root="gs://bucket/pipeline-root",
-        credentials=AnonymousCredentials(),
-        project="acme-ml",
-        location="europe-west4",
-        enable_caching=False,
-    )
-    assert "exec-trigger" in job.to_dict()["pipelineSpec"]["deploymentSpec"]["executors"]
+    assert "exec-trigger" in load_for_kubeflow_and_vertex(path, "shelf-detector-continuous-eval")["deploymentSpec"]["executors"]
 
 
 def test_continuous_eval_needs_a_monitoring_section() -> None:
@@ -148,24 +126,8 @@ def test_dag_wiring_and_no_pip_at_run_time() -> None:
 
 
 def test_loads_in_kfp_and_vertex_pipeline_job(tmp_path: Path) -> None:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import aiplatform
-    from kfp import components
-
     path = compile_spec(_spec(HERE / "specs" / "gpu.yaml"), tmp_path / "pipeline.yaml")
-    loaded = components.load_component_from_file(str(path))
-    assert loaded.name == "gpu-detector"
-    job = aiplatform.PipelineJob(
-        display_name="gpu-detector",
-        template_path=str(path),
-        pipeline_root="gs://bucket/pipeline-root",
-        credentials=AnonymousCredentials(),
-        project="acme-ml",
-        location="europe-west4",
-        enable_caching=False,
-    )
-    # constructed offline, not created: the spec the client would send
-    spec = job.pipeline_spec
+    spec = load_for_kubeflow_and_vertex(path, "gpu-detector")  # constructed offline, not created: the spec the client would send
     assert spec["pipelineInfo"]["name"] == "gpu-detector"
     assert "exec-train" in spec["deploymentSpec"]["executors"]
 

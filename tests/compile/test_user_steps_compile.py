@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from goldens import assert_matches_golden, load_for_kubeflow_and_vertex
 
 from components.core.errors import SpecError
 from components.core.spec import parse_spec
@@ -28,17 +29,10 @@ def _tasks(text: str) -> dict:
 def test_example_compiles_to_golden_and_loads_for_kubeflow_and_vertex(
     update_golden: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import aiplatform
-    from kfp import components
-
     monkeypatch.chdir(EXAMPLE.parent)  # the spec's component file, relative to the example
     spec = parse_spec(yaml.safe_load(EXAMPLE.read_text()), str(EXAMPLE))  # unresolved: no machine paths in the golden file
     text = compile_to_text(spec)
-    golden = HERE / "golden" / "user_step.yaml"
-    if update_golden:
-        golden.write_text(text)
-    assert text == golden.read_text(), f"{golden} differs from the compiler output; review and run `make golden` if intended"
+    assert_matches_golden(text, HERE / "golden" / "user_step.yaml", update_golden, "examples/user_step")
 
     tasks = _tasks(text)
     gate = tasks["near-duplicates"]
@@ -57,17 +51,7 @@ def test_example_compiles_to_golden_and_loads_for_kubeflow_and_vertex(
     assert executor["image"] == spec.runtime.image and "pip install" not in " ".join(executor["command"])
 
     path = compile_spec(spec, tmp_path / "pipeline.yaml")
-    assert components.load_component_from_file(str(path)).name == "shelf-detector"
-    job = aiplatform.PipelineJob(
-        display_name="shelf-detector",
-        template_path=str(path),
-        pipeline_root="gs://bucket/pipeline-root",
-        credentials=AnonymousCredentials(),
-        project="acme-ml",
-        location="europe-west4",
-        enable_caching=False,
-    )
-    assert "exec-near-duplicates" in job.to_dict()["pipelineSpec"]["deploymentSpec"]["executors"]
+    assert "exec-near-duplicates" in load_for_kubeflow_and_vertex(path, "shelf-detector")["deploymentSpec"]["executors"]
 
 
 def _user_component(tmp_path: Path) -> Path:
