@@ -33,7 +33,7 @@ from typing import Any
 from components.core.params import SECTIONS
 from components.core.spec import PipelineSpec
 
-from .steps import STEPS
+from .steps import STEPS, kept_steps
 from .tasks import configure_task, pipeline_parameters, with_parameters
 from .user_steps import component_arguments, lineage_recorder, step_parameter, user_step_component
 
@@ -62,12 +62,12 @@ def training_parameters(spec: PipelineSpec, until: str | None = None) -> dict[st
 
     Args:
         spec: the spec.
-        until: last step included.
+        until: last step included (built-in or one of the spec's ``steps``).
 
     Returns:
         Parameter name -> default (the spec's value).
     """
-    steps = STEPS[: STEPS.index(until) + 1] if until else STEPS
+    steps = [s for s in kept_steps(spec, until) if s in STEPS]
     return pipeline_parameters(spec, sorted({s for step in steps for s in STEP_SECTIONS[step]}, key=list(SECTIONS).index))
 
 
@@ -76,22 +76,22 @@ def build_training_pipeline(spec: PipelineSpec, until: str | None = None) -> Any
 
     Args:
         spec: the pipeline spec.
-        until: last step to include (``ingest`` ... ``push``); None for all.
+        until: last step to include: ``ingest`` ... ``push`` (with the user steps after it),
+            or one of the spec's ``steps`` (the run stops right after it, its ``-lineage``
+            task included); None for all.
 
     Returns:
         A KFP pipeline function (``kfp.dsl.graph_component.GraphComponent``).
 
     Raises:
-        ValueError: ``until`` is not a step name.
+        ValueError: ``until`` is not a step name (the message names the steps, the spec's own included).
     """
     from kfp import dsl
 
-    if until is not None and until not in STEPS:
-        raise ValueError(f"unknown step {until!r}; steps are {', '.join(STEPS)}")
-    steps = STEPS[: STEPS.index(until) + 1] if until else STEPS
-    comps = {s: _component(s) for s in steps}
+    kept = kept_steps(spec, until)
+    comps = {s: _component(s) for s in STEPS if s in kept}
     defaults = training_parameters(spec, until)
-    user_comps = {i: user_step_component(spec, i) for i, st in enumerate(spec.steps) if st.after in steps}
+    user_comps = {i: user_step_component(spec, i) for i, st in enumerate(spec.steps) if st.name in kept}
 
     def training_pipeline(**params: Any) -> None:
         context, run_id = params["context"], dsl.PIPELINE_JOB_NAME_PLACEHOLDER

@@ -6,7 +6,9 @@
   problem and its key path), exit 1, never a stack trace (``CVPIPE_DEBUG=1``
   re-raises, to see it);
 * :class:`OneLineUsageError` is a usage error printed as one line (exit 2);
-  :func:`until_option` uses it for ``--until`` names that are not steps.
+  :func:`until_option` and :func:`check_until` use it for ``--until`` names
+  that are not steps (the training pipeline's steps depend on the spec's
+  ``steps``, so its commands check ``--until`` once the spec is loaded).
 
 Imports only click, so the CLI's start-up stays fast.
 """
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "OneLineUsageError",
     "apply_options",
+    "check_until",
     "echo_spec_error",
     "friendly",
     "load_spec_arg",
@@ -105,11 +108,27 @@ class OneLineUsageError(click.UsageError):
         click.echo(f"error: {self.format_message()}", err=file is None, file=file)
 
 
-def until_option(steps: Sequence[str], help: str | None = None) -> Callable[[F], F]:
+def check_until(until: str | None, steps: Sequence[str]) -> None:
+    """Refuses an ``--until`` that is not one of ``steps`` with a :class:`OneLineUsageError` naming them.
+
+    Args:
+        until: the option's value (None: not given).
+        steps: the pipeline's step names, in order.
+
+    Raises:
+        OneLineUsageError: ``until`` is not a step.
+    """
+    if until is not None and until not in steps:
+        raise OneLineUsageError(f"--until: unknown step {until!r}; steps are {', '.join(steps)}", click.get_current_context(silent=True))
+
+
+def until_option(steps: Sequence[str] | None, help: str | None = None) -> Callable[[F], F]:
     """A ``--until STEP`` option accepting only ``steps`` (anything else is a :class:`OneLineUsageError`).
 
     Args:
-        steps: the pipeline's step names, in order.
+        steps: the pipeline's step names, in order; None when they depend on the spec (the
+            training pipeline with the spec's own ``steps``): the command then calls
+            :func:`check_until` once it has loaded the spec.
         help: the option's help (default: "Last step (a, b, ...).").
 
     Returns:
@@ -117,11 +136,11 @@ def until_option(steps: Sequence[str], help: str | None = None) -> Callable[[F],
     """
 
     def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-        if value is not None and value not in steps:
-            raise OneLineUsageError(f"--until: unknown step {value!r}; steps are {', '.join(steps)}", ctx)
+        if steps is not None:
+            check_until(value, steps)
         return value
 
-    return click.option("--until", default=None, callback=check, help=help or f"Last step ({', '.join(steps)}).")
+    return click.option("--until", default=None, callback=check, help=help or f"Last step ({', '.join(steps or ())}).")
 
 
 def apply_options(options: Sequence[Callable[[F], F]]) -> Callable[[F], F]:

@@ -10,8 +10,8 @@ import click
 
 from components.core.errors import SpecError
 
-from ..steps import STEPS
-from ._common import echo_spec_error, friendly, load_spec_arg, until_option
+from ..steps import STEPS, training_steps
+from ._common import check_until, echo_spec_error, friendly, load_spec_arg, until_option
 
 __all__ = ["compile_cmd", "demo_cmd", "run_cmd", "validate_spec"]
 
@@ -47,19 +47,21 @@ def validate_spec(spec: str) -> None:
 @click.command("compile")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", default="pipeline.yaml", show_default=True, help="Compiled KFP v2 pipeline YAML.")
-@until_option(STEPS, help=f"Last step to include ({', '.join(STEPS)}).")
+@until_option(None, help=f"Last step to include ({', '.join(STEPS)}, or one of the spec's steps).")
 @friendly
 def compile_cmd(spec: str, output: str, until: str | None) -> None:
     """Compile a spec into a KFP v2 pipeline YAML for Kubeflow or Vertex AI."""
     from ..compiler import compile_spec
 
-    path = compile_spec(load_spec_arg(spec), output, until=until)
+    parsed = load_spec_arg(spec)
+    check_until(until, training_steps(parsed))
+    path = compile_spec(parsed, output, until=until)
     click.echo(f"wrote {path}")
 
 
 @click.command("run")
 @click.argument("spec", type=click.Path(dir_okay=False))
-@until_option(STEPS, help=f"Last step to run ({', '.join(STEPS)}).")
+@until_option(None, help=f"Last step to run ({', '.join(STEPS)}, or one of the spec's steps).")
 @click.option("-v", "--verbose", is_flag=True, help="Show everything: each task's executor input, full log and outputs, TensorFlow's logs.")
 @friendly
 def run_cmd(spec: str, until: str | None, verbose: bool) -> None:
@@ -81,6 +83,7 @@ def run_cmd(spec: str, until: str | None, verbose: bool) -> None:
     from .runs import push_outcome
 
     parsed = load_spec_arg(spec)
+    check_until(until, training_steps(parsed))
     missing = check_local_paths(parsed)
     if parsed.steps:  # a local run imports every function step: fail now rather than after the steps before it
         from components.user_step.api import check_function_steps

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..steps import STEPS
-from ._common import apply_options, friendly, load_spec_arg, until_option
+from ..steps import STEPS, training_steps
+from ._common import apply_options, check_until, friendly, load_spec_arg, until_option
 from .remote import TARGETS, Remote, build_runner, remote_options, target_option
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def _on_change(as_json: bool) -> Callable[[SubmittedRun], None] | None:
 @click.option("--job-id", help="[vertex] Pipeline job id (default: <name>-<UTC time>-<random>).")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="[vertex] Extra job label (repeatable).")
 @click.option("--service-account", help="Service account the run's tasks use (Kubernetes SA on Kubeflow, IAM SA on Vertex AI).")
-@until_option(STEPS, help=f"Last step to include ({', '.join(STEPS)}).")
+@until_option(None, help=f"Last step to include ({', '.join(STEPS)}, or one of the spec's steps).")
 @click.option("--strict", is_flag=True, help="Fail instead of warning when the spec names local paths or SQLite metadata.")
 @click.option("--wait", "wait_", is_flag=True, help="Wait until the run finishes; exit 1 unless it succeeded.")
 @click.option("--timeout", default=3600.0, show_default=True, type=float, help="With --wait: seconds to wait at most.")
@@ -113,6 +113,7 @@ def submit_cmd(
     from ..runners.remote import portability_warnings
 
     parsed = load_spec_arg(spec)
+    check_until(until, training_steps(parsed))
     warnings = portability_warnings(parsed, "vertex" if target == "vertex" else "kubeflow")
     for w in warnings:
         click.echo(f"warning: {w}", err=True)

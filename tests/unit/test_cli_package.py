@@ -49,6 +49,48 @@ def test_every_until_names_its_pipeline_steps(spec: Path, command: list[str], ex
     assert len(r.output.splitlines()) == 1
 
 
+USER_STEPS = (
+    "steps:\n"
+    "  - {name: dedupe, after: ingest, function: 'gates:dedupe'}\n"
+    "  - {name: floor, after: validate, component: floor.yaml}\n"
+    "  - {name: last-look, after: evaluate, function: 'gates:look'}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("command", "extra"),
+    [(["run"], []), (["compile"], ["-o", "p.yaml"]), (["submit"], ["--target", "kubeflow", "--host", "http://127.0.0.1:9"])],
+)
+def test_until_names_the_specs_own_steps_in_pipeline_order(tmp_path: Path, command: list[str], extra: list[str]) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC + USER_STEPS)
+    r = CliRunner().invoke(cli, [*command, str(spec), *extra, "--until", "dedup"])
+    assert r.exit_code == 2, r.output
+    assert r.output.splitlines() == [
+        "error: --until: unknown step 'dedup'; steps are ingest, dedupe, validate, floor, transform, train, evaluate, last-look, push"
+    ]
+    assert not (tmp_path / "p.yaml").exists()
+
+
+def test_compile_until_a_user_step_keeps_the_steps_up_to_it(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        SPEC
+        + "steps:\n  - {name: dedupe, after: ingest, function: 'gates:dedupe'}\n  - {name: later, after: ingest, function: 'gates:dedupe'}\n"
+    )
+    out = tmp_path / "p.yaml"
+    r = CliRunner().invoke(cli, ["compile", str(spec), "-o", str(out), "--until", "dedupe"])
+    assert r.exit_code == 0, r.output
+    import yaml
+
+    tasks = yaml.safe_load(out.read_text())["root"]["dag"]["tasks"]
+    assert set(tasks) == {"ingest", "dedupe"} and tasks["dedupe"]["dependentTasks"] == ["ingest"]
+    # a built-in step keeps the user steps after it, as before
+    r = CliRunner().invoke(cli, ["compile", str(spec), "-o", str(out), "--until", "ingest"])
+    assert r.exit_code == 0, r.output
+    assert set(yaml.safe_load(out.read_text())["root"]["dag"]["tasks"]) == {"ingest", "dedupe", "later"}
+
+
 _LIBRARY_LOGGING = """
 import logging, sys
 from components.core.log import configure_logging, get_logger
