@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ __all__ = [
     "is_step",
     "load_step_function",
     "step",
+    "veto_in_log",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -278,3 +280,24 @@ class StepInputs:
         from components.core.labelmap import LabelMap
 
         return LabelMap.load(self["label_map"].file("label_map.json"))
+
+
+_VETO_LINE = re.compile(r"\bVeto: (?:step '[^']*' )?vetoed the run: (.*)$")
+
+
+def veto_in_log(line: str) -> str | None:
+    """The reason of a :class:`~components.core.errors.Veto`, from the last line of the traceback it left in a task's log.
+
+    A user step that is a KFP component of the user's own raises ``cvpipe.Veto``
+    in its own process; the traceback's last line,
+    ``components.core.errors.Veto: vetoed the run: REASON``, is how its reason
+    reaches cvpipe (``cvpipe run`` and the local runner read it).
+
+    Args:
+        line: one line of a task's log.
+
+    Returns:
+        The reason, or None when the line is not a veto's.
+    """
+    found = _VETO_LINE.search(line.rstrip())
+    return found.group(1).strip() if found else None

@@ -9,6 +9,11 @@ records one MLMD execution named after the step, linked to every artifact it
 received and to its output. A :class:`~components.core.errors.Veto` is
 recorded as a FAILED execution with the reason and raised again, so the task
 fails and nothing downstream runs; so is any other error of the function.
+
+:func:`record_component` records a user *component* step that passed (its
+``<name>-lineage`` task calls it); :func:`record_component_veto` one that
+raised ``cvpipe.Veto``, with the same properties as a vetoing function step
+(the local runner calls it: nothing in the pipeline runs after the veto).
 """
 
 from __future__ import annotations
@@ -17,20 +22,20 @@ import json
 import math
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from components.core.errors import SpecError, Veto
 from components.core.io import atomic_write_json
-from components.core.lineage import NewArtifact
-from components.core.spec import UserStepSpec
+from components.core.lineage import ArtifactRef, NewArtifact
+from components.core.spec import PipelineSpec, UserStepSpec
 from components.core.step import StepContext
 
 from .api import ARTIFACTS_AFTER, StepArtifact, StepInputs, check_params, load_step_function
 
-__all__ = ["StepResult", "run"]
+__all__ = ["StepResult", "record_component", "record_component_veto", "run", "run_task"]
 
 _RESERVED = frozenset(("run_id", "pipeline", "duration_s", "function", "after", "outcome", "veto", "error", "user_step"))
 _MAX_TEXT = 500
@@ -73,6 +78,39 @@ def _values(returned: Any, where: str) -> dict[str, Any]:
             raise TypeError(f"{where} returned {k!r}: {v!r}; values must be finite numbers, strings or booleans")
         out[k] = v
     return out
+
+
+def _record(
+    ctx: StepContext,
+    spec: UserStepSpec,
+    outcome: str,
+    reason: str | None,
+    *,
+    inputs: Mapping[str, ArtifactRef],
+    outputs: Mapping[str, NewArtifact] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, ArtifactRef]:
+    """Records one user step's execution, function or component step alike: FAILED unless it passed.
+
+    Its properties are ``user_step``, ``function`` or ``component`` (the file's name),
+    ``after``, ``outcome``, ``veto`` (the reason) or ``error``, then ``extra``.
+    """
+    what = {"function": spec.function} if spec.function is not None else {"component": Path(spec.component or "").name}
+    props: dict[str, Any] = {"user_step": True, **what, "after": spec.after, "outcome": outcome}
+    if outcome == "vetoed":
+        props["veto"] = (reason or "")[:_MAX_TEXT]
+    elif outcome == "failed":
+        props["error"] = (reason or "")[:_MAX_TEXT]
+    props.update(extra or {})
+    return ctx.store.record_execution(
+        spec.name,
+        pipeline=ctx.spec.name,
+        run_id=ctx.run_id,
+        inputs=inputs,
+        outputs=outputs,
+        properties=props,
+        succeeded=outcome == "passed",
+    )
 
 
 def run(ctx: StepContext, artifacts: Mapping[str, StepArtifact], output_dir: str | Path, output_uri: str | None = None) -> StepResult:
@@ -138,22 +176,19 @@ def run(ctx: StepContext, artifacts: Mapping[str, StepArtifact], output_dir: str
         "inputs": {k: a.uri for k, a in artifacts.items()},
     }
     atomic_write_json(out / "step.json", summary)
-    props: dict[str, Any] = {"user_step": True, "function": spec.function, "after": spec.after, "outcome": outcome}
-    if outcome == "vetoed":
-        props["veto"] = (reason or "")[:_MAX_TEXT]
-    elif outcome == "failed":
-        props["error"] = (reason or "")[:_MAX_TEXT]
-    props.update({(f"result_{k}" if k in _RESERVED else k): v for k, v in values.items()})
     read = {k: ctx.input_artifact(a.uri, a.kind) for k, a in artifacts.items()}
     files = sum(1 for p in out.rglob("*") if p.is_file())
-    recorded = ctx.store.record_execution(
-        spec.name,
-        pipeline=ctx.spec.name,
-        run_id=ctx.run_id,
+    recorded = _record(
+        ctx,
+        spec,
+        outcome,
+        reason,
         inputs=read,
         outputs={"output": NewArtifact("StepOutput", output_uri or str(out), {"step": spec.name, "outcome": outcome, "files": files})},
-        properties={"duration_s": round(time.monotonic() - ctx.started, 3), **props},
-        succeeded=outcome == "passed",
+        extra={
+            "duration_s": round(time.monotonic() - ctx.started, 3),
+            **{(f"result_{k}" if k in _RESERVED else k): v for k, v in values.items()},
+        },
     )
     ids = {"output": recorded["output"].id}
     if error is not None:
@@ -225,16 +260,41 @@ def record_component(
         k: NewArtifact("StepOutput", str(a.uri or a.path), {"step": spec.name, "output": k, **_scalars(a.metadata)})
         for k, a in wrote.items()
     }
-    recorded = ctx.store.record_execution(
-        spec.name,
-        pipeline=ctx.spec.name,
-        run_id=ctx.run_id,
-        inputs=inputs,
-        outputs=outputs,
-        properties={"user_step": True, "component": Path(spec.component).name, "after": spec.after, "outcome": "passed"},
-    )
+    recorded = _record(ctx, spec, "passed", None, inputs=inputs, outputs=outputs)
     ctx.log.info("recorded %s: read %s; wrote %s", spec.name, ", ".join(read) or "nothing", ", ".join(wrote) or "nothing")
     return {k: a.id for k, a in recorded.items()}
+
+
+def record_component_veto(spec: PipelineSpec, run_id: str, name: str, reason: str, run_artifacts: Sequence[ArtifactRef]) -> None:
+    """Records a user *component* step that vetoed the run (raised ``cvpipe.Veto``): FAILED, with the reason.
+
+    Its ``<name>-lineage`` task never runs (nothing after a failed task does),
+    so whoever saw the veto in the task's log records it (the local runner,
+    :func:`pipelines.runners.local.run_local`): the same execution and
+    properties as a vetoing function step, with an INPUT event to each
+    artifact of the run that the component takes (the newest of its kind).
+
+    Args:
+        spec: the pipeline spec.
+        run_id: the pipeline run id.
+        name: the step's name.
+        reason: the veto's reason.
+        run_artifacts: the artifacts the run recorded so far (``LineageStore.artifacts_of_run``).
+
+    Raises:
+        SpecError: ``name`` is not a component step of the spec.
+    """
+    from kfp import components
+
+    ctx = StepContext(spec=spec, run_id=run_id, component=name)
+    index, step = _user_step(ctx, name)
+    if step.component is None:
+        raise SpecError([(f"steps.{index}", "a function step records its own lineage")])
+    takes = components.load_component_from_file(step.component).component_spec.inputs or {}
+    newest = {a.kind: a for a in run_artifacts}
+    kinds = ARTIFACTS_AFTER[step.after]
+    inputs = {k: newest[kind] for k, kind in kinds.items() if k in takes and kind in newest}
+    _record(ctx, step, "vetoed", reason, inputs=inputs)
 
 
 def _scalars(metadata: Mapping[str, Any] | None) -> dict[str, Any]:

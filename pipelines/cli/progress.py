@@ -9,7 +9,8 @@ it reads kfp.local's lines, keeps each task's log, and prints instead
     ingest     SUCCESS   4.1s  240 images accepted, 0 items quarantined ...
 
 with the last line the step logged as its one-line result (a user step that
-vetoes the run ends ``VETOED`` with its reason). On a terminal a
+vetoes the run, a function or a component raising ``cvpipe.Veto``, ends
+``VETOED`` with its reason). On a terminal a
 live line under it shows the running step, its time so far and its latest
 log line (rich); colour only on a terminal. A failed step's whole log is
 printed, so the error is never hidden. ``cvpipe run -v`` bypasses all this.
@@ -24,6 +25,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.text import Text
+
+from components.user_step.api import veto_in_log
 
 __all__ = ["StepFeed"]
 
@@ -95,6 +98,8 @@ class StepFeed(io.TextIOBase):
         veto = _VETO.search(line)
         if veto:
             self._veto = veto.group(1).strip()
+        elif (raised := veto_in_log(line)) is not None:  # a user component raised cvpipe.Veto: its traceback's last line
+            self._veto = raised
         found = _STEP_LOG.match(line)
         if found and found.group(1).strip():
             self._result = found.group(1).strip()

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import io
 import logging
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -33,13 +35,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from components.core.errors import CvpipeError, PipelineRunError
 from components.core.io import atomic_write_json, atomic_write_text, read_json
 from components.core.lineage import ArtifactRef, LineageStore
 from components.core.runs import ScheduleResult, SubmittedRun, pid_alive, wait_until_done
 from components.core.spec import PipelineSpec, dump_spec, load_spec, resolve_paths
+from components.user_step.api import veto_in_log
 
 if TYPE_CHECKING:
     from .docker import ContainerTasks
@@ -149,8 +152,10 @@ def run_local(
         before = {p.name for p in pipeline_root.iterdir()}
         start = time.monotonic()
         error: str | None = None
+        watch = _VetoWatch(sys.stdout)  # kfp.local prints each task's log here: a component step's veto is in it
         try:
-            pipeline_func()
+            with contextlib.redirect_stdout(watch):
+                pipeline_func()
         except RuntimeError as e:
             error = str(e)
         seconds = time.monotonic() - start
@@ -160,6 +165,8 @@ def run_local(
     run_dir = new[-1]
     run_id = run_dir.name
     store = LineageStore.for_spec(spec.runtime.metadata, base_dir=spec.runtime.root)
+    if error is not None and watch.reason is not None:
+        _record_component_veto(spec, run_id, error, watch.reason, store)
     steps = store.executions(run_id=run_id)
     veto = find_veto(steps)
     summary = RunSummary(
@@ -186,6 +193,43 @@ def run_local(
             f"the failing step's log is printed above; outputs so far are in {run_dir}"
         )
     return summary
+
+
+class _VetoWatch(io.TextIOBase):
+    """Passes kfp.local's output on, keeping the reason of the last ``cvpipe.Veto`` a task's log showed."""
+
+    def __init__(self, out: IO[str]):
+        self.out = out
+        self.reason: str | None = None
+        self._buf = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        self._buf += s
+        *lines, self._buf = self._buf.split("\n")
+        for line in lines:
+            self.reason = veto_in_log(_ANSI.sub("", line)) or self.reason
+        return self.out.write(s)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_FAILED_TASK = re.compile(r"Inner task failed: '([^']+)'")
+
+
+def _record_component_veto(spec: PipelineSpec, run_id: str, error: str, reason: str, store: LineageStore) -> None:
+    """Records the veto of the user component step that failed the run, when it is one (its lineage task never ran)."""
+    from components.user_step.core import record_component_veto
+
+    failed = _FAILED_TASK.search(_ANSI.sub("", error))
+    step = next((s for s in spec.steps if failed and s.name == failed.group(1) and s.component is not None), None)
+    if step is None or store.executions(run_id=run_id, component=step.name):
+        return
+    record_component_veto(spec, run_id, step.name, reason, store.artifacts_of_run(run_id))
 
 
 def find_veto(executions: Sequence[dict[str, Any]]) -> dict[str, str] | None:
