@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from components.core.errors import PipelineRunError as PipelineRunError
     from components.core.errors import QuarantineLimitError as QuarantineLimitError
     from components.core.errors import RegistryError as RegistryError
+    from components.core.errors import RemoteUnavailable as RemoteUnavailable
     from components.core.errors import SpecError as SpecError
     from components.core.errors import TrainingError as TrainingError
     from components.core.errors import ValidationFailed as ValidationFailed
@@ -119,6 +120,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
             "PipelineRunError",
             "QuarantineLimitError",
             "RegistryError",
+            "RemoteUnavailable",
             "SpecError",
             "TrainingError",
             "ValidationFailed",
@@ -218,6 +220,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "RegistrySpec",
+    "RemoteUnavailable",
     "ResourceSpec",
     "RetrainSpec",
     "RunSummary",

@@ -18,6 +18,7 @@ caller can catch the family with one ``except``. The tree::
     ├── AlertError                an alert could not be delivered after all retries
     ├── LabellingError            the labelling tool (Label Studio) refused a request or stayed unreachable
     └── PipelineRunError          a pipeline run (local or remote) did not succeed
+        └── RemoteUnavailable     the orchestrator could not be reached or failed (5xx): the run may still exist
 
 Messages name the file and the problem; they never need a stack trace to be
 understood.
@@ -39,6 +40,7 @@ __all__ = [
     "PipelineRunError",
     "QuarantineLimitError",
     "RegistryError",
+    "RemoteUnavailable",
     "SpecError",
     "TrainingError",
     "ValidationFailed",
@@ -187,3 +189,32 @@ class LabellingError(CvpipeError):
 
 class PipelineRunError(CvpipeError):
     """A pipeline run did not succeed."""
+
+
+class RemoteUnavailable(PipelineRunError):
+    """The orchestrator (Kubeflow Pipelines, Vertex AI) could not be reached, or answered with a server error (5xx).
+
+    Nothing is known about the run then: it may exist, so a caller must not
+    report it as missing (the console answers 502, or 504 after a timeout).
+
+    Args:
+        service: the orchestrator in words (``Kubeflow Pipelines``).
+        target: ``kubeflow`` or ``vertex``.
+        endpoint: the API endpoint asked, without credentials.
+        what: what was being done (``getting run X``).
+        reason: why it failed, in words (``connection refused``, ``HTTP 500: ...``).
+        timeout: True when no answer came in time.
+
+    Attributes:
+        target: as given.
+        endpoint: as given.
+        reason: as given.
+        timeout: as given.
+    """
+
+    def __init__(self, service: str, target: str, endpoint: str, what: str, reason: str, *, timeout: bool = False):
+        self.target = target
+        self.endpoint = endpoint
+        self.reason = reason
+        self.timeout = timeout
+        super().__init__(f"{service}: reaching {endpoint} failed ({what}): {reason}")

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["clean_secret", "describe_http_error", "read_secret", "redact_url", "scrub"]
+__all__ = ["clean_secret", "describe_http_error", "network_reason", "read_secret", "redact_url", "scrub"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SECRET_QUERY = re.compile(r"(token|key|secret|password|passwd|pwd|sig|signature|auth|credential)", re.IGNORECASE)
@@ -144,7 +144,8 @@ def describe_http_error(error: BaseException) -> str:
     elif isinstance(error, requests.Timeout | u3.TimeoutError):
         why = "no answer in time"
     elif isinstance(error, requests.ConnectionError | u3.MaxRetryError | u3.NewConnectionError | u3.ProtocolError | ConnectionError):
-        why = "the connection failed"
+        found = network_reason(error)
+        why = found[0] if found is not None else "the connection failed"
     elif isinstance(error, u3.LocationParseError):
         why = "the URL is malformed"
     elif isinstance(error, requests.TooManyRedirects):
@@ -152,3 +153,47 @@ def describe_http_error(error: BaseException) -> str:
     else:
         why = "the request could not be sent"
     return f"{name}: {why}"
+
+
+def network_reason(error: BaseException) -> tuple[str, bool] | None:
+    """Why a request never got an answer, in fixed words found from the exception chain's types, never its text.
+
+    Follows ``__cause__``, ``__context__``, urllib3's ``reason`` and exceptions held in
+    ``args`` (requests and google-api-core wrap the socket error in layers).
+
+    Args:
+        error: what the HTTP library raised.
+
+    Returns:
+        ``(reason, timed_out)``, for example ``("connection refused", False)`` or
+        ``("no answer in time", True)``; None when no network failure is in the chain.
+    """
+    import socket
+    import ssl
+
+    import requests
+    import urllib3.exceptions as u3
+
+    seen: set[int] = set()
+    todo: list[BaseException] = [error]
+    generic = False
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused", False
+        if isinstance(e, socket.gaierror):
+            return "the host name could not be resolved", False
+        if isinstance(e, ConnectionResetError):
+            return "the connection was reset", False
+        if isinstance(e, ssl.SSLError):
+            return "the TLS handshake failed", False
+        if isinstance(e, ConnectionError | requests.ConnectionError | u3.MaxRetryError | u3.NewConnectionError | u3.ProtocolError):
+            generic = True  # (urllib3's NewConnectionError is a ConnectTimeoutError by descent: its cause says why)
+        elif isinstance(e, TimeoutError | requests.Timeout | u3.TimeoutError):
+            return "no answer in time", True
+        todo.extend(x for x in (e.__cause__, e.__context__, getattr(e, "reason", None)) if isinstance(x, BaseException))
+        todo.extend(x for x in getattr(e, "args", ()) if isinstance(x, BaseException))
+    return ("the connection failed", False) if generic else None
