@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from components.core.errors import PipelineRunError
+from components.core.errors import PipelineRunError, RemoteUnavailable
 from components.core.runs import StepState, rfc3339
-from components.core.secrets import describe_http_error, redact_url
+from components.core.secrets import describe_http_error, network_reason, redact_url
 from components.core.spec import PipelineSpec
 
 from .remote import ScheduleResult, SubmittedRun, kfp_cron, normalise_state, schedule_cron, scheduled_pipeline, wait_until_done
@@ -107,7 +107,7 @@ class KubeflowConnection:
         if client is None:  # raised outside the except block (see _call)
             raise PipelineRunError(f"cannot set up a Kubeflow Pipelines client for {redact_url(self.host)}: {failure}")
         client._context_setting["namespace"] = self.namespace or ""
-        health = _call(f"reaching {redact_url(self.host)}", client._healthz_api.healthz_service_get_healthz)
+        health = _call("the health check", client._healthz_api.healthz_service_get_healthz)
         if getattr(health, "multi_user", False) and not self.namespace:
             raise PipelineRunError(f"Kubeflow Pipelines at {redact_url(self.host)} is multi-user: give the profile namespace (--namespace)")
         return client
@@ -151,7 +151,21 @@ def _api_message(e: Exception) -> str:
     return describe_http_error(e)
 
 
+def _endpoint_of(fn: Callable[..., Any]) -> str:
+    """The API server a bound method of ``kfp.Client`` (or of one of its ``*_api`` objects) talks to, credentials removed."""
+    owner = getattr(fn, "__self__", None)
+    config = getattr(owner, "_existing_config", None) or getattr(getattr(owner, "api_client", None), "configuration", None)
+    host = getattr(config, "host", None)
+    return redact_url(str(host)) if host else "the Kubeflow Pipelines API server"
+
+
 def _call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``; a failure becomes a PipelineRunError with the server's answer.
+
+    Raises:
+        RemoteUnavailable: no answer (connection refused, name not resolved, timeout) or a 5xx answer.
+        PipelineRunError: any other error answer (404 for an unknown id, 401...).
+    """
     with _quiet():
         try:
             return fn(*args, **kwargs)
@@ -159,8 +173,14 @@ def _call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             raise
         except Exception as e:
             failure = _api_message(e)
+            status = getattr(e, "status", None)
+            network = network_reason(e) if not isinstance(status, int) else None
     # raised outside the except block: the client's exception (which may quote the token) is not kept as context
-    raise PipelineRunError(f"Kubeflow Pipelines: {what} failed: {failure}")
+    if network is not None:
+        raise RemoteUnavailable("Kubeflow Pipelines", "kubeflow", _endpoint_of(fn), what, network[0], timeout=network[1])
+    if isinstance(status, int) and status >= 500:
+        raise RemoteUnavailable("Kubeflow Pipelines", "kubeflow", _endpoint_of(fn), what, failure)
+    raise PipelineRunError(f"Kubeflow Pipelines at {_endpoint_of(fn)}: {what} failed: {failure}")
 
 
 def _eq_filter(key: str, value: str) -> str:

@@ -37,8 +37,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from components.core.errors import PipelineRunError, SpecError
+from components.core.errors import PipelineRunError, RemoteUnavailable, SpecError
 from components.core.runs import StepState, rfc3339
+from components.core.secrets import network_reason, redact_url
 from components.core.spec import (
     METADATA_PASSWORD_ENV,
     AcceleratorSpec,
@@ -322,12 +323,48 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+def _endpoint() -> str:
+    """The Vertex AI endpoint ``aiplatform`` is configured with now (inside :func:`_aiplatform`), credentials removed."""
+    from google.cloud.aiplatform import initializer
+
+    config = initializer.global_config
+    endpoint = getattr(config, "api_endpoint", None) or f"{config.location}-aiplatform.googleapis.com"
+    return redact_url(str(endpoint))
+
+
+def _unavailable(e: BaseException) -> tuple[str, bool] | None:
+    """``(reason, timed out)`` when Vertex AI gave no answer or a 5xx one, else None (it answered: 404, 409...)."""
+    from google.api_core import exceptions as gexc
+
+    if isinstance(e, gexc.RetryError):  # retried until the deadline; the last failure says why
+        cause = e.cause
+        found = network_reason(cause) if cause is not None else None
+        if found is not None:
+            return f"{found[0]} (gave up after retrying)", found[1]
+        if isinstance(cause, gexc.GoogleAPICallError):
+            return f"{_describe(cause)} (gave up after retrying)", False
+        return "no answer in time", True
+    code = getattr(e, "code", None)
+    if isinstance(e, gexc.GoogleAPICallError) and isinstance(code, int) and code >= 500:
+        return _describe(e), False
+    return network_reason(e)
+
+
 def _vertex(what: str, fn: Callable[[], Any]) -> Any:
+    """``fn()`` inside :func:`_aiplatform`; a failure becomes a PipelineRunError with Vertex AI's answer.
+
+    Raises:
+        RemoteUnavailable: no answer (connection refused, timeout) or a 5xx one.
+        PipelineRunError: any other error answer (404 for an unknown job, 409...).
+    """
     try:
         return fn()
     except PipelineRunError:
         raise
     except Exception as e:
+        down = _unavailable(e)
+        if down is not None:
+            raise RemoteUnavailable("Vertex AI Pipelines", "vertex", _endpoint(), what, down[0], timeout=down[1]) from None
         raise PipelineRunError(f"Vertex AI Pipelines: {what} failed: {_describe(e)}") from None
 
 
