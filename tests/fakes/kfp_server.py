@@ -26,7 +26,9 @@ entrypoint (no ``parent_task_id``, named after the workflow), ``root-driver``,
 Semantics follow the KFP API server: uploading a pipeline also creates its
 first version (named like the pipeline); a pipeline or version name already
 taken answers 409 ``ALREADY_EXISTS``; an uploaded file that is not a KFP v2
-pipeline spec answers 400; an unknown id answers 404.
+pipeline spec answers 400; an unknown id answers 404. :meth:`FakeKfpServer.fail`
+makes it answer (some) requests with an error such as 500, as a broken API
+server does.
 
 Usage::
 
@@ -122,6 +124,7 @@ class FakeKfpServer(LoopbackServer):
         self._clock = 0
         self._t0 = time.time()
         self._lock = threading.Lock()
+        self._failure: tuple[int, str, str] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> FakeKfpServer:
@@ -161,6 +164,14 @@ class FakeKfpServer(LoopbackServer):
     def calls(self, method: str | None = None, contains: str = "") -> list[KfpRequest]:
         """Recorded requests, optionally filtered by method and a path substring."""
         return [r for r in self.requests if (method is None or r.method == method) and contains in r.path]
+
+    def fail(self, status: int, message: str, path_contains: str = "") -> None:
+        """From now on, answer every request whose path contains ``path_contains`` with ``status`` (a broken API server).
+
+        The request is still recorded first, so a test can tell that it arrived.
+        """
+        with self._lock:
+            self._failure = (status, message, path_contains)
 
     def script(self, run_id: str, states: list[str], error: str | None = None) -> None:
         """Sets the states a run goes through from now on (one per GET), and its error message."""
@@ -256,6 +267,8 @@ class FakeKfpServer(LoopbackServer):
             body = json.loads(raw) if raw else None
         with self._lock:
             self.requests.append(KfpRequest(method, path, query, body, auth))
+            if self._failure is not None and self._failure[2] in path:
+                return self._error(self._failure[0], self._failure[1])
             if self.token is not None and auth != f"Bearer {self.token}":
                 return self._error(401, "Unauthenticated: a valid bearer token is required")
             if not path.startswith(API):
