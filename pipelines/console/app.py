@@ -41,7 +41,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from components.core.errors import CvpipeError, LineageError
+from components.core.errors import CvpipeError, LineageError, RemoteUnavailable
 from components.core.lineage import ArtifactRef
 
 from .data import ConsoleData, _is_html, when
@@ -108,6 +108,22 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
 
     def not_found(request: Request, message: str) -> HTMLResponse:
         return page(request, "error.html", status_code=404, title="Not found", message=message)
+
+    @app.exception_handler(RemoteUnavailable)
+    async def remote_unavailable(request: Request, exc: RemoteUnavailable) -> HTMLResponse:
+        # the orchestrator said nothing about the run: never "not found". A gateway error: 504 when it did not
+        # answer in time (a slow cluster may answer on a reload), else 502 (refused, unresolvable, 5xx)
+        status = 504 if exc.timeout else 502
+        return page(
+            request,
+            "remote_unavailable.html",
+            status_code=status,
+            title=f"{exc.target} cannot be reached",
+            target=exc.target,
+            endpoint=exc.endpoint,
+            reason=exc.reason,
+            message=str(exc),
+        )
 
     @app.exception_handler(CvpipeError)
     async def cvpipe_error(request: Request, exc: CvpipeError) -> HTMLResponse:

@@ -323,15 +323,19 @@ class ConsoleData:
         """Runs on the orchestrator the spec's ``monitoring.retrain`` names, through the Runner protocol.
 
         Returns:
-            ``(target, runs, error)``: the target, its newest runs, and why they could not be listed ("" when they could).
+            ``(target, runs, error)``: the target, its newest runs, and why they could not be listed ("" when they
+            could): for an orchestrator that cannot be reached, its endpoint and the reason (``connection refused``).
         """
         if self.spec is None or self.spec.monitoring is None or self.spec.monitoring.retrain.target == "local":
             return "", [], ""
+        from components.core.errors import RemoteUnavailable
         from components.core.runs import runner_for
 
         target = self.spec.monitoring.retrain.target
         try:
             return target, runner_for(self.spec).list(pipeline=self.spec.name, limit=20), ""
+        except RemoteUnavailable as e:
+            return target, [], f"{e.endpoint} cannot be reached: {e.reason}"
         except Exception as e:  # a cluster that cannot be reached must not take the console down
             return target, [], f"{type(e).__name__}: {e}"
 
@@ -345,7 +349,8 @@ class ConsoleData:
         """One run on that orchestrator with its steps (a :class:`~components.core.runs.SubmittedRun`), through the Runner protocol.
 
         Raises:
-            PipelineRunError: no such run, or the orchestrator cannot be reached (its answer is the message).
+            RemoteUnavailable: the orchestrator cannot be reached or answered 5xx (the run may exist).
+            PipelineRunError: no such run, or the orchestrator refused (its answer is the message).
         """
         from components.core.errors import PipelineRunError
         from components.core.runs import runner_for

@@ -1,0 +1,140 @@
+"""A remote target that cannot be reached is said so, never reported as a missing run.
+
+The console is served over HTTP on 127.0.0.1 (uvicorn in a thread) for a spec
+whose ``monitoring.retrain`` names Kubeflow, pointed either at a port that
+refuses every connection (:func:`fakes.http.refusing_url`: bound, never
+listened on, so no other process can take it meanwhile) or at the fake KFP API
+server answering 500. A run page then answers 502 naming the target, its
+endpoint and the reason, and says the run may still exist; the runs list still
+shows the local runs with a notice for the target; a run a reachable server
+does not know stays 404. ``cvpipe runs show|list`` print one ``error:`` line
+and exit 1.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+from fakes.ce_world import spec_data
+from fakes.http import refusing_url
+from fakes.kfp_server import FakeKfpServer
+from services.processes import free_port
+
+from components.core.lineage import LineageStore
+from components.core.spec import PipelineSpec, parse_spec
+
+REPO = Path(__file__).resolve().parents[2]
+LOCAL_RUN = "shelf-local-20261205"
+
+
+def _spec(tmp_path: Path, host: str) -> PipelineSpec:
+    spec = parse_spec(spec_data(tmp_path, retrain={"target": "kubeflow", "host": host}))
+    store = LineageStore(spec.runtime.metadata.url)
+    store.record_execution("ingest", pipeline=spec.name, run_id=LOCAL_RUN, properties={"duration_s": 1.0})
+    return spec
+
+
+@contextmanager
+def _console(spec: PipelineSpec) -> Iterator[str]:
+    """The console over the spec's store, served on 127.0.0.1 until the block ends."""
+    import uvicorn
+
+    from pipelines.console.app import create_app
+    from pipelines.console.data import ConsoleData
+
+    data = ConsoleData(LineageStore(spec.runtime.metadata.url, create=False), None, spec, None)
+    server = uvicorn.Server(uvicorn.Config(create_app(data), host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(600):  # readiness: the server sets `started` once it listens
+            if server.started or not thread.is_alive():
+                break
+            thread.join(0.1)
+        assert server.started, "the console did not start"
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def _text(html: str) -> str:
+    import re
+
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#39;", "'")
+
+
+def test_unreachable_cluster_is_a_bad_gateway_not_a_missing_run(tmp_path: Path) -> None:
+    with refusing_url() as url, _console(_spec(tmp_path, url)) as console:
+        page = requests.get(f"{console}/runs/remote/kubeflow/3f9c-run", timeout=60)
+        runs = requests.get(f"{console}/runs", timeout=60)
+    assert page.status_code == 502, (page.status_code, page.text[:500])
+    said = _text(page.text.split('id="remote-unavailable"')[1])
+    assert "kubeflow" in said and url in said and "connection refused" in said and "may still exist" in said
+    assert "not found" not in page.text.lower()
+    assert runs.status_code == 200
+    assert LOCAL_RUN in runs.text.split("<h2>kubeflow runs</h2>")[0]  # the local runs are listed
+    notice = _text(runs.text.split('id="remote-error"')[1].split("</p>")[0])
+    assert "kubeflow" in runs.text and url in notice and "connection refused" in notice
+
+
+def test_a_server_error_is_a_bad_gateway_and_a_missing_run_stays_404(tmp_path: Path) -> None:
+    with FakeKfpServer() as kfp:
+        run_id, url = kfp.add_run("shelf-retrain-3", state="RUNNING"), kfp.url
+        with _console(_spec(tmp_path, url)) as console:
+            missing = requests.get(f"{console}/runs/remote/kubeflow/no-such-run", timeout=60)
+            kfp.fail(500, "etcd: request timed out", path_contains="/runs")
+            page = requests.get(f"{console}/runs/remote/kubeflow/{run_id}", timeout=60)
+            runs = requests.get(f"{console}/runs", timeout=60)
+        asked = kfp.calls("GET", f"/runs/{run_id}")
+    assert missing.status_code == 404 and "no-such-run" in missing.text  # the cluster answered: it has no such run
+    assert asked, "the console never asked the API server for the run"
+    assert page.status_code == 502, (page.status_code, page.text[:500])
+    said = _text(page.text.split('id="remote-unavailable"')[1])
+    assert url in said and "HTTP 500" in said and "etcd: request timed out" in said and "may still exist" in said
+    assert runs.status_code == 200 and LOCAL_RUN in runs.text
+    notice = _text(runs.text.split('id="remote-error"')[1].split("</p>")[0])
+    assert url in notice and "HTTP 500" in notice
+
+
+def test_cli_says_in_one_line_which_target_cannot_be_reached() -> None:
+    with refusing_url() as url:
+        for argv in (["runs", "show", "3f9c-run"], ["runs", "list"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "pipelines.cli", *argv, "--target", "kubeflow", "--host", url],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            lines = [line for line in done.stderr.splitlines() if line.strip() and "Warning" not in line and "warnings.warn" not in line]
+            assert done.returncode == 1, (argv, done.returncode, done.stdout, done.stderr)
+            assert "Traceback" not in done.stderr and done.stdout == ""
+            assert len(lines) == 1, (argv, done.stderr)
+            assert lines[0].startswith("error: Kubeflow Pipelines") and url in lines[0] and "connection refused" in lines[0], lines[0]
+
+
+def test_vertex_no_answer_and_5xx_are_unavailable_but_its_answers_are_not() -> None:
+    """What Vertex AI's client raises, classified (a real refused connection; a live unreachable endpoint retries for minutes)."""
+    from google.api_core import exceptions as g
+
+    from pipelines.runners.vertex import _unavailable
+
+    with refusing_url() as url:
+        try:
+            requests.get(url, timeout=30)
+        except requests.ConnectionError as e:
+            refused: BaseException = e
+    assert _unavailable(refused) == ("connection refused", False)
+    assert _unavailable(g.RetryError("Timeout of 120.0s exceeded", cause=refused)) == ("connection refused (gave up after retrying)", False)
+    assert _unavailable(g.RetryError("Timeout of 120.0s exceeded", cause=None)) == ("no answer in time", True)
+    reason, timed_out = _unavailable(g.InternalServerError("backend error")) or ("", True)
+    assert "backend error" in reason and not timed_out
+    assert _unavailable(g.NotFound("pipeline job x not found")) is None  # an answer: the job does not exist
+    assert _unavailable(g.PermissionDenied("no access")) is None
