@@ -18,6 +18,13 @@ of the call only and puts the previous configuration back, so other users
 of the library in the same process (the Vertex model registry) are not
 affected. The REST transport is used. An ``http://`` API endpoint (a local
 emulator or test server) gets anonymous credentials unless others are given.
+
+Reads (getting and listing jobs, also inside :func:`cancel_run` and each poll
+of :func:`wait_run`) give up after ``VertexSettings.read_timeout_s`` (10 s),
+retries included, instead of the client library's two minutes, so an
+endpoint that cannot be reached is reported in seconds
+(:class:`~components.core.errors.RemoteUnavailable`). Submissions keep the
+library's own retries.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from components.core.spec import (
 from .remote import ScheduleResult, SubmittedRun, normalise_state, schedule_cron, scheduled_pipeline, vertex_cron, wait_until_done
 
 __all__ = [
+    "DEFAULT_READ_TIMEOUT_S",
     "MACHINE_TYPES",
     "MachineSettings",
     "VertexRunner",
@@ -88,6 +96,8 @@ MACHINE_TYPES: dict[str, tuple[int, str, str | None, int]] = {
 """Machine types settings may name, as the CPU, memory and accelerator requests that select them."""
 
 _TRANSPORT = "rest"
+DEFAULT_READ_TIMEOUT_S = 10.0
+"""How long a read (get, list) may take, retries included, unless the settings say otherwise."""
 _INIT_LOCK = threading.RLock()
 
 
@@ -149,6 +159,7 @@ class VertexSettings(_Model):
             the spec keeps the default SQLite file (which a cluster task cannot share).
         labels: labels of every pipeline job.
         enable_caching: override the tasks' caching settings for every run (None: the spec's).
+        read_timeout_s: seconds a read (get, list) may take at most, retries included; submissions are not bounded by it.
         machines: per step (``default``, ``ingest``, ``train``...): machine type or CPU/memory, and for ``train`` the accelerator.
     """
 
@@ -163,6 +174,7 @@ class VertexSettings(_Model):
     metadata_url: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     enable_caching: bool | None = None
+    read_timeout_s: float = Field(DEFAULT_READ_TIMEOUT_S, gt=0)
     machines: dict[str, MachineSettings] = Field(default_factory=dict)
 
     @field_validator("metadata_url")
@@ -366,6 +378,57 @@ def _vertex(what: str, fn: Callable[[], Any]) -> Any:
         if down is not None:
             raise RemoteUnavailable("Vertex AI Pipelines", "vertex", _endpoint(), what, down[0], timeout=down[1]) from None
         raise PipelineRunError(f"Vertex AI Pipelines: {what} failed: {_describe(e)}") from None
+
+
+def _read_options(seconds: float) -> dict[str, Any]:
+    """``retry=`` and ``timeout=`` for a read: transient failures are retried until ``seconds`` have passed in all.
+
+    The timeout is the deadline of every attempt, counted from the first one,
+    so a server that accepts and never answers is bounded by it too.
+    """
+    from google.api_core import retry as gretry
+
+    retry = gretry.Retry(predicate=gretry.if_transient_error, initial=0.25, maximum=2.0, multiplier=2.0, timeout=seconds)
+    return {"retry": retry, "timeout": seconds}
+
+
+def _pipeline_client(region: str) -> Any:
+    """The pipeline service client ``aiplatform`` would use, with the configuration of :func:`_aiplatform`."""
+    from google.cloud.aiplatform import initializer, utils
+
+    return initializer.global_config.create_client(client_class=utils.PipelineJobClientWithOverride, location_override=region)
+
+
+def _get_job(aip: Any, run_id: str, project: str, region: str, seconds: float) -> Any:
+    """``aip.PipelineJob`` of a job id or resource name, read with a bounded deadline.
+
+    Raises:
+        RemoteUnavailable: no answer within ``seconds`` or a 5xx one.
+        PipelineRunError: any other error answer (404 for an unknown job...).
+    """
+    name = run_id if run_id.startswith("projects/") else f"projects/{project}/locations/{region}/pipelineJobs/{run_id}"
+
+    def read() -> Any:  # the client too: creating it reads the credentials, which may fail
+        res = _pipeline_client(region).get_pipeline_job(name=name, **_read_options(seconds))
+        return aip.PipelineJob._construct_sdk_resource_from_gapic(res, project=project, location=region)
+
+    return _vertex(f"getting pipeline job {run_id}", read)
+
+
+def _list_jobs(aip: Any, request: dict[str, Any], project: str, region: str, seconds: float) -> list[Any]:
+    """``aip.PipelineJob`` of every job a list request finds, newest first (as ``PipelineJob.list`` orders them).
+
+    Every page is read with a bounded deadline.
+    """
+
+    def created(res: Any) -> float:
+        return float(res.create_time.timestamp()) if "create_time" in res else 0.0
+
+    def read() -> list[Any]:
+        found = sorted(_pipeline_client(region).list_pipeline_jobs(request=request, **_read_options(seconds)), key=created, reverse=True)
+        return [aip.PipelineJob._construct_sdk_resource_from_gapic(res, project=project, location=region) for res in found]
+
+    return list(_vertex("listing pipeline jobs", read))
 
 
 _VERTEX_GROUP = re.compile(r"^(condition|condition-branches|exit-handler|for-loop)-\d+$")
@@ -578,8 +641,7 @@ def get_run(
     project = _need(project or s.project, "project", "--project")
     region = _need(region or s.region, "region", "--region")
     with _aiplatform(project, region, api_endpoint or s.api_endpoint, credentials) as aip:
-        job = _vertex(f"getting pipeline job {run_id}", lambda: aip.PipelineJob.get(run_id, project=project, location=region))
-        return _to_run(job)
+        return _to_run(_get_job(aip, run_id, project, region, s.read_timeout_s))
 
 
 def list_runs(
@@ -612,11 +674,11 @@ def list_runs(
     project = _need(project or s.project, "project", "--project")
     region = _need(region or s.region, "region", "--region")
     flt = f'pipeline_name="{pipeline}"' if pipeline else None
+    request: dict[str, Any] = {"parent": f"projects/{project}/locations/{region}"}
+    if flt:
+        request["filter"] = flt
     with _aiplatform(project, region, api_endpoint or s.api_endpoint, credentials) as aip:
-        jobs = _vertex(
-            "listing pipeline jobs", lambda: aip.PipelineJob.list(filter=flt, order_by="create_time desc", project=project, location=region)
-        )
-        return [_to_run(j) for j in jobs[:limit]]
+        return [_to_run(job) for job in _list_jobs(aip, request, project, region, s.read_timeout_s)[:limit]]
 
 
 def wait_run(
@@ -686,9 +748,9 @@ def cancel_run(
     project = _need(project or s.project, "project", "--project")
     region = _need(region or s.region, "region", "--region")
     with _aiplatform(project, region, api_endpoint or s.api_endpoint, credentials) as aip:
-        job = _vertex(f"getting pipeline job {run_id}", lambda: aip.PipelineJob.get(run_id, project=project, location=region))
+        job = _get_job(aip, run_id, project, region, s.read_timeout_s)
         _vertex(f"cancelling pipeline job {run_id}", job.cancel)
-        return _to_run(_vertex(f"getting pipeline job {run_id}", lambda: aip.PipelineJob.get(run_id, project=project, location=region)))
+        return _to_run(_get_job(aip, run_id, project, region, s.read_timeout_s))
 
 
 def schedule_vertex(
