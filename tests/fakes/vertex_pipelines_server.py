@@ -31,6 +31,9 @@ the bucket belongs to the project, which offline takes a minute of retries
 before it gives up, harmlessly. Tests therefore start without buckets
 (``buckets``) and pass a service account.
 
+:meth:`FakeVertexPipelinesServer.fail` makes matching requests answer an
+error status (a broken front end, 500 or 503), after recording them.
+
 Validation follows Vertex AI where tests rely on it: a job needs a
 ``displayName``, a ``pipelineSpec`` with ``pipelineInfo.name`` and a
 ``runtimeConfig.gcsOutputDirectory`` on ``gs://``; labels must be lowercase.
@@ -59,7 +62,14 @@ __all__ = ["TOKEN", "FakeVertexPipelinesServer", "VertexRequest"]
 
 _PARENT = re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/pipelineJobs(?:/([^/:]+))?(:cancel)?$")
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 500: "INTERNAL"}
+_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 TOKEN = "vertex-test-token"
 """The access token the fakes accept by default."""
 
@@ -108,6 +118,7 @@ class FakeVertexPipelinesServer(LoopbackServer):
         self._clock = 0
         self._t0 = time.time()
         self._lock = threading.Lock()
+        self._failure: tuple[int, str, str] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> FakeVertexPipelinesServer:
@@ -145,6 +156,14 @@ class FakeVertexPipelinesServer(LoopbackServer):
     def calls(self, method: str | None = None, contains: str = "") -> list[VertexRequest]:
         """Recorded requests, optionally filtered by method and a path substring."""
         return [r for r in self.requests if (method is None or r.method == method) and contains in r.path]
+
+    def fail(self, status: int, message: str, path_contains: str = "") -> None:
+        """From now on, answer every request whose path contains ``path_contains`` with ``status`` (a broken front end).
+
+        The request is still recorded first, so a test can tell that it arrived.
+        """
+        with self._lock:
+            self._failure = (status, message, path_contains)
 
     def script(self, job_id: str, states: list[str], error: str | None = None) -> None:
         """Sets the states a job goes through from now on (one per GET), and its error message."""
@@ -227,6 +246,8 @@ class FakeVertexPipelinesServer(LoopbackServer):
             return self._error(400, "body is not JSON")
         with self._lock:
             self.requests.append(VertexRequest(method, path, query, body, authorization))
+            if self._failure is not None and self._failure[2] in path:
+                return self._error(self._failure[0], self._failure[1])
             denied = self._unauthenticated(authorization)
             if denied is not None:
                 return denied
