@@ -8,11 +8,15 @@ server answering 500. A run page then answers 502 naming the target, its
 endpoint and the reason, and says the run may still exist; the runs list still
 shows the local runs with a notice for the target; a run a reachable server
 does not know stays 404. ``cvpipe runs show|list`` print one ``error:`` line
-and exit 1.
+and exit 1. The same holds for a spec whose ``monitoring.retrain`` names Vertex
+AI, through the real ``google-cloud-aiplatform`` client against the refusing
+port or the fake Vertex AI Pipelines server: its reads give up after
+``read_timeout_s`` (10 s by default) instead of the library's two minutes.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -20,10 +24,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import requests
+import yaml
 from fakes.ce_world import spec_data
 from fakes.http import refusing_url
 from fakes.kfp_server import FakeKfpServer
+from fakes.vertex_pipelines_server import FakeVertexPipelinesServer
 from services.processes import free_port
 
 from components.core.lineage import LineageStore
@@ -34,7 +41,20 @@ LOCAL_RUN = "shelf-local-20261205"
 
 
 def _spec(tmp_path: Path, host: str) -> PipelineSpec:
-    spec = parse_spec(spec_data(tmp_path, retrain={"target": "kubeflow", "host": host}))
+    return _recorded(parse_spec(spec_data(tmp_path, retrain={"target": "kubeflow", "host": host})))
+
+
+def _vertex_spec(tmp_path: Path, endpoint: str, **settings: object) -> PipelineSpec:
+    """A spec retraining on Vertex AI at ``endpoint``, with a settings file of ``settings`` when given."""
+    retrain: dict[str, object] = {"target": "vertex", "project": "acme-ml", "region": "europe-west4", "api_endpoint": endpoint}
+    if settings:
+        path = tmp_path / "vertex-settings.yaml"
+        path.write_text(yaml.safe_dump(settings))
+        retrain["settings"] = str(path)
+    return _recorded(parse_spec(spec_data(tmp_path, retrain=retrain)))
+
+
+def _recorded(spec: PipelineSpec) -> PipelineSpec:
     store = LineageStore(spec.runtime.metadata.url)
     store.record_execution("ingest", pipeline=spec.name, run_id=LOCAL_RUN, properties={"duration_s": 1.0})
     return spec
@@ -120,8 +140,62 @@ def test_cli_says_in_one_line_which_target_cannot_be_reached() -> None:
             assert lines[0].startswith("error: Kubeflow Pipelines") and url in lines[0] and "connection refused" in lines[0], lines[0]
 
 
+@pytest.mark.timeout(60)  # the client library alone retried for about 105 s per read
+def test_unreachable_vertex_is_a_bad_gateway_in_seconds(tmp_path: Path) -> None:
+    with refusing_url() as url, _console(_vertex_spec(tmp_path, url)) as console:  # the default read deadline
+        page = requests.get(f"{console}/runs/remote/vertex/shelf-retrain-1", timeout=50)
+        runs = requests.get(f"{console}/runs", timeout=50)
+    assert page.status_code == 502, (page.status_code, page.text[:500])
+    said = _text(page.text.split('id="remote-unavailable"')[1])
+    assert "vertex" in said and url in said and "connection refused" in said and "may still exist" in said
+    assert "not found" not in page.text.lower()
+    assert runs.status_code == 200 and LOCAL_RUN in runs.text
+    notice = _text(runs.text.split('id="remote-error"')[1].split("</p>")[0])
+    assert url in notice and "connection refused" in notice
+
+
+@pytest.mark.timeout(60)
+def test_a_vertex_server_error_is_a_bad_gateway_and_a_missing_job_stays_404(tmp_path: Path) -> None:
+    with FakeVertexPipelinesServer(token=None) as server:  # the console sends an http:// endpoint no credentials
+        endpoint = server.endpoint
+        with _console(_vertex_spec(tmp_path, endpoint, read_timeout_s=3)) as console:
+            missing = requests.get(f"{console}/runs/remote/vertex/no-such-job", timeout=50)
+            server.fail(500, "backend error", path_contains="/pipelineJobs")
+            page = requests.get(f"{console}/runs/remote/vertex/shelf-retrain-1", timeout=50)
+            runs = requests.get(f"{console}/runs", timeout=50)
+        asked = server.calls("GET", "/pipelineJobs/shelf-retrain-1")
+    assert missing.status_code == 404 and "no-such-job" in missing.text  # Vertex AI answered: it has no such job
+    assert len(asked) > 1, "a 5xx is retried within the read deadline"
+    assert page.status_code == 502, (page.status_code, page.text[:500])
+    said = _text(page.text.split('id="remote-unavailable"')[1])
+    assert endpoint in said and "backend error" in said and "may still exist" in said
+    assert runs.status_code == 200 and LOCAL_RUN in runs.text
+    notice = _text(runs.text.split('id="remote-error"')[1].split("</p>")[0])
+    assert endpoint in notice and "backend error" in notice
+
+
+@pytest.mark.timeout(150)  # two CLI processes, each one read under the default 10 s deadline
+def test_cli_says_in_one_line_that_vertex_cannot_be_reached() -> None:
+    with refusing_url() as url:
+        where = ["--target", "vertex", "--project", "acme-ml", "--region", "europe-west4", "--api-endpoint", url]
+        for argv in (["runs", "show", "shelf-retrain-1"], ["runs", "list"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "pipelines.cli", *argv, *where],
+                cwd=REPO,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},  # the library's import-time warnings
+                capture_output=True,
+                text=True,
+                timeout=70,
+            )
+            lines = [line for line in done.stderr.splitlines() if line.strip() and "Warning" not in line and "warnings.warn" not in line]
+            assert done.returncode == 1, (argv, done.returncode, done.stdout, done.stderr)
+            assert "Traceback" not in done.stderr and done.stdout == ""
+            assert len(lines) == 1, (argv, done.stderr)
+            assert lines[0].startswith("error: Vertex AI Pipelines") and url in lines[0] and "connection refused" in lines[0], lines[0]
+
+
 def test_vertex_no_answer_and_5xx_are_unavailable_but_its_answers_are_not() -> None:
-    """What Vertex AI's client raises, classified (a real refused connection; a live unreachable endpoint retries for minutes)."""
+    """What Vertex AI's client raises, classified (a real refused connection)."""
     from google.api_core import exceptions as g
 
     from pipelines.runners.vertex import _unavailable

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from fakes.vertex_pipelines_server import FakeVertexPipelinesServer
 
-from components.core.errors import PipelineRunError, SpecError
+from components.core.errors import PipelineRunError, RemoteUnavailable, SpecError
 from components.core.spec import PipelineSpec, load_spec, parse_spec
 from pipelines.compiler import compile_to_text, compiled_parameters
 from pipelines.runners import vertex
@@ -208,10 +208,9 @@ def test_wait_get_and_list(server: FakeVertexPipelinesServer, tmp_path: Path) ->
     listed = list_runs(PROJECT, REGION, pipeline="shapes-detector", api_endpoint=server.endpoint, credentials=server.credentials())
     assert [r.run_id for r in listed] == ["shapes-2"]
     assert server.calls("GET", "/pipelineJobs")[-1].query["filter"] == 'pipeline_name="shapes-detector"'
-    assert {r.run_id for r in list_runs(PROJECT, REGION, api_endpoint=server.endpoint, credentials=server.credentials())} == {
-        "shapes-2",
-        "other-1",
-    }
+    everything = list_runs(PROJECT, REGION, api_endpoint=server.endpoint, credentials=server.credentials())
+    assert [r.run_id for r in everything] == ["other-1", "shapes-2"]  # newest first
+    assert everything[1].pipeline == "shapes-detector" and everything[1].url.endswith("/runs/shapes-2?project=acme-ml")
 
 
 def test_failed_job_carries_its_error(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
@@ -353,3 +352,41 @@ def test_apply_settings_sends_several_workers_to_a_custom_job_on_the_training_ma
     assert kept is not None and (kept.project, kept.machine_type) == ("mine", "n1-standard-4")  # the spec wins
     no_project = settings.model_copy(update={"project": None})
     assert apply_settings(parse_spec({**base, "train": {"workers": 2}}), no_project).train.vertex_job is None
+
+
+@pytest.mark.timeout(60)  # the library's own retries took about 105 s before failing
+def test_an_unreachable_endpoint_is_reported_within_the_read_deadline() -> None:
+    from fakes.http import refusing_url
+
+    assert VertexSettings().read_timeout_s == vertex.DEFAULT_READ_TIMEOUT_S == 10.0
+    with refusing_url() as url:
+        with pytest.raises(RemoteUnavailable) as got:
+            get_run("shapes-2", PROJECT, REGION, api_endpoint=url)  # the default deadline
+        assert got.value.endpoint == url and got.value.target == "vertex"
+        assert "connection refused" in got.value.reason and url in str(got.value) and "getting pipeline job shapes-2" in str(got.value)
+        quick = VertexSettings(project=PROJECT, region=REGION, api_endpoint=url, read_timeout_s=1)
+        with pytest.raises(RemoteUnavailable, match=r"listing pipeline jobs.*connection refused"):
+            list_runs(settings=quick)
+        with pytest.raises(RemoteUnavailable, match=r"getting pipeline job shapes-2.*connection refused"):
+            vertex.VertexRunner(settings=quick).cancel("shapes-2")
+        with pytest.raises(RemoteUnavailable, match="connection refused"):
+            vertex.VertexRunner(settings=quick, sleep=lambda s: None).wait("shapes-2", poll=0.0)
+
+
+@pytest.mark.timeout(60)
+def test_a_server_error_is_retried_until_the_read_deadline_then_reported(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
+    run = _submit(server, _spec(tmp_path), job_id="shapes-3")
+    settings = VertexSettings(project=PROJECT, region=REGION, api_endpoint=server.endpoint, read_timeout_s=3)
+    runner = vertex.VertexRunner(settings=settings, credentials=server.credentials())
+    assert runner.get(run.run_id).state == "PENDING"  # answered: not unavailable
+    server.fail(500, "backend error", path_contains="/pipelineJobs")
+    for read, what in ((lambda: runner.get(run.run_id), "getting pipeline job shapes-3"), (runner.list, "listing pipeline jobs")):
+        before = len(server.calls("GET", "/pipelineJobs"))
+        with pytest.raises(RemoteUnavailable) as got:
+            read()
+        assert got.value.endpoint == server.endpoint and what in str(got.value)
+        assert "backend error" in got.value.reason and "gave up after retrying" in got.value.reason, got.value.reason
+        assert len(server.calls("GET", "/pipelineJobs")) - before > 1  # a 5xx is retried, within the deadline
+    with pytest.raises(RemoteUnavailable, match="backend error"):
+        runner.cancel(run.run_id)
+    assert not server.calls("POST", ":cancel")  # the job was never read, so never cancelled
