@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from components.core.errors import PipelineRunError as PipelineRunError
     from components.core.errors import QuarantineLimitError as QuarantineLimitError
     from components.core.errors import RegistryError as RegistryError
+    from components.core.errors import RemoteRefused as RemoteRefused
     from components.core.errors import RemoteUnavailable as RemoteUnavailable
     from components.core.errors import SpecError as SpecError
     from components.core.errors import TrainingError as TrainingError
@@ -120,6 +121,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
             "PipelineRunError",
             "QuarantineLimitError",
             "RegistryError",
+            "RemoteRefused",
             "RemoteUnavailable",
             "SpecError",
             "TrainingError",
@@ -220,6 +222,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "RegistrySpec",
+    "RemoteRefused",
     "RemoteUnavailable",
     "ResourceSpec",
     "RetrainSpec",

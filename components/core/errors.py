@@ -18,7 +18,8 @@ caller can catch the family with one ``except``. The tree::
     ├── AlertError                an alert could not be delivered after all retries
     ├── LabellingError            the labelling tool (Label Studio) refused a request or stayed unreachable
     └── PipelineRunError          a pipeline run (local or remote) did not succeed
-        └── RemoteUnavailable     the orchestrator could not be reached or failed (5xx): the run may still exist
+        ├── RemoteUnavailable     the orchestrator could not be reached or failed (5xx): the run may still exist
+        └── RemoteRefused         the orchestrator refused the credentials (401, 403): the run may still exist
 
 Messages name the file and the problem; they never need a stack trace to be
 understood.
@@ -40,6 +41,7 @@ __all__ = [
     "PipelineRunError",
     "QuarantineLimitError",
     "RegistryError",
+    "RemoteRefused",
     "RemoteUnavailable",
     "SpecError",
     "TrainingError",
@@ -218,3 +220,30 @@ class RemoteUnavailable(PipelineRunError):
         self.reason = reason
         self.timeout = timeout
         super().__init__(f"{service}: reaching {endpoint} failed ({what}): {reason}")
+
+
+class RemoteRefused(PipelineRunError):
+    """The orchestrator answered, but refused the caller's credentials (401 unauthenticated, 403 forbidden).
+
+    As with :class:`RemoteUnavailable`, nothing is known about the run: it may
+    exist, so a caller must not report it as missing (the console answers
+    403 and says to check the token or service account).
+
+    Args:
+        service: the orchestrator in words (``Kubeflow Pipelines``).
+        target: ``kubeflow`` or ``vertex``.
+        endpoint: the API endpoint asked, without credentials.
+        what: what was being done (``getting run X``).
+        reason: the orchestrator's answer (``HTTP 403: ...``), without credentials.
+
+    Attributes:
+        target: as given.
+        endpoint: as given.
+        reason: as given.
+    """
+
+    def __init__(self, service: str, target: str, endpoint: str, what: str, reason: str):
+        self.target = target
+        self.endpoint = endpoint
+        self.reason = reason
+        super().__init__(f"{service} at {endpoint} refused the credentials ({what}): {reason}")

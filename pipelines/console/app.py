@@ -41,7 +41,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from components.core.errors import CvpipeError, LineageError, RemoteUnavailable
+from components.core.errors import CvpipeError, LineageError, RemoteRefused, RemoteUnavailable
 from components.core.lineage import ArtifactRef
 
 from .data import ConsoleData, _is_html, when
@@ -119,6 +119,20 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
             "remote_unavailable.html",
             status_code=status,
             title=f"{exc.target} cannot be reached",
+            target=exc.target,
+            endpoint=exc.endpoint,
+            reason=exc.reason,
+            message=str(exc),
+        )
+
+    @app.exception_handler(RemoteRefused)
+    async def remote_refused(request: Request, exc: RemoteRefused) -> HTMLResponse:
+        # the orchestrator answered, but not to these credentials: the run may exist, the console may not see it
+        return page(
+            request,
+            "remote_refused.html",
+            status_code=403,
+            title=f"{exc.target} refused the console",
             target=exc.target,
             endpoint=exc.endpoint,
             reason=exc.reason,

@@ -328,7 +328,7 @@ class ConsoleData:
         """
         if self.spec is None or self.spec.monitoring is None or self.spec.monitoring.retrain.target == "local":
             return "", [], ""
-        from components.core.errors import RemoteUnavailable
+        from components.core.errors import RemoteRefused, RemoteUnavailable
         from components.core.runs import runner_for
 
         target = self.spec.monitoring.retrain.target
@@ -336,6 +336,8 @@ class ConsoleData:
             return target, runner_for(self.spec).list(pipeline=self.spec.name, limit=20), ""
         except RemoteUnavailable as e:
             return target, [], f"{e.endpoint} cannot be reached: {e.reason}"
+        except RemoteRefused as e:
+            return target, [], f"{e.endpoint} refused the console's credentials: {e.reason} (check the token or service account)"
         except Exception as e:  # a cluster that cannot be reached must not take the console down
             return target, [], f"{type(e).__name__}: {e}"
 
@@ -350,7 +352,8 @@ class ConsoleData:
 
         Raises:
             RemoteUnavailable: the orchestrator cannot be reached or answered 5xx (the run may exist).
-            PipelineRunError: no such run, or the orchestrator refused (its answer is the message).
+            RemoteRefused: the orchestrator refused the credentials (the run may exist).
+            PipelineRunError: no such run (the orchestrator's answer is the message).
         """
         from components.core.errors import PipelineRunError
         from components.core.runs import runner_for

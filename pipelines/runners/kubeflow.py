@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from components.core.errors import PipelineRunError, RemoteUnavailable
+from components.core.errors import PipelineRunError, RemoteRefused, RemoteUnavailable
 from components.core.runs import StepState, rfc3339
 from components.core.secrets import describe_http_error, network_reason, redact_url
 from components.core.spec import PipelineSpec
@@ -164,7 +164,8 @@ def _call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
     Raises:
         RemoteUnavailable: no answer (connection refused, name not resolved, timeout) or a 5xx answer.
-        PipelineRunError: any other error answer (404 for an unknown id, 401...).
+        RemoteRefused: a 401 or 403 answer (the token is missing, expired or not allowed).
+        PipelineRunError: any other error answer (404 for an unknown id...).
     """
     with _quiet():
         try:
@@ -180,6 +181,8 @@ def _call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise RemoteUnavailable("Kubeflow Pipelines", "kubeflow", _endpoint_of(fn), what, network[0], timeout=network[1])
     if isinstance(status, int) and status >= 500:
         raise RemoteUnavailable("Kubeflow Pipelines", "kubeflow", _endpoint_of(fn), what, failure)
+    if status in (401, 403):
+        raise RemoteRefused("Kubeflow Pipelines", "kubeflow", _endpoint_of(fn), what, failure)
     raise PipelineRunError(f"Kubeflow Pipelines at {_endpoint_of(fn)}: {what} failed: {failure}")
 
 

@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from components.core.errors import PipelineRunError, RemoteUnavailable, SpecError
+from components.core.errors import PipelineRunError, RemoteRefused, RemoteUnavailable, SpecError
 from components.core.runs import StepState, rfc3339
 from components.core.secrets import network_reason, redact_url
 from components.core.spec import (
@@ -367,8 +367,11 @@ def _vertex(what: str, fn: Callable[[], Any]) -> Any:
 
     Raises:
         RemoteUnavailable: no answer (connection refused, timeout) or a 5xx one.
+        RemoteRefused: a 401 or 403 answer (the credentials are missing, expired or not allowed).
         PipelineRunError: any other error answer (404 for an unknown job, 409...).
     """
+    from google.api_core import exceptions as gexc
+
     try:
         return fn()
     except PipelineRunError:
@@ -377,6 +380,11 @@ def _vertex(what: str, fn: Callable[[], Any]) -> Any:
         down = _unavailable(e)
         if down is not None:
             raise RemoteUnavailable("Vertex AI Pipelines", "vertex", _endpoint(), what, down[0], timeout=down[1]) from None
+        if isinstance(e, gexc.GoogleAPICallError) and e.code in (
+            401,
+            403,
+        ):  # Unauthorized/Forbidden (REST), Unauthenticated/PermissionDenied
+            raise RemoteRefused("Vertex AI Pipelines", "vertex", _endpoint(), what, _describe(e)) from None
         raise PipelineRunError(f"Vertex AI Pipelines: {what} failed: {_describe(e)}") from None
 
 

@@ -212,3 +212,37 @@ def test_vertex_no_answer_and_5xx_are_unavailable_but_its_answers_are_not() -> N
     assert "backend error" in reason and not timed_out
     assert _unavailable(g.NotFound("pipeline job x not found")) is None  # an answer: the job does not exist
     assert _unavailable(g.PermissionDenied("no access")) is None
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_are_a_403_that_says_so_not_a_missing_run(tmp_path: Path, status: int) -> None:
+    """Kubeflow answering 401/403 (an expired or unauthorised token): the console says the credentials were refused."""
+    with FakeKfpServer() as kfp:
+        run_id, url = kfp.add_run("shelf-retrain-4", state="RUNNING"), kfp.url
+        with _console(_spec(tmp_path, url)) as console:
+            kfp.fail(status, "token expired", path_contains="/runs")
+            page = requests.get(f"{console}/runs/remote/kubeflow/{run_id}", timeout=60)
+            runs = requests.get(f"{console}/runs", timeout=60)
+        asked = kfp.calls("GET", f"/runs/{run_id}")
+    assert asked, "the console never asked the API server for the run"
+    assert page.status_code == 403, (page.status_code, page.text[:500])
+    said = _text(page.text.split('id="remote-refused"')[1])
+    assert "kubeflow" in said and url in said and f"HTTP {status}" in said and "token expired" in said and "may still exist" in said
+    assert "not found" not in page.text.lower()
+    assert runs.status_code == 200 and LOCAL_RUN in runs.text
+    notice = _text(runs.text.split('id="remote-error"')[1].split("</p>")[0])
+    assert url in notice and "refused the console's credentials" in notice
+
+
+@pytest.mark.timeout(60)
+def test_vertex_refusing_the_credentials_is_a_403(tmp_path: Path) -> None:
+    with FakeVertexPipelinesServer(token=None) as server:
+        endpoint = server.endpoint
+        with _console(_vertex_spec(tmp_path, endpoint, read_timeout_s=3)) as console:
+            server.fail(403, "caller lacks aiplatform.pipelineJobs.get", path_contains="/pipelineJobs")
+            page = requests.get(f"{console}/runs/remote/vertex/shelf-retrain-1", timeout=50)
+        asked = server.calls("GET", "/pipelineJobs/shelf-retrain-1")
+    assert len(asked) == 1, "a refusal is an answer: it is not retried"
+    assert page.status_code == 403, (page.status_code, page.text[:500])
+    said = _text(page.text.split('id="remote-refused"')[1])
+    assert "vertex" in said and endpoint in said and "aiplatform.pipelineJobs.get" in said and "may still exist" in said
