@@ -110,29 +110,18 @@ def create_app(data: ConsoleData, token: str | None = None) -> FastAPI:
         return page(request, "error.html", status_code=404, title="Not found", message=message)
 
     @app.exception_handler(RemoteUnavailable)
-    async def remote_unavailable(request: Request, exc: RemoteUnavailable) -> HTMLResponse:
-        # the orchestrator said nothing about the run: never "not found". A gateway error: 504 when it did not
-        # answer in time (a slow cluster may answer on a reload), else 502 (refused, unresolvable, 5xx)
-        status = 504 if exc.timeout else 502
-        return page(
-            request,
-            "remote_unavailable.html",
-            status_code=status,
-            title=f"{exc.target} cannot be reached",
-            target=exc.target,
-            endpoint=exc.endpoint,
-            reason=exc.reason,
-            message=str(exc),
-        )
-
     @app.exception_handler(RemoteRefused)
-    async def remote_refused(request: Request, exc: RemoteRefused) -> HTMLResponse:
-        # the orchestrator answered, but not to these credentials: the run may exist, the console may not see it
+    async def remote_error(request: Request, exc: RemoteUnavailable | RemoteRefused) -> HTMLResponse:
+        # the orchestrator said nothing usable about the run: never "not found"
+        if isinstance(exc, RemoteRefused):  # it answered, but not to these credentials: the console may not see the run
+            status, template, title = 403, "remote_refused.html", f"{exc.target} refused the console"
+        else:  # a gateway error: 504 when no answer came in time (a reload may work), else 502 (refused, unresolvable, 5xx)
+            status, template, title = (504 if exc.timeout else 502), "remote_unavailable.html", f"{exc.target} cannot be reached"
         return page(
             request,
-            "remote_refused.html",
-            status_code=403,
-            title=f"{exc.target} refused the console",
+            template,
+            status_code=status,
+            title=title,
             target=exc.target,
             endpoint=exc.endpoint,
             reason=exc.reason,
