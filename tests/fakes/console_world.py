@@ -25,11 +25,15 @@ Built with the project's own steps on top of :func:`fakes.ce_world.build_world`
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from services.processes import free_port
 from unit.predict_testdata import make_tiny_model
 
 from components.core.lineage import LineageStore, NewArtifact
@@ -37,7 +41,7 @@ from components.core.spec import PipelineSpec, parse_spec
 from components.core.step import StepContext
 from fakes.ce_world import LABELS, build_world, spec_data
 
-__all__ = ["EVIL", "ConsoleWorld", "build_console_world"]
+__all__ = ["EVIL", "ConsoleWorld", "build_console_world", "serve_console"]
 
 EVIL = "<script>window.__pwned=1</script>"
 """A class name and quarantine reason that a page must show as text."""
@@ -262,3 +266,27 @@ def build_console_world(root: Path, console_url: str, metadata_url: str | None =
         v1_model=v1_model.id,
         v2_model=trained["model"].id,
     )
+
+
+@contextmanager
+def serve_console(spec: PipelineSpec) -> Iterator[str]:
+    """The console over the spec's store (no registry, no spec file), served on 127.0.0.1 in a thread: its base URL."""
+    import uvicorn
+
+    from pipelines.console.app import create_app
+    from pipelines.console.data import ConsoleData
+
+    data = ConsoleData(LineageStore(spec.runtime.metadata.url), None, spec, None)
+    server = uvicorn.Server(uvicorn.Config(create_app(data), host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(600):  # readiness: the server sets `started` once it listens
+            if server.started or not thread.is_alive():
+                break
+            thread.join(0.1)
+        assert server.started, "the console did not start"
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

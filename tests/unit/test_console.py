@@ -256,33 +256,19 @@ def test_ack_and_silence_are_recorded_in_the_timeline_with_who(console: str, wor
 
 def test_runs_page_lists_remote_runs_through_the_runner(tmp_path: Path) -> None:
     """A spec whose retraining runs on Kubeflow: the runs page lists that orchestrator's runs (a KFP API server on 127.0.0.1)."""
-    import threading
-
-    import uvicorn
     from fakes.ce_world import spec_data
+    from fakes.console_world import serve_console
     from fakes.kfp_server import FakeKfpServer
 
     from components.core.lineage import LineageStore
     from components.core.spec import parse_spec
-    from pipelines.console.app import create_app
     from pipelines.console.data import ConsoleData
 
     with FakeKfpServer() as kfp:
         run_id = kfp.add_run("shelf-retrain-<b>1</b>", state="FAILED")
         spec = parse_spec(spec_data(tmp_path, retrain={"target": "kubeflow", "host": kfp.url}))
-        data = ConsoleData(LineageStore(spec.runtime.metadata.url), None, spec, None)
-        server = uvicorn.Server(uvicorn.Config(create_app(data), host="127.0.0.1", port=free_port(), log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        try:
-            for _ in range(600):  # readiness: the server sets `started` once it listens
-                if server.started or not thread.is_alive():
-                    break
-                thread.join(0.1)
-            html = requests.get(f"http://127.0.0.1:{server.config.port}/runs", timeout=60).text
-        finally:
-            server.should_exit = True
-            thread.join(30)
+        with serve_console(spec) as base:
+            html = requests.get(f"{base}/runs", timeout=60).text
     section = html.split("<h2>kubeflow runs</h2>")[1]
     assert run_id in section and "FAILED" in section and "shelf-retrain-&lt;b&gt;1&lt;/b&gt;" in section
     assert "cannot list" not in section
@@ -295,32 +281,18 @@ def test_runs_page_lists_remote_runs_through_the_runner(tmp_path: Path) -> None:
 
 def test_remote_run_page_shows_each_step_through_the_runner(tmp_path: Path) -> None:
     """A Kubeflow run's page, reached from the runs list: each step's state, start, duration and a failed step's error, as text."""
-    import threading
-
-    import uvicorn
     from fakes.ce_world import spec_data
+    from fakes.console_world import serve_console
     from fakes.kfp_server import FakeKfpServer
 
-    from components.core.lineage import LineageStore
     from components.core.spec import parse_spec
-    from pipelines.console.app import create_app
-    from pipelines.console.data import ConsoleData
 
     with FakeKfpServer() as kfp:
         run_id = kfp.add_run("shelf-retrain-7", state="FAILED")
         kfp.script_tasks(run_id, [("ingest", "SUCCEEDED", None), ("validate", "FAILED", "3 images missing: <script>alert(1)</script>")])
         tasks = {t["display_name"]: t for t in kfp.runs[run_id].body["run_details"]["task_details"]}
         spec = parse_spec(spec_data(tmp_path, retrain={"target": "kubeflow", "host": kfp.url}))
-        data = ConsoleData(LineageStore(spec.runtime.metadata.url), None, spec, None)
-        server = uvicorn.Server(uvicorn.Config(create_app(data), host="127.0.0.1", port=free_port(), log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        base = f"http://127.0.0.1:{server.config.port}"
-        try:
-            for _ in range(600):  # readiness: the server sets `started` once it listens
-                if server.started or not thread.is_alive():
-                    break
-                thread.join(0.1)
+        with serve_console(spec) as base:
             listing = requests.get(f"{base}/runs", timeout=60).text
             link = f"/runs/remote/kubeflow/{run_id}"
             assert f'href="{link}"' in listing
@@ -328,9 +300,6 @@ def test_remote_run_page_shows_each_step_through_the_runner(tmp_path: Path) -> N
             gets_before_missing = len(kfp.calls("GET", f"/runs/{run_id}"))
             missing = requests.get(f"{base}/runs/remote/kubeflow/no-such-run", timeout=60)
             other = requests.get(f"{base}/runs/remote/vertex/{run_id}", timeout=60)
-        finally:
-            server.should_exit = True
-            thread.join(30)
     assert page.status_code == 200 and gets_before_missing >= 1
     table = page.text.split('<table id="steps">')[1].split("</table>")[0]
     rows = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip() for row in table.split("<tr>")[2:]]

@@ -19,19 +19,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 from fakes.ce_world import spec_data
+from fakes.console_world import serve_console
 from fakes.http import refusing_url
 from fakes.kfp_server import FakeKfpServer
 from fakes.vertex_pipelines_server import FakeVertexPipelinesServer
-from services.processes import free_port
 
 from components.core.lineage import LineageStore
 from components.core.spec import PipelineSpec, parse_spec
@@ -60,30 +57,6 @@ def _recorded(spec: PipelineSpec) -> PipelineSpec:
     return spec
 
 
-@contextmanager
-def _console(spec: PipelineSpec) -> Iterator[str]:
-    """The console over the spec's store, served on 127.0.0.1 until the block ends."""
-    import uvicorn
-
-    from pipelines.console.app import create_app
-    from pipelines.console.data import ConsoleData
-
-    data = ConsoleData(LineageStore(spec.runtime.metadata.url, create=False), None, spec, None)
-    server = uvicorn.Server(uvicorn.Config(create_app(data), host="127.0.0.1", port=free_port(), log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(600):  # readiness: the server sets `started` once it listens
-            if server.started or not thread.is_alive():
-                break
-            thread.join(0.1)
-        assert server.started, "the console did not start"
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
 def _text(html: str) -> str:
     import re
 
@@ -91,7 +64,7 @@ def _text(html: str) -> str:
 
 
 def test_unreachable_cluster_is_a_bad_gateway_not_a_missing_run(tmp_path: Path) -> None:
-    with refusing_url() as url, _console(_spec(tmp_path, url)) as console:
+    with refusing_url() as url, serve_console(_spec(tmp_path, url)) as console:
         page = requests.get(f"{console}/runs/remote/kubeflow/3f9c-run", timeout=60)
         runs = requests.get(f"{console}/runs", timeout=60)
     assert page.status_code == 502, (page.status_code, page.text[:500])
@@ -107,7 +80,7 @@ def test_unreachable_cluster_is_a_bad_gateway_not_a_missing_run(tmp_path: Path) 
 def test_a_server_error_is_a_bad_gateway_and_a_missing_run_stays_404(tmp_path: Path) -> None:
     with FakeKfpServer() as kfp:
         run_id, url = kfp.add_run("shelf-retrain-3", state="RUNNING"), kfp.url
-        with _console(_spec(tmp_path, url)) as console:
+        with serve_console(_spec(tmp_path, url)) as console:
             missing = requests.get(f"{console}/runs/remote/kubeflow/no-such-run", timeout=60)
             kfp.fail(500, "etcd: request timed out", path_contains="/runs")
             page = requests.get(f"{console}/runs/remote/kubeflow/{run_id}", timeout=60)
@@ -142,7 +115,7 @@ def test_cli_says_in_one_line_which_target_cannot_be_reached() -> None:
 
 @pytest.mark.timeout(60)  # the client library alone retried for about 105 s per read
 def test_unreachable_vertex_is_a_bad_gateway_in_seconds(tmp_path: Path) -> None:
-    with refusing_url() as url, _console(_vertex_spec(tmp_path, url)) as console:  # the default read deadline
+    with refusing_url() as url, serve_console(_vertex_spec(tmp_path, url)) as console:  # the default read deadline
         page = requests.get(f"{console}/runs/remote/vertex/shelf-retrain-1", timeout=50)
         runs = requests.get(f"{console}/runs", timeout=50)
     assert page.status_code == 502, (page.status_code, page.text[:500])
@@ -158,7 +131,7 @@ def test_unreachable_vertex_is_a_bad_gateway_in_seconds(tmp_path: Path) -> None:
 def test_a_vertex_server_error_is_a_bad_gateway_and_a_missing_job_stays_404(tmp_path: Path) -> None:
     with FakeVertexPipelinesServer(token=None) as server:  # the console sends an http:// endpoint no credentials
         endpoint = server.endpoint
-        with _console(_vertex_spec(tmp_path, endpoint, read_timeout_s=3)) as console:
+        with serve_console(_vertex_spec(tmp_path, endpoint, read_timeout_s=3)) as console:
             missing = requests.get(f"{console}/runs/remote/vertex/no-such-job", timeout=50)
             server.fail(500, "backend error", path_contains="/pipelineJobs")
             page = requests.get(f"{console}/runs/remote/vertex/shelf-retrain-1", timeout=50)
@@ -219,7 +192,7 @@ def test_refused_credentials_are_a_403_that_says_so_not_a_missing_run(tmp_path: 
     """Kubeflow answering 401/403 (an expired or unauthorised token): the console says the credentials were refused."""
     with FakeKfpServer() as kfp:
         run_id, url = kfp.add_run("shelf-retrain-4", state="RUNNING"), kfp.url
-        with _console(_spec(tmp_path, url)) as console:
+        with serve_console(_spec(tmp_path, url)) as console:
             kfp.fail(status, "token expired", path_contains="/runs")
             page = requests.get(f"{console}/runs/remote/kubeflow/{run_id}", timeout=60)
             runs = requests.get(f"{console}/runs", timeout=60)
@@ -238,7 +211,7 @@ def test_refused_credentials_are_a_403_that_says_so_not_a_missing_run(tmp_path: 
 def test_vertex_refusing_the_credentials_is_a_403(tmp_path: Path) -> None:
     with FakeVertexPipelinesServer(token=None) as server:
         endpoint = server.endpoint
-        with _console(_vertex_spec(tmp_path, endpoint, read_timeout_s=3)) as console:
+        with serve_console(_vertex_spec(tmp_path, endpoint, read_timeout_s=3)) as console:
             server.fail(403, "caller lacks aiplatform.pipelineJobs.get", path_contains="/pipelineJobs")
             page = requests.get(f"{console}/runs/remote/vertex/shelf-retrain-1", timeout=50)
         asked = server.calls("GET", "/pipelineJobs/shelf-retrain-1")
