@@ -14,7 +14,19 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["LoopbackServer", "refusing_url"]
+__all__ = ["GOOGLE_STATUS", "LoopbackServer", "refusing_url"]
+
+GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+"""The ``status`` Google APIs put beside an HTTP error code in their JSON error body (the fake Vertex servers answer with it)."""
 
 
 class LoopbackServer:

@@ -56,20 +56,12 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from fakes.http import LoopbackServer
+from fakes.http import GOOGLE_STATUS, LoopbackServer
 
 __all__ = ["TOKEN", "FakeVertexPipelinesServer", "VertexRequest"]
 
 _PARENT = re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/pipelineJobs(?:/([^/:]+))?(:cancel)?$")
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_STATUS = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    404: "NOT_FOUND",
-    409: "ALREADY_EXISTS",
-    500: "INTERNAL",
-    503: "UNAVAILABLE",
-}
 TOKEN = "vertex-test-token"
 """The access token the fakes accept by default."""
 
@@ -218,7 +210,7 @@ class FakeVertexPipelinesServer(LoopbackServer):
 
     # -- protocol --------------------------------------------------------------------
     def _error(self, code: int, message: str) -> tuple[int, dict[str, Any]]:
-        return code, {"error": {"code": code, "message": message, "status": _STATUS.get(code, "UNKNOWN")}}
+        return code, {"error": {"code": code, "message": message, "status": GOOGLE_STATUS.get(code, "UNKNOWN")}}
 
     def _time(self) -> str:
         self._clock += 1

@@ -73,7 +73,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from fakes.http import LoopbackServer
+from fakes.http import GOOGLE_STATUS, LoopbackServer
 
 __all__ = ["TOKEN", "FakeVertexServer", "Fault", "RecordedRequest"]
 TOKEN = "vertex-test-token"
@@ -83,15 +83,6 @@ _UPLOAD_RESPONSE = "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelRe
 _UPLOAD_METADATA = "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelOperationMetadata"
 _DELETE_METADATA = "type.googleapis.com/google.cloud.aiplatform.v1.DeleteOperationMetadata"
 _EMPTY = "type.googleapis.com/google.protobuf.Empty"
-_STATUS = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    404: "NOT_FOUND",
-    409: "ALREADY_EXISTS",
-    500: "INTERNAL",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
 
 
 @dataclass(frozen=True)
@@ -263,7 +254,7 @@ class FakeVertexServer(LoopbackServer):
 
     # -- protocol ------------------------------------------------------------------
     def _error(self, code: int, message: str, status: str | None = None) -> tuple[int, dict[str, Any]]:
-        return code, {"error": {"code": code, "message": message, "status": status or _STATUS.get(code, "UNKNOWN")}}
+        return code, {"error": {"code": code, "message": message, "status": status or GOOGLE_STATUS.get(code, "UNKNOWN")}}
 
     def _dispatch(self, method: str, raw_path: str, raw: bytes, authorization: str | None = None) -> tuple[int, Any]:
         parts = urlsplit(raw_path)
