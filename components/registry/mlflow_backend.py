@@ -23,7 +23,12 @@ so:
   it, leaves a version that the retry finds by its digest and records;
 * two pushes of the same model at once both create a version; each then
   lists the versions with its digest, the lowest number wins and the other
-  push deletes its own version and reports the winner as existing.
+  push deletes its own version and reports the winner as existing;
+* two pushes moving the same alias (or tag) at once can both ask a
+  database-backed server to insert the same row (its upsert reads, then
+  inserts); the loser's answer is a uniqueness conflict, and the call is
+  sent again, which then updates the row (last writer wins, as for any
+  alias move).
 """
 
 from __future__ import annotations
@@ -99,6 +104,20 @@ def _pid_alive(pid: int) -> bool:
 _USERINFO = re.compile(r"(://[^/:@\s]+):[^@\s/]+@")
 
 
+#: What SQLite, MySQL/MariaDB and PostgreSQL say when an insert loses to a concurrent one.
+_LOST_RACE = re.compile(r"IntegrityError|UNIQUE constraint failed|Duplicate entry|duplicate key value", re.IGNORECASE)
+
+#: How often an upsert that lost such a race is sent again.
+UPSERT_ATTEMPTS = 4
+
+
+def _lost_race(e: BaseException) -> bool:
+    """True when the server refused a write because a concurrent request inserted the same row first."""
+    return str(getattr(e, "error_code", "")) in {"BAD_REQUEST", "INTERNAL_ERROR", "RESOURCE_ALREADY_EXISTS"} and bool(
+        _LOST_RACE.search(str(getattr(e, "message", None) or e))
+    )
+
+
 def _describe(e: BaseException) -> str:
     code = getattr(e, "error_code", None)
     msg = _USERINFO.sub(r"\1@", str(getattr(e, "message", None) or str(e) or type(e).__name__))
@@ -133,18 +152,27 @@ class MLflowRegistry(Registry):
             self._client_obj = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         return self._client_obj
 
-    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+    def _call(self, what: str, fn: Callable[[], Any], upsert: bool = False) -> Any:
         """Runs one client call; its failure becomes a :class:`RegistryError` naming the server.
 
         The MLflow client retries connection errors and 429/5xx answers
         itself (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``MLFLOW_HTTP_REQUEST_TIMEOUT``).
+        An ``upsert`` (set alias, set tag) that lost a race with a concurrent
+        insert of the same row is sent again, up to :data:`UPSERT_ATTEMPTS` times.
         """
-        try:
-            return fn()
-        except RegistryError:
-            raise
-        except Exception as e:
-            raise RegistryError(f"MLflow {what} failed ({self.location}): {_describe(e)}") from e
+        attempt = 1
+        while True:
+            try:
+                return fn()
+            except RegistryError:
+                raise
+            except Exception as e:
+                if upsert and attempt < UPSERT_ATTEMPTS and _lost_race(e):
+                    self._log.info("MLflow %s lost a race with a concurrent write; sending it again (%d)", what, attempt)
+                    time.sleep(0.05 * attempt)
+                    attempt += 1
+                    continue
+                raise RegistryError(f"MLflow {what} failed ({self.location}): {_describe(e)}") from e
 
     @staticmethod
     def _code(e: BaseException) -> str:
@@ -456,7 +484,7 @@ class MLflowRegistry(Registry):
             return AliasMove(model_name, alias, previous, target, "unchanged")
         client = self._client()
         if target is not None:
-            self._call("set alias", lambda: client.set_registered_model_alias(model_name, alias, str(target)))
+            self._call("set alias", lambda: client.set_registered_model_alias(model_name, alias, str(target)), upsert=True)
         else:
             self._call("delete alias", lambda: client.delete_registered_model_alias(model_name, alias))
         updates, _ = self._event_updates(model_name, alias, target, previous, action)
@@ -469,6 +497,7 @@ class MLflowRegistry(Registry):
         self._call(
             "set archived tag",
             lambda: self._client().set_model_version_tag(model_name, str(version), "cvpipe.archived", "true" if archived else "false"),
+            upsert=True,
         )
         return v
 
@@ -481,4 +510,4 @@ class MLflowRegistry(Registry):
             tags: tag name -> value.
         """
         for k, val in tags.items():
-            self._call("set tag", partial(self._client().set_model_version_tag, model_name, str(version), k, val))
+            self._call("set tag", partial(self._client().set_model_version_tag, model_name, str(version), k, val), upsert=True)

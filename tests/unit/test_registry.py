@@ -339,3 +339,85 @@ def test_get_registry(tmp_path: Path, store: LineageStore) -> None:
     make_model(tmp_path / "x", "x")
     local.register(RegisterRequest(model_dir=tmp_path / "x", model_name="demo"))
     assert other.versions("demo") == [] and [v.version for v in local.versions("demo")] == [1]
+
+
+def test_mlflow_alias_moved_by_concurrent_pushes_lands(mlflow_uri: str, mlmd_url: str, store: LineageStore, tmp_path: Path) -> None:
+    """Two pushes moving the same new alias at once: the server's upsert lets one insert fail; the call is sent again.
+
+    Threads meet at a barrier and move fresh aliases to different versions
+    on the real server; every move must succeed and each alias end on one
+    of the two versions.
+    """
+    import threading
+
+    registry = MLflowRegistry(mlflow_uri, store)
+    one, _ = _push(registry, tmp_path, "a", "r1", aliases=())
+    two, _ = _push(registry, tmp_path, "b", "r2", aliases=())
+    aliases = [f"app{i}" for i in range(6)]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def mover(version: int) -> None:
+        mine = MLflowRegistry(mlflow_uri, LineageStore(mlmd_url))
+        for alias in aliases:
+            barrier.wait(timeout=60)
+            try:
+                mine.set_alias("demo", alias, version)
+            except BaseException as e:  # reported below, with the alias
+                errors.append(e)
+
+    threads = [threading.Thread(target=mover, args=(v.version.version,)) for v in (one, two)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    for alias in aliases:
+        assert _num(registry.holder("demo", alias)) in {1, 2}
+
+
+def test_mlflow_upsert_that_lost_a_race_is_sent_again(mlflow_uri: str, store: LineageStore, tmp_path: Path, monkeypatch) -> None:
+    """The server's answer when an alias insert loses (as CI saw it) is retried; other refusals are not."""
+    from mlflow.exceptions import RestException
+
+    from components.registry.mlflow_backend import UPSERT_ATTEMPTS
+
+    registry = MLflowRegistry(mlflow_uri, store)
+    _push(registry, tmp_path, "a", "r1", aliases=())
+    client = registry._client()
+    real = client.set_registered_model_alias
+    calls: list[str] = []
+
+    def lose_once(name: str, alias: str, version: str) -> None:
+        calls.append(alias)
+        if len(calls) == 1:
+            raise RestException(
+                {
+                    "error_code": "BAD_REQUEST",
+                    "message": "(sqlite3.IntegrityError) UNIQUE constraint failed: registered_model_aliases.workspace, "
+                    "registered_model_aliases.name, registered_model_aliases.alias",
+                }
+            )
+        real(name, alias, version)
+
+    monkeypatch.setattr(client, "set_registered_model_alias", lose_once)
+    move = registry.set_alias("demo", "champion", 1)
+    assert calls == ["champion", "champion"] and move.version == 1
+    assert _num(registry.holder("demo", "champion")) == 1
+
+    def refuse(name: str, alias: str, version: str) -> None:
+        calls.append(alias)
+        raise RestException({"error_code": "BAD_REQUEST", "message": message})
+
+    monkeypatch.setattr(client, "set_registered_model_alias", refuse)
+    calls.clear()
+    message = "alias name is reserved"  # any other refusal: sent once
+    with pytest.raises(RegistryError, match=r"set alias failed.*reserved"):
+        registry.set_alias("demo", "beta", 1)
+    assert calls == ["beta"]
+    calls.clear()
+    message = "(sqlite3.IntegrityError) UNIQUE constraint failed"  # a race lost every time: gives up, saying so
+    with pytest.raises(RegistryError, match=r"set alias failed.*UNIQUE constraint"):
+        registry.set_alias("demo", "beta", 1)
+    assert calls == ["beta"] * UPSERT_ATTEMPTS
+    assert registry.holder("demo", "beta") is None
