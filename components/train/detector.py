@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ALPHA", "STRIDE", "build_targets", "decode", "detection_losses", "nms"]
+__all__ = ["ALPHA", "STRIDE", "build_targets", "class_nms", "decode", "detection_losses", "nms"]
 
 STRIDE = 4
 """Output stride of the detection head (pixels of the model input per heatmap cell)."""
@@ -191,7 +191,7 @@ def nms(
     iou_threshold: float = 0.5,
     score_threshold: float = 0.05,
 ) -> dict[str, Any]:
-    """Per-class non-max suppression over decoded candidates.
+    """Per-class non-max suppression over decoded candidates (each scores only for its own class; :func:`class_nms`).
 
     Args:
         boxes: ``[B, K, 4]`` normalised ``(ymin, xmin, ymax, xmax)``.
@@ -209,9 +209,28 @@ def nms(
     import tensorflow as tf
 
     per_class = tf.one_hot(classes, num_classes, dtype=tf.float32) * scores[:, :, None]  # [B, K, C]
+    return class_nms(boxes, per_class, max_detections, iou_threshold, score_threshold)
+
+
+def class_nms(boxes: Any, class_scores: Any, max_detections: int, iou_threshold: float, score_threshold: float) -> dict[str, Any]:
+    """Per-class non-max suppression of boxes with a score for every class (``tf.image.combined_non_max_suppression``).
+
+    Args:
+        boxes: ``[B, K, 4]`` normalised ``(ymin, xmin, ymax, xmax)``, shared by all classes.
+        class_scores: ``[B, K, C]``, the score of each box for each class.
+        max_detections: detections kept per image.
+        iou_threshold: overlap above which the lower-scoring box of a class is dropped.
+        score_threshold: candidates below this score are dropped.
+
+    Returns:
+        ``boxes`` ``[B, D, 4]`` (clipped to ``[0, 1]``), ``scores`` ``[B, D]``, ``classes`` int32 ``[B, D]``
+        (dense indices) and ``num`` int32 ``[B]``, zero-padded to ``D = max_detections``.
+    """
+    import tensorflow as tf
+
     out = tf.image.combined_non_max_suppression(
         boxes[:, :, None, :],
-        per_class,
+        class_scores,
         max_output_size_per_class=max_detections,
         max_total_size=max_detections,
         iou_threshold=iou_threshold,

@@ -36,6 +36,8 @@ from typing import Any
 from components.core.errors import TrainingError
 from components.core.spec import RETINANET_BACKBONES
 
+from .detector import class_nms
+
 __all__ = ["BACKBONES", "RetinaNetLoss", "build_retinanet", "decode", "detector_of", "is_retinanet", "save_preset"]
 
 BACKBONES: dict[str, dict[str, Any]] = {
@@ -313,22 +315,7 @@ def decode(
     )
     norm = boxes / tf.constant([h, w, h, w], tf.float32)
     scores = tf.sigmoid(tf.cast(outputs["cls_logits"], tf.float32))
-    out = tf.image.combined_non_max_suppression(
-        norm[:, :, None, :],
-        scores,
-        max_output_size_per_class=max_detections,
-        max_total_size=max_detections,
-        iou_threshold=iou,
-        score_threshold=score,
-        pad_per_class=False,
-        clip_boxes=True,
-    )
-    return {
-        "boxes": out.nmsed_boxes,
-        "scores": out.nmsed_scores,
-        "classes": tf.cast(out.nmsed_classes, tf.int32),
-        "num": tf.cast(out.valid_detections, tf.int32),
-    }
+    return class_nms(norm, scores, max_detections, iou, score)
 
 
 def save_preset(model: Any, directory: Path) -> Path:
