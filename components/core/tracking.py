@@ -100,10 +100,33 @@ class _Tracker:
         runs = self.client.search_runs([experiment_id], f"tags.`{RUN_ID_TAG}` = '{run_id}'", max_results=1)
         return str(runs[0].info.run_id) if runs else None
 
+    def run_of(self, run_id: str, tags: Mapping[str, str] | None = None) -> str:
+        """The MLflow run of a pipeline run, created (named ``run_id``, tagged with it and ``tags``) if there is none yet."""
+        exp_id = self.experiment_id()
+        found = self.find_run(exp_id, run_id)  # a retried step logs into the same run
+        if found is not None:
+            return found
+        return str(self.client.create_run(exp_id, run_name=run_id, tags={RUN_ID_TAG: run_id, **(tags or {})}).info.run_id)
+
 
 def _experiment(spec: PipelineSpec) -> tuple[MLflowTrackingSpec, str] | None:
     t = spec.tracking.mlflow
     return (t, t.experiment or spec.name) if t is not None else None
+
+
+def _usable(spec: PipelineSpec, otherwise: str) -> tuple[MLflowTrackingSpec, str] | None:
+    """The tracking section and experiment name, or None: tracking off, or a server that does not answer.
+
+    An unreachable server is logged as a warning whose last words are ``otherwise`` (what happens instead).
+    """
+    found = _experiment(spec)
+    if found is None:
+        return None
+    problem = _reachable(found[0].tracking_uri)
+    if problem is not None:
+        _log.warning("MLflow tracking at %s is not reachable (%s); %s", redact_url(found[0].tracking_uri), problem, otherwise)
+        return None
+    return found
 
 
 @contextlib.contextmanager
@@ -139,24 +162,16 @@ def log_training(
     Returns:
         The MLflow run id, or None when tracking is off or the server could not be used.
     """
-    found = _experiment(spec)
+    found = _usable(spec, "training goes on untracked")
     if found is None:
         return None
     tspec, experiment = found
-    problem = _reachable(tspec.tracking_uri)
-    if problem is not None:
-        _log.warning("MLflow tracking at %s is not reachable (%s); training goes on untracked", redact_url(tspec.tracking_uri), problem)
-        return None
     result: str | None = None
     with _guard("logging the training run", tspec.tracking_uri):
         from mlflow.entities import Metric, Param, RunTag
 
         t = _Tracker(tspec, experiment)
-        exp_id = t.experiment_id()
-        mlflow_run = t.find_run(exp_id, run_id)  # a retried step logs into the same run
-        if mlflow_run is None:
-            created = t.client.create_run(exp_id, run_name=run_id, tags={RUN_ID_TAG: run_id, "cvpipe.pipeline": spec.name})
-            mlflow_run = str(created.info.run_id)
+        mlflow_run = t.run_of(run_id, {"cvpipe.pipeline": spec.name})
         flat: dict[str, str] = {}
         _flatten("", params, flat)
         params_list = [Param(k, v) for k, v in sorted(flat.items())]
@@ -195,23 +210,16 @@ def log_evaluation(spec: PipelineSpec, run_id: str, metrics: Mapping[str, float 
     Returns:
         The MLflow run id, or None when tracking is off or the server could not be used.
     """
-    found = _experiment(spec)
+    found = _usable(spec, "evaluation metrics not tracked")
     if found is None:
         return None
     tspec, experiment = found
-    problem = _reachable(tspec.tracking_uri)
-    if problem is not None:
-        _log.warning("MLflow tracking at %s is not reachable (%s); evaluation metrics not tracked", redact_url(tspec.tracking_uri), problem)
-        return None
     result: str | None = None
     with _guard("logging the evaluation", tspec.tracking_uri):
         from mlflow.entities import Metric, RunTag
 
         t = _Tracker(tspec, experiment)
-        exp_id = t.experiment_id()
-        mlflow_run = t.find_run(exp_id, run_id)
-        if mlflow_run is None:
-            mlflow_run = str(t.client.create_run(exp_id, run_name=run_id, tags={RUN_ID_TAG: run_id}).info.run_id)
+        mlflow_run = t.run_of(run_id)
         rows = [Metric(f"eval_{k}", float(v), 0, 0) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)]
         t.client.log_batch(mlflow_run, metrics=rows, tags=[RunTag("cvpipe.blessed", "true" if blessed else "false")])
         t.client.set_terminated(mlflow_run, status="FINISHED")
