@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import itertools
 import os
 import re
 import secrets
@@ -407,36 +408,53 @@ def _pipeline_client(region: str) -> Any:
     return initializer.global_config.create_client(client_class=utils.PipelineJobClientWithOverride, location_override=region)
 
 
-def _get_job(aip: Any, run_id: str, project: str, region: str, seconds: float) -> Any:
-    """``aip.PipelineJob`` of a job id or resource name, read with a bounded deadline.
+def _job_name(run_id: str, project: str, region: str) -> str:
+    """The resource name of a job id (a resource name is returned as it is)."""
+    return run_id if run_id.startswith("projects/") else f"projects/{project}/locations/{region}/pipelineJobs/{run_id}"
+
+
+def _get_job(run_id: str, project: str, region: str, seconds: float) -> Any:
+    """The ``PipelineJob`` resource of a job id or resource name, read with a bounded deadline.
 
     Raises:
         RemoteUnavailable: no answer within ``seconds`` or a 5xx one.
         PipelineRunError: any other error answer (404 for an unknown job...).
     """
-    name = run_id if run_id.startswith("projects/") else f"projects/{project}/locations/{region}/pipelineJobs/{run_id}"
-
-    def read() -> Any:  # the client too: creating it reads the credentials, which may fail
-        res = _pipeline_client(region).get_pipeline_job(name=name, **_read_options(seconds))
-        return aip.PipelineJob._construct_sdk_resource_from_gapic(res, project=project, location=region)
-
-    return _vertex(f"getting pipeline job {run_id}", read)
+    name = _job_name(run_id, project, region)
+    # the client is made inside: creating it reads the credentials, which may fail
+    return _vertex(f"getting pipeline job {run_id}", lambda: _pipeline_client(region).get_pipeline_job(name=name, **_read_options(seconds)))
 
 
-def _list_jobs(aip: Any, request: dict[str, Any], project: str, region: str, seconds: float) -> list[Any]:
-    """``aip.PipelineJob`` of every job a list request finds, newest first (as ``PipelineJob.list`` orders them).
+LIST_PAGE_SIZE = 100
+"""The most jobs one list call asks Vertex AI for (its own limit for ``ListPipelineJobs`` pages)."""
 
-    Every page is read with a bounded deadline.
+
+def _list_jobs(request: dict[str, Any], region: str, limit: int, seconds: float) -> list[Any]:
+    """The ``PipelineJob`` resources of the newest ``limit`` jobs a list request finds, newest first.
+
+    Vertex AI sorts (``order_by="create_time desc"``) and pages; only the
+    pages that hold the first ``limit`` jobs are read, each with a bounded
+    deadline, so a region with thousands of jobs costs one call, not a walk
+    through all of them.
     """
-
-    def created(res: Any) -> float:
-        return float(res.create_time.timestamp()) if "create_time" in res else 0.0
+    if limit <= 0:
+        return []
+    request = {**request, "order_by": "create_time desc", "page_size": min(limit, LIST_PAGE_SIZE)}
 
     def read() -> list[Any]:
-        found = sorted(_pipeline_client(region).list_pipeline_jobs(request=request, **_read_options(seconds)), key=created, reverse=True)
-        return [aip.PipelineJob._construct_sdk_resource_from_gapic(res, project=project, location=region) for res in found]
+        pages = _pipeline_client(region).list_pipeline_jobs(request=request, **_read_options(seconds))
+        return list(itertools.islice(pages, limit))
 
     return list(_vertex("listing pipeline jobs", read))
+
+
+def _job_url(resource_name: str) -> str:
+    """The Google Cloud console page of a job (the address ``aiplatform`` prints for it)."""
+    fields = resource_name.split("/")
+    if len(fields) != 6 or fields[0] != "projects" or fields[2] != "locations" or fields[4] != "pipelineJobs":
+        return ""
+    project, region, job_id = fields[1], fields[3], fields[5]
+    return f"https://console.cloud.google.com/vertex-ai/locations/{region}/pipelines/runs/{job_id}?project={project}"
 
 
 _VERTEX_GROUP = re.compile(r"^(condition|condition-branches|exit-handler|for-loop)-\d+$")
@@ -471,16 +489,13 @@ def _vertex_steps(res: Any) -> list[StepState]:
     return out
 
 
-def _to_run(job: Any, pipeline: str = "") -> SubmittedRun:
-    res = job.gca_resource
+def _to_run(res: Any, pipeline: str = "") -> SubmittedRun:
+    """A :class:`SubmittedRun` of a ``PipelineJob`` resource (as the pipeline service returns it)."""
     name = str(res.name)
     fields = name.split("/")
     job_id = fields[-1] if fields else name
     raw = res.state.name if hasattr(res.state, "name") else str(res.state)
-    try:
-        url = job._dashboard_uri()
-    except Exception:
-        url = ""
+    url = _job_url(name)
     info = res.pipeline_spec.get("pipelineInfo", {}) if res.pipeline_spec else {}
     created = res.create_time.isoformat() if getattr(res, "create_time", None) else ""
     error = res.error.message if res.error and res.error.message else None
@@ -618,7 +633,7 @@ def submit_vertex(
                 "submitting the pipeline job",
                 lambda: job.submit(service_account=service_account or s.service_account, network=network or s.network),
             )
-            return _to_run(job, pipeline=name)
+            return _to_run(job.gca_resource, pipeline=name)
 
 
 def get_run(
@@ -648,8 +663,8 @@ def get_run(
     s = settings or VertexSettings()
     project = _need(project or s.project, "project", "--project")
     region = _need(region or s.region, "region", "--region")
-    with _aiplatform(project, region, api_endpoint or s.api_endpoint, credentials) as aip:
-        return _to_run(_get_job(aip, run_id, project, region, s.read_timeout_s))
+    with _aiplatform(project, region, api_endpoint or s.api_endpoint, credentials):
+        return _to_run(_get_job(run_id, project, region, s.read_timeout_s))
 
 
 def list_runs(
@@ -685,8 +700,8 @@ def list_runs(
     request: dict[str, Any] = {"parent": f"projects/{project}/locations/{region}"}
     if flt:
         request["filter"] = flt
-    with _aiplatform(project, region, api_endpoint or s.api_endpoint, credentials) as aip:
-        return [_to_run(job) for job in _list_jobs(aip, request, project, region, s.read_timeout_s)[:limit]]
+    with _aiplatform(project, region, api_endpoint or s.api_endpoint, credentials):
+        return [_to_run(res) for res in _list_jobs(request, region, limit, s.read_timeout_s)]
 
 
 def wait_run(
@@ -755,10 +770,14 @@ def cancel_run(
     s = settings or VertexSettings()
     project = _need(project or s.project, "project", "--project")
     region = _need(region or s.region, "region", "--region")
-    with _aiplatform(project, region, api_endpoint or s.api_endpoint, credentials) as aip:
-        job = _get_job(aip, run_id, project, region, s.read_timeout_s)
-        _vertex(f"cancelling pipeline job {run_id}", job.cancel)
-        return _to_run(_get_job(aip, run_id, project, region, s.read_timeout_s))
+    name = _job_name(run_id, project, region)
+    with _aiplatform(project, region, api_endpoint or s.api_endpoint, credentials):
+        _get_job(run_id, project, region, s.read_timeout_s)  # an unknown job is "not found", not a failed cancel
+        _vertex(
+            f"cancelling pipeline job {run_id}",
+            lambda: _pipeline_client(region).cancel_pipeline_job(name=name, **_read_options(s.read_timeout_s)),
+        )
+        return _to_run(_get_job(run_id, project, region, s.read_timeout_s))
 
 
 def schedule_vertex(

@@ -12,8 +12,10 @@ Served routes (``{parent}`` = ``/v1/projects/{p}/locations/{l}``):
 
 * ``POST {parent}/pipelineJobs?pipelineJobId=ID``  -> the created PipelineJob (409 when the id is taken)
 * ``GET  {parent}/pipelineJobs/{id}``               -> the PipelineJob (404 when unknown)
-* ``GET  {parent}/pipelineJobs``                    -> ``{"pipelineJobs": [...]}``; ``filter`` on
-  ``pipeline_name="..."``, ``display_name="..."`` or ``labels.KEY="..."``
+* ``GET  {parent}/pipelineJobs``                    -> ``{"pipelineJobs": [...], "nextPageToken": ...}``; ``filter`` on
+  ``pipeline_name="..."``, ``display_name="..."`` or ``labels.KEY="..."``; ``orderBy``
+  ``create_time [asc|desc]`` (default newest first, as Vertex AI); ``pageSize`` up to
+  :attr:`FakeVertexPipelinesServer.max_page_size` and ``pageToken``
 * ``POST {parent}/pipelineJobs/{id}:cancel``        -> ``{}`` (the job goes CANCELLING, then CANCELLED)
 * ``GET  /storage/v1/b/{bucket}``                   -> the bucket (404 until it exists)
 * ``POST /storage/v1/b?project=P``                  -> creates a bucket
@@ -111,6 +113,7 @@ class FakeVertexPipelinesServer(LoopbackServer):
         self._t0 = time.time()
         self._lock = threading.Lock()
         self._failure: tuple[int, str, str] | None = None
+        self.max_page_size = 100
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> FakeVertexPipelinesServer:
@@ -253,7 +256,7 @@ class FakeVertexPipelinesServer(LoopbackServer):
                 if method == "POST":
                     return self._create(project, location, query.get("pipelineJobId"), body or {})
                 if method == "GET":
-                    return self._list(query.get("filter"))
+                    return self._list(query)
             elif method == "GET" and not cancel:
                 return self._get(job_id)
             elif method == "POST" and cancel:
@@ -335,8 +338,9 @@ class FakeVertexPipelinesServer(LoopbackServer):
             job.body.setdefault("endTime", job.body["updateTime"])
         return 200, job.body
 
-    def _list(self, flt: str | None) -> tuple[int, Any]:
+    def _list(self, query: dict[str, str]) -> tuple[int, Any]:
         found = [j.body for j in self.jobs.values()]
+        flt = query.get("filter")
         if flt:
             m = re.fullmatch(r'\s*(pipeline_name|display_name|labels\.[a-z0-9_-]+)\s*=\s*"([^"]*)"\s*', flt)
             if not m:
@@ -348,4 +352,16 @@ class FakeVertexPipelinesServer(LoopbackServer):
                 found = [b for b in found if b.get("displayName") == value]
             else:
                 found = [b for b in found if (b.get("labels") or {}).get(key.split(".", 1)[1]) == value]
-        return 200, ({"pipelineJobs": found} if found else {})
+        order = re.fullmatch(r"\s*create_time(?:\s+(asc|desc))?\s*", query.get("orderBy") or "create_time desc")
+        if not order:
+            return self._error(400, f"unsupported order_by {query.get('orderBy')!r}")
+        found.sort(key=lambda b: str(b["createTime"]), reverse=order.group(1) == "desc")
+        size, token = query.get("pageSize") or "0", query.get("pageToken") or "0"
+        if not size.isdigit() or not token.isdigit() or int(token) > len(found):
+            return self._error(400, f"invalid page_size {size!r} or page_token {token!r}")
+        start = int(token)
+        stop = start + min(int(size) or self.max_page_size, self.max_page_size)
+        page: dict[str, Any] = {"pipelineJobs": found[start:stop]} if found[start:stop] else {}
+        if stop < len(found):
+            page["nextPageToken"] = str(stop)
+        return 200, page

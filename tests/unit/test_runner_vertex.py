@@ -213,6 +213,24 @@ def test_wait_get_and_list(server: FakeVertexPipelinesServer, tmp_path: Path) ->
     assert everything[1].pipeline == "shapes-detector" and everything[1].url.endswith("/runs/shapes-2?project=acme-ml")
 
 
+def test_list_reads_only_the_pages_that_hold_the_newest_jobs(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
+    """Vertex AI sorts and pages: ``list_runs(limit=n)`` asks for newest first and stops once it has ``n`` jobs."""
+    spec = _spec(tmp_path)
+    for i in range(7):
+        _submit(server, spec, job_id=f"job-{i}")
+    server.max_page_size = 2
+    before = len(server.calls("GET", "/pipelineJobs"))
+    got = list_runs(PROJECT, REGION, api_endpoint=server.endpoint, credentials=server.credentials(), limit=3)
+    assert [r.run_id for r in got] == ["job-6", "job-5", "job-4"]
+    asked = [c.query for c in server.calls("GET", "/pipelineJobs")[before:] if c.path.endswith("/pipelineJobs")]
+    assert [q.get("pageToken") for q in asked] == [None, "2"]  # two pages of two, not all four
+    assert all(q["orderBy"] == "create_time desc" and q["pageSize"] == "3" for q in asked)
+    assert got[0].url == f"https://console.cloud.google.com/vertex-ai/locations/{REGION}/pipelines/runs/job-6?project={PROJECT}"
+    everything = list_runs(PROJECT, REGION, api_endpoint=server.endpoint, credentials=server.credentials(), limit=50)
+    assert [r.run_id for r in everything] == [f"job-{i}" for i in reversed(range(7))]
+    assert list_runs(PROJECT, REGION, api_endpoint=server.endpoint, credentials=server.credentials(), limit=0) == []
+
+
 def test_failed_job_carries_its_error(server: FakeVertexPipelinesServer, tmp_path: Path) -> None:
     run = _submit(server, _spec(tmp_path), job_id="shapes-3")
     server.script(run.run_id, ["RUNNING", "FAILED"], error="The replica workerpool0-0 exited with a non-zero status of 1.")
