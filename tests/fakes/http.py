@@ -8,9 +8,10 @@ handler (the wire protocol it speaks); this base only owns the server.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -44,6 +45,45 @@ class LoopbackServer:
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": poll_interval}, name=name, daemon=True)
         self._thread.start()
+
+    def _serve_json(
+        self,
+        answer: Callable[[BaseHTTPRequestHandler, bytes], tuple[int, Any]],
+        name: str,
+        methods: tuple[str, ...],
+        content_type: str = "application/json",
+        poll_interval: float = 0.5,
+    ) -> None:
+        """Serves a JSON API: for each request of ``methods``, ``answer(handler, body)`` gives ``(status, payload)``, sent as JSON.
+
+        ``answer`` sees the request line and headers on ``handler`` and the raw body
+        (read in full first). A client that hangs up before the answer is written
+        (a timeout test) is not an error.
+        """
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                status, payload = answer(self, raw)
+                data = json.dumps(payload).encode("utf-8")
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        for method in methods:
+            setattr(Handler, f"do_{method}", Handler._handle)
+        self._serve(Handler, name, poll_interval)
 
     def stop(self) -> None:
         """Stops serving."""

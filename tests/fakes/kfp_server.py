@@ -45,7 +45,6 @@ import uuid
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -129,30 +128,11 @@ class FakeKfpServer(LoopbackServer):
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> FakeKfpServer:
         """Starts serving on 127.0.0.1 (a free port) in a daemon thread."""
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                status, payload = server._dispatch(
-                    self.command, self.path, raw, self.headers.get("Content-Type", ""), self.headers.get("Authorization")
-                )
-                data = json.dumps(payload).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_DELETE = _handle
-
-        self._serve(Handler, "fake-kfp")
+        self._serve_json(
+            lambda h, raw: self._dispatch(h.command, h.path, raw, h.headers.get("Content-Type", ""), h.headers.get("Authorization")),
+            "fake-kfp",
+            methods=("GET", "POST", "DELETE"),
+        )
         return self
 
     @property

@@ -68,7 +68,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -185,31 +184,13 @@ class FakeVertexServer(LoopbackServer):
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> FakeVertexServer:
         """Starts serving on 127.0.0.1 (a free port) in a daemon thread."""
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                status, payload = server._dispatch(self.command, self.path, raw, self.headers.get("Authorization"))
-                data = json.dumps(payload).encode("utf-8")
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json; charset=UTF-8")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
-                    pass
-
-            do_GET = do_POST = do_PATCH = do_DELETE = _handle
-
-        self._serve(Handler, "fake-vertex", poll_interval=0.05)
+        self._serve_json(
+            lambda h, raw: self._dispatch(h.command, h.path, raw, h.headers.get("Authorization")),
+            "fake-vertex",
+            methods=("GET", "POST", "PATCH", "DELETE"),
+            content_type="application/json; charset=UTF-8",
+            poll_interval=0.05,
+        )
         return self
 
     def stop(self) -> None:
