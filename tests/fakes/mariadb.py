@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
+
+from services.processes import ServiceUnavailable, free_port, install_packages
 
 __all__ = ["MariaDB", "MariaDBUnavailable", "ensure_mariadb"]
 
@@ -74,34 +75,14 @@ def ensure_mariadb(timeout_s: float = 900.0) -> tuple[str, str, str]:
     found = _server_binaries()
     if found:
         return found
-    apt = _find("apt-get")
-    if apt is None:
-        raise MariaDBUnavailable("MariaDB is not installed and apt-get is not available to install mariadb-server")
-    prefix: list[str] = []
-    if os.geteuid() != 0:
-        sudo = _find("sudo")
-        if sudo is None or subprocess.run([sudo, "-n", "true"], capture_output=True).returncode != 0:
-            raise MariaDBUnavailable("MariaDB is not installed and installing mariadb-server needs root (run as root, as CI does)")
-        prefix = [sudo, "-n"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    lock = ["-o", "DPkg::Lock::Timeout=600"]
-    for cmd in (
-        [*prefix, apt, *lock, "update"],
-        [*prefix, apt, *lock, "install", "-y", "--no-install-recommends", "mariadb-server", "mariadb-client"],
-    ):
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
-        if done.returncode != 0:
-            raise MariaDBUnavailable(f"`{' '.join(cmd)}` failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    try:
+        install_packages(["mariadb-server", "mariadb-client"], "MariaDB", timeout_s)
+    except ServiceUnavailable as e:
+        raise MariaDBUnavailable(str(e)) from e
     found = _server_binaries()
     if not found:
         raise MariaDBUnavailable("mariadb-server was installed but mariadbd/mariadb-install-db/mariadb were not found")
     return found
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class MariaDB:
@@ -114,7 +95,7 @@ class MariaDB:
 
     def __init__(self, base_dir: str | os.PathLike[str], port: int | None = None):
         self.base = Path(base_dir)
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.datadir = self.base / "data"
         self.socket = self.base / "mysqld.sock"
         self.log = self.base / "mysqld.err"

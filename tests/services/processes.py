@@ -2,7 +2,8 @@
 
 * :func:`ensure_binary` finds a program, installing its Debian package with
   apt-get when it is missing (CI machines start fresh and run as root; the dpkg
-  lock of another apt-get is waited for).
+  lock of another apt-get is waited for); :func:`install_packages` is that
+  install, for a caller that looks for its programs itself (fakes/mariadb.py).
 * :class:`Service` starts one server process on a free port with its data
   directory in a temporary folder, waits for it by polling its readiness
   endpoint until a deadline (never a fixed sleep), and stops it.
@@ -26,7 +27,16 @@ from pathlib import Path
 
 import requests
 
-__all__ = ["Service", "ServiceUnavailable", "alertmanager", "ensure_binary", "free_port", "prometheus", "pushgateway"]
+__all__ = [
+    "Service",
+    "ServiceUnavailable",
+    "alertmanager",
+    "ensure_binary",
+    "free_port",
+    "install_packages",
+    "prometheus",
+    "pushgateway",
+]
 
 _DIRS = ("/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin")
 
@@ -63,25 +73,40 @@ def ensure_binary(name: str, package: str, timeout_s: float = 900.0) -> str:
     found = _which(name)
     if found:
         return found
-    apt = _which("apt-get")
-    if apt is None:
-        raise ServiceUnavailable(f"{name} is not installed and apt-get is not available to install {package}")
-    prefix: list[str] = []
-    if os.geteuid() != 0:
-        sudo = _which("sudo")
-        if sudo is None or subprocess.run([sudo, "-n", "true"], capture_output=True).returncode != 0:
-            raise ServiceUnavailable(f"{name} is not installed and installing {package} needs root")
-        prefix = [sudo, "-n"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    lock = ["-o", "DPkg::Lock::Timeout=600"]
-    for cmd in ([*prefix, apt, *lock, "update"], [*prefix, apt, *lock, "install", "-y", "--no-install-recommends", package]):
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
-        if done.returncode != 0:
-            raise ServiceUnavailable(f"`{' '.join(cmd)}` failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    install_packages([package], name, timeout_s)
     found = _which(name)
     if found is None:
         raise ServiceUnavailable(f"{package} was installed but {name} was not found")
     return found
+
+
+def install_packages(packages: Sequence[str], missing: str, timeout_s: float = 900.0) -> None:
+    """Installs Debian packages with apt-get, as root or through passwordless sudo (the dpkg lock of another apt-get is waited for).
+
+    Args:
+        packages: the packages.
+        missing: what is missing without them, for messages.
+        timeout_s: limit of each apt-get command.
+
+    Raises:
+        ServiceUnavailable: apt-get is absent, not usable (not root, no passwordless sudo), or failed.
+    """
+    names = " ".join(packages)
+    apt = _which("apt-get")
+    if apt is None:
+        raise ServiceUnavailable(f"{missing} is not installed and apt-get is not available to install {names}")
+    prefix: list[str] = []
+    if os.geteuid() != 0:
+        sudo = _which("sudo")
+        if sudo is None or subprocess.run([sudo, "-n", "true"], capture_output=True).returncode != 0:
+            raise ServiceUnavailable(f"{missing} is not installed and installing {names} needs root")
+        prefix = [sudo, "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    lock = ["-o", "DPkg::Lock::Timeout=600"]
+    for cmd in ([*prefix, apt, *lock, "update"], [*prefix, apt, *lock, "install", "-y", "--no-install-recommends", *packages]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+        if done.returncode != 0:
+            raise ServiceUnavailable(f"`{' '.join(cmd)}` failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
 
 
 def free_port() -> int:
