@@ -100,3 +100,19 @@ def mlflow_uri(mlflow_server):
     """The session's MLflow server, emptied of registered models and runs for this test."""
     mlflow_server.wipe()
     return mlflow_server.uri
+
+
+@pytest.fixture(scope="module")
+def mariadb(tmp_path_factory):
+    """A real MariaDB server (tests/fakes/mariadb.py) for the test module; skipped with the reason when it cannot be installed here."""
+    from fakes.mariadb import MariaDB, MariaDBUnavailable
+
+    server = MariaDB(tmp_path_factory.mktemp("mariadb"))
+    try:
+        server.start()
+    except MariaDBUnavailable as e:
+        pytest.skip(f"MariaDB unavailable: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -2,7 +2,7 @@
 
 The store is built by the project's own steps (tests/fakes/console_world.py: two versions of
 a model, the second a retraining an incident started) with ``runtime.metadata.url`` on a real
-MariaDB started on 127.0.0.1 (installed when missing, as tests/unit/test_lineage_mysql.py does).
+MariaDB started on 127.0.0.1 (the ``mariadb`` fixture of tests/conftest.py, installed when missing).
 The console runs as a process given the password the way a deployment gives it
 (``$CVPIPE_MLMD_PASSWORD``), once by the spec and once by the metadata URL alone.
 """
@@ -16,25 +16,12 @@ from collections.abc import Iterator
 import pytest
 import requests
 from fakes.console_world import ConsoleWorld, build_console_world
-from fakes.mariadb import MariaDB, MariaDBUnavailable
+from fakes.mariadb import MariaDB
 from services.processes import Service, ServiceUnavailable, ensure_binary, free_port
 
 from components.core.lineage import MYSQL_PASSWORD_ENV
 
 pytestmark = pytest.mark.mysql
-
-
-@pytest.fixture(scope="module")
-def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
-    server = MariaDB(tmp_path_factory.mktemp("mariadb"))
-    try:
-        server.start()
-    except MariaDBUnavailable as e:
-        pytest.skip(f"MariaDB unavailable: {e}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

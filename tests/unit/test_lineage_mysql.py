@@ -1,6 +1,6 @@
 """ML Metadata on MySQL (MariaDB): the store cvpipe uses on a cluster.
 
-The fixture installs Debian's ``mariadb-server`` when it is missing (CI runs
+The ``mariadb`` fixture (tests/conftest.py) installs Debian's ``mariadb-server`` when it is missing (CI runs
 as root on a fresh machine), starts it as an ordinary process on 127.0.0.1
 with its own data directory, and stops it at the end; each test gets a fresh
 database. The tests skip, with the reason, only when MariaDB can be neither
@@ -15,12 +15,11 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.mariadb import MariaDB, MariaDBUnavailable
+from fakes.mariadb import MariaDB
 
 from components.core.errors import LineageError
 from components.core.lineage import MYSQL_PASSWORD_ENV, LineageStore, NewArtifact
@@ -29,19 +28,6 @@ from components.core.runs import pid_alive
 pytestmark = pytest.mark.mysql
 
 STEPS = ("ingest", "validate", "transform", "train")
-
-
-@pytest.fixture(scope="module")
-def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
-    server = MariaDB(tmp_path_factory.mktemp("mariadb"))
-    try:
-        server.start()
-    except MariaDBUnavailable as e:
-        pytest.skip(f"MariaDB unavailable: {e}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
