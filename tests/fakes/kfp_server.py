@@ -368,20 +368,27 @@ class FakeKfpServer(LoopbackServer):
             "state_history": [{"state": state, "update_time": _now()}],
         }
 
+    def _invalid_run(self, body: dict[str, Any], kind: str) -> tuple[int, Any] | None:
+        """The error answer to a ``kind`` (run, recurring run) that lacks a display name or a pipeline, or names an unknown experiment or pipeline version; None when it is valid."""
+        if not body.get("display_name"):
+            return self._error(400, f"{kind} display_name is required")
+        if body.get("experiment_id") and body["experiment_id"] not in self.experiments:
+            return self._error(404, f"experiment {body['experiment_id']} not found")
+        ref = body.get("pipeline_version_reference") or {}
+        if ref:
+            pid, vid = ref.get("pipeline_id"), ref.get("pipeline_version_id")
+            if pid not in self.versions or not any(v["pipeline_version_id"] == vid for v in self.versions[pid]):
+                return self._error(404, f"pipeline version {vid} of pipeline {pid} not found")
+        elif not body.get("pipeline_spec"):
+            return self._error(400, f"a {kind} needs a pipeline_spec or a pipeline_version_reference")
+        return None
+
     def _runs(self, method: str, seg: list[str], query: dict[str, str], body: Any) -> tuple[int, Any]:
         if method == "POST" and not seg:
             body = body or {}
-            if not body.get("display_name"):
-                return self._error(400, "run display_name is required")
-            if body.get("experiment_id") and body["experiment_id"] not in self.experiments:
-                return self._error(404, f"experiment {body['experiment_id']} not found")
-            ref = body.get("pipeline_version_reference") or {}
-            if ref:
-                pid, vid = ref.get("pipeline_id"), ref.get("pipeline_version_id")
-                if pid not in self.versions or not any(v["pipeline_version_id"] == vid for v in self.versions[pid]):
-                    return self._error(404, f"pipeline version {vid} of pipeline {pid} not found")
-            elif not body.get("pipeline_spec"):
-                return self._error(400, "a run needs a pipeline_spec or a pipeline_version_reference")
+            invalid = self._invalid_run(body, "run")
+            if invalid is not None:
+                return invalid
             run_id = str(uuid.uuid4())
             states = list(self.default_states)
             run = _Run(self._run_body(run_id, body, states[0]), states)

@@ -71,17 +71,9 @@ class FakeKfpScheduleServer(FakeKfpServer):
         return self._error(404, f"recurring run {'/'.join(seg[1:])} not found")
 
     def _create_recurring(self, body: dict[str, Any]) -> tuple[int, Any]:
-        if not body.get("display_name"):
-            return self._error(400, "recurring run display_name is required")
-        if body.get("experiment_id") and body["experiment_id"] not in self.experiments:
-            return self._error(404, f"experiment {body['experiment_id']} not found")
-        ref = body.get("pipeline_version_reference") or {}
-        if ref:
-            pid, vid = ref.get("pipeline_id"), ref.get("pipeline_version_id")
-            if pid not in self.versions or not any(v["pipeline_version_id"] == vid for v in self.versions[pid]):
-                return self._error(404, f"pipeline version {vid} of pipeline {pid} not found")
-        elif not body.get("pipeline_spec"):
-            return self._error(400, "a recurring run needs a pipeline_spec or a pipeline_version_reference")
+        invalid = self._invalid_run(body, "recurring run")
+        if invalid is not None:
+            return invalid
         cron = ((body.get("trigger") or {}).get("cron_schedule") or {}).get("cron", "")
         if len(cron.split()) != 6:
             return self._error(400, f"cron {cron!r} must have 6 fields (seconds first)")
