@@ -12,10 +12,11 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["GOOGLE_STATUS", "LoopbackServer", "refusing_url"]
+__all__ = ["GOOGLE_STATUS", "LoopbackServer", "RecordedRequest", "RecordingServer", "refusing_url"]
 
 GOOGLE_STATUS = {
     400: "INVALID_ARGUMENT",
@@ -108,6 +109,35 @@ class LoopbackServer:
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT``."""
         return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request a fake server received.
+
+    Attributes:
+        method: ``GET``, ``POST``...
+        path: the URL path, percent-decoded.
+        query: query parameters (first value of each).
+        body: the parsed JSON body (a fake may parse other bodies, such as a multipart upload), or None.
+        authorization: the ``Authorization`` header, if any.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    authorization: str | None = None
+
+
+class RecordingServer(LoopbackServer):
+    """A fake server that appends each request it receives to :attr:`requests` (before it answers)."""
+
+    requests: list[RecordedRequest]
+
+    def calls(self, method: str | None = None, contains: str = "") -> list[RecordedRequest]:
+        """Recorded requests, optionally filtered by method and a path substring."""
+        return [r for r in self.requests if (method is None or r.method == method) and contains in r.path]
 
 
 @contextlib.contextmanager

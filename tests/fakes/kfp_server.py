@@ -1,7 +1,8 @@
 """A local HTTP server that speaks the Kubeflow Pipelines v2beta1 REST API that ``kfp.Client`` (2.13) uses.
 
 It keeps pipelines, versions, experiments and runs in memory, records every
-request (with the uploaded pipeline files and the ``Authorization`` header)
+request (with the uploaded pipeline files and the ``Authorization`` header;
+an upload's body is ``{field: {"filename", "content"}}``)
 so tests can assert the exact payloads, and moves each run through a
 scripted sequence of states, one step per ``GET /runs/{id}``.
 
@@ -50,32 +51,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
-from fakes.http import LoopbackServer
+from fakes.http import RecordedRequest, RecordingServer
 
-__all__ = ["FakeKfpServer", "KfpRequest"]
+__all__ = ["FakeKfpServer"]
 
 API = "/apis/v2beta1"
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 500: "INTERNAL"}
 _CODES = {400: 3, 401: 16, 404: 5, 409: 6, 500: 13}
-
-
-@dataclass(frozen=True)
-class KfpRequest:
-    """One request the server received.
-
-    Attributes:
-        method: ``GET``, ``POST``...
-        path: the URL path, percent-decoded.
-        query: query parameters (first value of each).
-        body: the parsed JSON body, or for a multipart upload ``{field: {"filename", "content"}}``, or None.
-        authorization: the ``Authorization`` header, if any.
-    """
-
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any
-    authorization: str | None
 
 
 @dataclass
@@ -102,7 +84,7 @@ def _eq_filter(raw: str | None) -> dict[str, str]:
     return out
 
 
-class FakeKfpServer(LoopbackServer):
+class FakeKfpServer(RecordingServer):
     """The server; start it with ``with`` or :meth:`start`.
 
     Args:
@@ -115,7 +97,7 @@ class FakeKfpServer(LoopbackServer):
         self.token = token
         self.default_states = list(states or ["PENDING", "RUNNING", "SUCCEEDED"])
         self.multi_user = multi_user
-        self.requests: list[KfpRequest] = []
+        self.requests: list[RecordedRequest] = []
         self.pipelines: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, list[dict[str, Any]]] = {}
         self.experiments: dict[str, dict[str, Any]] = {}
@@ -141,10 +123,6 @@ class FakeKfpServer(LoopbackServer):
         return self.base_url
 
     # -- test helpers ----------------------------------------------------------------
-    def calls(self, method: str | None = None, contains: str = "") -> list[KfpRequest]:
-        """Recorded requests, optionally filtered by method and a path substring."""
-        return [r for r in self.requests if (method is None or r.method == method) and contains in r.path]
-
     def fail(self, status: int, message: str, path_contains: str = "") -> None:
         """From now on, answer every request whose path contains ``path_contains`` with ``status`` (a broken API server).
 
@@ -246,7 +224,7 @@ class FakeKfpServer(LoopbackServer):
         else:
             body = json.loads(raw) if raw else None
         with self._lock:
-            self.requests.append(KfpRequest(method, path, query, body, auth))
+            self.requests.append(RecordedRequest(method, path, query, body, auth))
             if self._failure is not None and self._failure[2] in path:
                 return self._error(self._failure[0], self._failure[1])
             if self.token is not None and auth != f"Bearer {self.token}":

@@ -35,8 +35,9 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from fakes.http import RecordedRequest
 from fakes.kfp_server import FakeKfpServer, _eq_filter
-from fakes.vertex_pipelines_server import FakeVertexPipelinesServer, VertexRequest
+from fakes.vertex_pipelines_server import FakeVertexPipelinesServer
 
 __all__ = ["FakeKfpScheduleServer", "FakeVertexScheduleServer"]
 
@@ -113,7 +114,7 @@ class FakeVertexScheduleServer(FakeVertexPipelinesServer):
         except ValueError:
             return self._error(400, "body is not JSON")
         with self._lock:
-            self.requests.append(VertexRequest(method, path, query, body, authorization))
+            self.requests.append(RecordedRequest(method, path, query, body, authorization))
             denied = self._unauthenticated(authorization)
             if denied is not None:
                 return denied

@@ -57,33 +57,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from fakes.http import GOOGLE_STATUS, LoopbackServer
+from fakes.http import GOOGLE_STATUS, RecordedRequest, RecordingServer
 
-__all__ = ["TOKEN", "FakeVertexPipelinesServer", "VertexRequest"]
+__all__ = ["TOKEN", "FakeVertexPipelinesServer"]
 
 _PARENT = re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/pipelineJobs(?:/([^/:]+))?(:cancel)?$")
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 TOKEN = "vertex-test-token"
 """The access token the fakes accept by default."""
-
-
-@dataclass(frozen=True)
-class VertexRequest:
-    """One request the server received.
-
-    Attributes:
-        method: ``GET``, ``POST``...
-        path: the URL path, percent-decoded.
-        query: query parameters (first value of each).
-        body: the parsed JSON body, or None.
-        authorization: the ``Authorization`` header, if any.
-    """
-
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any
-    authorization: str | None = None
 
 
 @dataclass
@@ -92,7 +73,7 @@ class _Job:
     states: list[str] = field(default_factory=list)
 
 
-class FakeVertexPipelinesServer(LoopbackServer):
+class FakeVertexPipelinesServer(RecordingServer):
     """The server; start it with ``with`` or :meth:`start`.
 
     Args:
@@ -106,7 +87,7 @@ class FakeVertexPipelinesServer(LoopbackServer):
         self.default_states = list(states or ["PENDING", "RUNNING", "SUCCEEDED"])
         self.buckets: dict[str, dict[str, Any]] = {b: self._bucket(b, "EU") for b in buckets or ()}
         self.iam: dict[str, dict[str, Any]] = {}
-        self.requests: list[VertexRequest] = []
+        self.requests: list[RecordedRequest] = []
         self.jobs: dict[str, _Job] = {}
         self._clock = 0
         self._t0 = time.time()
@@ -131,10 +112,6 @@ class FakeVertexPipelinesServer(LoopbackServer):
         return self.base_url
 
     # -- test helpers ----------------------------------------------------------------
-    def calls(self, method: str | None = None, contains: str = "") -> list[VertexRequest]:
-        """Recorded requests, optionally filtered by method and a path substring."""
-        return [r for r in self.requests if (method is None or r.method == method) and contains in r.path]
-
     def fail(self, status: int, message: str, path_contains: str = "") -> None:
         """From now on, answer every request whose path contains ``path_contains`` with ``status`` (a broken front end).
 
@@ -223,7 +200,7 @@ class FakeVertexPipelinesServer(LoopbackServer):
         except ValueError:
             return self._error(400, "body is not JSON")
         with self._lock:
-            self.requests.append(VertexRequest(method, path, query, body, authorization))
+            self.requests.append(RecordedRequest(method, path, query, body, authorization))
             if self._failure is not None and self._failure[2] in path:
                 return self._error(self._failure[0], self._failure[1])
             denied = self._unauthenticated(authorization)

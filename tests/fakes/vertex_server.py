@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from fakes.http import GOOGLE_STATUS, LoopbackServer
+from fakes.http import GOOGLE_STATUS, RecordedRequest, RecordingServer
 
 __all__ = ["TOKEN", "FakeVertexServer", "Fault", "RecordedRequest"]
 TOKEN = "vertex-test-token"
@@ -82,25 +82,6 @@ _UPLOAD_RESPONSE = "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelRe
 _UPLOAD_METADATA = "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelOperationMetadata"
 _DELETE_METADATA = "type.googleapis.com/google.cloud.aiplatform.v1.DeleteOperationMetadata"
 _EMPTY = "type.googleapis.com/google.protobuf.Empty"
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the server received.
-
-    Attributes:
-        method: ``GET``, ``POST``...
-        path: the URL path, percent-decoded.
-        query: query parameters (first value of each).
-        body: the parsed JSON body, or None.
-        authorization: the ``Authorization`` header, if any.
-    """
-
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any
-    authorization: str | None = None
 
 
 @dataclass
@@ -156,7 +137,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
 
 
-class FakeVertexServer(LoopbackServer):
+class FakeVertexServer(RecordingServer):
     """The server; start it with ``with`` or :meth:`start`.
 
     Args:
@@ -224,10 +205,6 @@ class FakeVertexServer(LoopbackServer):
         with self._lock:
             self.faults.append(f)
         return f
-
-    def calls(self, method: str | None = None, contains: str = "") -> list[RecordedRequest]:
-        """Recorded requests, optionally filtered by method and a path substring."""
-        return [r for r in self.requests if (method is None or r.method == method) and contains in r.path]
 
     def aliases(self, model_id: str) -> dict[str, list[str]]:
         """Version id -> aliases of a model."""
