@@ -57,6 +57,21 @@ def _recorded(spec: PipelineSpec) -> PipelineSpec:
     return spec
 
 
+def _cli_error(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> str:
+    """Runs ``cvpipe *argv``, asserts it failed with exit 1, no traceback, nothing on stdout and one line on stderr, and returns that line.
+
+    Python's warning lines on stderr do not count.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    lines = [line for line in done.stderr.splitlines() if line.strip() and "Warning" not in line and "warnings.warn" not in line]
+    assert done.returncode == 1, (argv, done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert len(lines) == 1, (argv, done.stderr)
+    return lines[0]
+
+
 def _text(html: str) -> str:
     import re
 
@@ -99,18 +114,8 @@ def test_a_server_error_is_a_bad_gateway_and_a_missing_run_stays_404(tmp_path: P
 def test_cli_says_in_one_line_which_target_cannot_be_reached() -> None:
     with refusing_url() as url:
         for argv in (["runs", "show", "3f9c-run"], ["runs", "list"]):
-            done = subprocess.run(
-                [sys.executable, "-m", "pipelines.cli", *argv, "--target", "kubeflow", "--host", url],
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            lines = [line for line in done.stderr.splitlines() if line.strip() and "Warning" not in line and "warnings.warn" not in line]
-            assert done.returncode == 1, (argv, done.returncode, done.stdout, done.stderr)
-            assert "Traceback" not in done.stderr and done.stdout == ""
-            assert len(lines) == 1, (argv, done.stderr)
-            assert lines[0].startswith("error: Kubeflow Pipelines") and url in lines[0] and "connection refused" in lines[0], lines[0]
+            line = _cli_error([*argv, "--target", "kubeflow", "--host", url], timeout=300)
+            assert line.startswith("error: Kubeflow Pipelines") and url in line and "connection refused" in line, line
 
 
 @pytest.mark.timeout(60)  # the client library alone retried for about 105 s per read
@@ -152,19 +157,9 @@ def test_cli_says_in_one_line_that_vertex_cannot_be_reached() -> None:
     with refusing_url() as url:
         where = ["--target", "vertex", "--project", "acme-ml", "--region", "europe-west4", "--api-endpoint", url]
         for argv in (["runs", "show", "shelf-retrain-1"], ["runs", "list"]):
-            done = subprocess.run(
-                [sys.executable, "-m", "pipelines.cli", *argv, *where],
-                cwd=REPO,
-                env={**os.environ, "PYTHONWARNINGS": "ignore"},  # the library's import-time warnings
-                capture_output=True,
-                text=True,
-                timeout=70,
-            )
-            lines = [line for line in done.stderr.splitlines() if line.strip() and "Warning" not in line and "warnings.warn" not in line]
-            assert done.returncode == 1, (argv, done.returncode, done.stdout, done.stderr)
-            assert "Traceback" not in done.stderr and done.stdout == ""
-            assert len(lines) == 1, (argv, done.stderr)
-            assert lines[0].startswith("error: Vertex AI Pipelines") and url in lines[0] and "connection refused" in lines[0], lines[0]
+            # PYTHONWARNINGS: the library's import-time warnings
+            line = _cli_error([*argv, *where], timeout=70, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            assert line.startswith("error: Vertex AI Pipelines") and url in line and "connection refused" in line, line
 
 
 def test_vertex_no_answer_and_5xx_are_unavailable_but_its_answers_are_not() -> None:
