@@ -78,17 +78,27 @@ def _text(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#39;", "'")
 
 
+def _from(html: str, element_id: str) -> str:
+    """The text of a page from the element with this id to the end."""
+    return _text(html.split(f'id="{element_id}"')[1])
+
+
+def _notice(html: str) -> str:
+    """The runs list's notice about a target it could not read."""
+    return _text(html.split('id="remote-error"')[1].split("</p>")[0])
+
+
 def test_unreachable_cluster_is_a_bad_gateway_not_a_missing_run(tmp_path: Path) -> None:
     with refusing_url() as url, serve_console(_spec(tmp_path, url)) as console:
         page = requests.get(f"{console}/runs/remote/kubeflow/3f9c-run", timeout=60)
         runs = requests.get(f"{console}/runs", timeout=60)
     assert page.status_code == 502, (page.status_code, page.text[:500])
-    said = _text(page.text.split('id="remote-unavailable"')[1])
+    said = _from(page.text, "remote-unavailable")
     assert "kubeflow" in said and url in said and "connection refused" in said and "may still exist" in said
     assert "not found" not in page.text.lower()
     assert runs.status_code == 200
     assert LOCAL_RUN in runs.text.split("<h2>kubeflow runs</h2>")[0]  # the local runs are listed
-    notice = _text(runs.text.split('id="remote-error"')[1].split("</p>")[0])
+    notice = _notice(runs.text)
     assert "kubeflow" in runs.text and url in notice and "connection refused" in notice
 
 
@@ -104,10 +114,10 @@ def test_a_server_error_is_a_bad_gateway_and_a_missing_run_stays_404(tmp_path: P
     assert missing.status_code == 404 and "no-such-run" in missing.text  # the cluster answered: it has no such run
     assert asked, "the console never asked the API server for the run"
     assert page.status_code == 502, (page.status_code, page.text[:500])
-    said = _text(page.text.split('id="remote-unavailable"')[1])
+    said = _from(page.text, "remote-unavailable")
     assert url in said and "HTTP 500" in said and "etcd: request timed out" in said and "may still exist" in said
     assert runs.status_code == 200 and LOCAL_RUN in runs.text
-    notice = _text(runs.text.split('id="remote-error"')[1].split("</p>")[0])
+    notice = _notice(runs.text)
     assert url in notice and "HTTP 500" in notice
 
 
@@ -124,11 +134,11 @@ def test_unreachable_vertex_is_a_bad_gateway_in_seconds(tmp_path: Path) -> None:
         page = requests.get(f"{console}/runs/remote/vertex/shelf-retrain-1", timeout=50)
         runs = requests.get(f"{console}/runs", timeout=50)
     assert page.status_code == 502, (page.status_code, page.text[:500])
-    said = _text(page.text.split('id="remote-unavailable"')[1])
+    said = _from(page.text, "remote-unavailable")
     assert "vertex" in said and url in said and "connection refused" in said and "may still exist" in said
     assert "not found" not in page.text.lower()
     assert runs.status_code == 200 and LOCAL_RUN in runs.text
-    notice = _text(runs.text.split('id="remote-error"')[1].split("</p>")[0])
+    notice = _notice(runs.text)
     assert url in notice and "connection refused" in notice
 
 
@@ -145,10 +155,10 @@ def test_a_vertex_server_error_is_a_bad_gateway_and_a_missing_job_stays_404(tmp_
     assert missing.status_code == 404 and "no-such-job" in missing.text  # Vertex AI answered: it has no such job
     assert len(asked) > 1, "a 5xx is retried within the read deadline"
     assert page.status_code == 502, (page.status_code, page.text[:500])
-    said = _text(page.text.split('id="remote-unavailable"')[1])
+    said = _from(page.text, "remote-unavailable")
     assert endpoint in said and "backend error" in said and "may still exist" in said
     assert runs.status_code == 200 and LOCAL_RUN in runs.text
-    notice = _text(runs.text.split('id="remote-error"')[1].split("</p>")[0])
+    notice = _notice(runs.text)
     assert endpoint in notice and "backend error" in notice
 
 
@@ -194,11 +204,11 @@ def test_refused_credentials_are_a_403_that_says_so_not_a_missing_run(tmp_path: 
         asked = kfp.calls("GET", f"/runs/{run_id}")
     assert asked, "the console never asked the API server for the run"
     assert page.status_code == 403, (page.status_code, page.text[:500])
-    said = _text(page.text.split('id="remote-refused"')[1])
+    said = _from(page.text, "remote-refused")
     assert "kubeflow" in said and url in said and f"HTTP {status}" in said and "token expired" in said and "may still exist" in said
     assert "not found" not in page.text.lower()
     assert runs.status_code == 200 and LOCAL_RUN in runs.text
-    notice = _text(runs.text.split('id="remote-error"')[1].split("</p>")[0])
+    notice = _notice(runs.text)
     assert url in notice and "refused the console's credentials" in notice
 
 
@@ -212,5 +222,5 @@ def test_vertex_refusing_the_credentials_is_a_403(tmp_path: Path) -> None:
         asked = server.calls("GET", "/pipelineJobs/shelf-retrain-1")
     assert len(asked) == 1, "a refusal is an answer: it is not retried"
     assert page.status_code == 403, (page.status_code, page.text[:500])
-    said = _text(page.text.split('id="remote-refused"')[1])
+    said = _from(page.text, "remote-refused")
     assert "vertex" in said and endpoint in said and "aiplatform.pipelineJobs.get" in said and "may still exist" in said
