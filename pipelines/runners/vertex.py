@@ -381,10 +381,8 @@ def _vertex(what: str, fn: Callable[[], Any]) -> Any:
         down = _unavailable(e)
         if down is not None:
             raise RemoteUnavailable("Vertex AI Pipelines", "vertex", _endpoint(), what, down[0], timeout=down[1]) from None
-        if isinstance(e, gexc.GoogleAPICallError) and e.code in (
-            401,
-            403,
-        ):  # Unauthorized/Forbidden (REST), Unauthenticated/PermissionDenied
+        # 401/403: Unauthorized/Forbidden over REST (Unauthenticated/PermissionDenied)
+        if isinstance(e, gexc.GoogleAPICallError) and e.code in (401, 403):
             raise RemoteRefused("Vertex AI Pipelines", "vertex", _endpoint(), what, _describe(e)) from None
         raise PipelineRunError(f"Vertex AI Pipelines: {what} failed: {_describe(e)}") from None
 
@@ -445,7 +443,8 @@ def _list_jobs(request: dict[str, Any], region: str, limit: int, seconds: float)
         pages = _pipeline_client(region).list_pipeline_jobs(request=request, **_read_options(seconds))
         return list(itertools.islice(pages, limit))
 
-    return list(_vertex("listing pipeline jobs", read))
+    jobs: list[Any] = _vertex("listing pipeline jobs", read)
+    return jobs
 
 
 def _job_url(resource_name: str) -> str:
@@ -696,10 +695,9 @@ def list_runs(
     s = settings or VertexSettings()
     project = _need(project or s.project, "project", "--project")
     region = _need(region or s.region, "region", "--region")
-    flt = f'pipeline_name="{pipeline}"' if pipeline else None
     request: dict[str, Any] = {"parent": f"projects/{project}/locations/{region}"}
-    if flt:
-        request["filter"] = flt
+    if pipeline:
+        request["filter"] = f'pipeline_name="{pipeline}"'
     with _aiplatform(project, region, api_endpoint or s.api_endpoint, credentials):
         return [_to_run(res) for res in _list_jobs(request, region, limit, s.read_timeout_s)]
 
